@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages ringfence builds, tests and benchmarks with.
+# Idempotent: it asks dpkg what is missing, runs `apt-get update` only when something is,
+# and says what it installs. The list matches the "Dependencies" section of DESIGN.md.
+set -euo pipefail
+
+packages=(
+  build-essential      # g++ 12, make
+  cmake                # build system
+  ninja-build          # generator used by the README commands
+  pkg-config           # finds libseccomp and liburing
+  liburing-dev         # io_uring headers (raw syscalls live in src/sys/)
+  libseccomp-dev       # seccomp filter of the sandboxed guest process
+  libgtest-dev         # GoogleTest
+  libgmock-dev         # GoogleMock
+  libbenchmark-dev     # google-benchmark micro-benchmarks
+  fio                  # reference benchmark
+  libtomlplusplus-dev  # policy files
+  nlohmann-json3-dev   # JSON reports
+  libcli11-dev         # command-line parsing
+  libfmt-dev           # formatting (g++ 12 has no std::format)
+  gnuplot-nox          # benchmark charts
+  clang-14             # libFuzzer builds
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null; then
+    sudo=(sudo)
+  else
+    echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+echo "install-deps: installing ${#missing[@]} package(s): ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install-deps: done"
