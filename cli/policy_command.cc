@@ -1,0 +1,112 @@
+// `ringfence policy check|explain|list|names`.
+#include "cli/policy_command.h"
+
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "cli/markdown_table.h"
+#include "restrictions/builtin_policies.h"
+#include "restrictions/opcode_safety.h"
+#include "restrictions/policy_explainer.h"
+#include "restrictions/policy_loader.h"
+#include "restrictions/policy_parser.h"
+#include "ring/opcodes.h"
+#include "ring/setup.h"
+
+namespace rf::cli {
+
+namespace {
+
+const KernelOpcodeSupport* kernel_for(const PolicyArgs& args) {
+  return args.offline ? nullptr : &running_kernel_opcode_support();
+}
+
+void print_diagnostics(const std::vector<policy::Diagnostic>& diagnostics) {
+  for (const auto& d : diagnostics) std::cerr << policy::format_diagnostic(d) << "\n";
+}
+
+std::string summary(const policy::Policy& p) {
+  std::vector<std::string> ops;
+  for (const auto& e : p.sqe_opcodes) ops.push_back(e.name);
+  std::vector<std::string> required;
+  for (const auto& e : p.required_flags) required.push_back(e.name);
+  return fmt::format("{} policy \"{}\": opcodes {}; required flags {}; {} other flag(s); {} register opcode(s)",
+                     policy::mode_name(p.mode), p.name, ops.empty() ? "none" : fmt::format("{}", fmt::join(ops, ", ")),
+                     required.empty() ? "none" : fmt::format("{}", fmt::join(required, ", ")), p.allowed_flags.size(),
+                     p.register_opcodes.size());
+}
+
+}  // namespace
+
+int run_policy_check(const PolicyArgs& args) {
+  int failures = 0;
+  for (const std::string& arg : args.policies) {
+    auto checked = policy::load_checked_policy(arg, kernel_for(args));
+    if (!checked) {
+      print_diagnostics(checked.error());
+      std::cerr << fmt::format("{}: refused\n", arg);
+      ++failures;
+      continue;
+    }
+    print_diagnostics(checked->warnings);
+    std::cout << fmt::format("{}: ok: {}\n", arg, summary(checked->policy));
+  }
+  return failures == 0 ? 0 : 1;
+}
+
+int run_policy_explain(const PolicyArgs& args) {
+  int failures = 0;
+  for (const std::string& arg : args.policies) {
+    auto checked = policy::load_checked_policy(arg, kernel_for(args));
+    if (!checked) {
+      print_diagnostics(checked.error());
+      std::cerr << fmt::format("{}: refused; `ringfence policy check {}` explains why\n", arg, arg);
+      ++failures;
+      continue;
+    }
+    print_diagnostics(checked->warnings);
+    std::cout << policy::explain_policy(checked->policy, kernel_for(args), running_register_restriction_model());
+  }
+  return failures == 0 ? 0 : 1;
+}
+
+int run_policy_list() {
+  MarkdownTable table({"name", "mode", "opcodes", "required flags"});
+  for (const auto& builtin : policy::builtin_policies()) {
+    auto parsed = policy::load_policy(builtin.name);
+    if (!parsed) {
+      print_diagnostics(parsed.error());
+      return 1;
+    }
+    std::vector<std::string> ops;
+    for (const auto& e : parsed->sqe_opcodes) ops.push_back(e.name);
+    std::vector<std::string> flags;
+    for (const auto& e : parsed->required_flags) flags.push_back(e.name);
+    table.add_row({std::string(builtin.name), std::string(policy::mode_name(parsed->mode)),
+                   fmt::format("{}", fmt::join(ops, ", ")), fmt::format("{}", fmt::join(flags, ", "))});
+  }
+  std::cout << table.render();
+  return 0;
+}
+
+int run_policy_names() {
+  std::cout << "SQE opcodes ([sqe] allowed_opcodes) and what they would give a passthrough guest:\n\n";
+  MarkdownTable sqe({"#", "name", "passthrough"});
+  for (const auto& op : known_sqe_opcodes()) {
+    sqe.add_row({fmt::format("{}", op.value), std::string(op.name),
+                 std::string(policy::risk_name(policy::opcode_safety(op.value).risk))});
+  }
+  std::cout << sqe.render();
+  std::cout << "\nSQE flags ([sqe] required_flags, allowed_flags):\n\n";
+  MarkdownTable flags({"bit", "name"});
+  for (const auto& f : known_sqe_flags()) flags.add_row({fmt::format("{:#04x}", f.bit), std::string(f.name)});
+  std::cout << flags.render();
+  std::cout << "\nregister opcodes ([register] allowed_opcodes):\n\n";
+  MarkdownTable reg({"#", "name"});
+  for (const auto& op : known_register_opcodes()) reg.add_row({fmt::format("{}", op.value), std::string(op.name)});
+  std::cout << reg.render();
+  return 0;
+}
+
+}  // namespace rf::cli
