@@ -23,4 +23,7 @@ std::string format_diagnostic(const Diagnostic& d);
 
 bool has_errors(const std::vector<Diagnostic>& diagnostics);
 
+// Orders diagnostics by position in the file (line, then column), keeping ties in order.
+void sort_by_position(std::vector<Diagnostic>& diagnostics);
+
 }  // namespace rf::policy

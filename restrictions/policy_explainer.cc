@@ -102,7 +102,7 @@ std::string explain_policy(const Policy& policy, const KernelOpcodeSupport* kern
   out += wrap(denied, "    ");
   const std::uint8_t forbidden_flags = static_cast<std::uint8_t>(sqe_flag::kAllKnown & ~(set.allowed_flags() | set.required_flags()));
   if (forbidden_flags != 0) {
-    out += fmt::format("  set {}: the SQE completes with -EACCES", sqe_flags_label(forbidden_flags));
+    out += fmt::format("  set any of {}: the SQE completes with -EACCES", sqe_flags_label(forbidden_flags));
     if ((forbidden_flags & sqe_flag::kBufferSelect) != 0) {
       out += "\n    (BUFFER_SELECT on an opcode that cannot select buffers fails earlier, with -EOPNOTSUPP)";
     }
@@ -127,8 +127,8 @@ std::string explain_policy(const Policy& policy, const KernelOpcodeSupport* kern
   out += "\nWhat the kernel does NOT check (no restriction can express it)\n";
   if (set.allows(SqeOpcode::WriteFixed) || set.allows(SqeOpcode::ReadFixed)) {
     out += "  - file offsets: READ_FIXED/WRITE_FIXED may name any offset; a write past the disk's end grows a\n"
-           "    regular image file (the mediated path bounds offsets; passthrough needs a block device or a\n"
-           "    fixed-size image)\n";
+           "    regular image file (the mediated path bounds offsets; in passthrough, back the disk with a\n"
+           "    block device, whose size the kernel enforces)\n";
   }
   out += "  - resources: completions the guest does not reap, and io-wq workers, are not bounded by restrictions\n";
   if (policy.mode == Mode::Passthrough) {

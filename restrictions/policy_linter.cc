@@ -33,7 +33,7 @@ class Linter {
     opcode_risks();
     fixed_file_required();
     warnings();
-    std::stable_sort(out_.begin(), out_.end(), [](const Diagnostic& a, const Diagnostic& b) { return a.where.line < b.where.line; });
+    sort_by_position(out_);
     return std::move(out_);
   }
 

@@ -78,7 +78,10 @@ class Parser {
       check_keys(*reg, {"allowed_opcodes"}, "[register]", policy_.register_where);
       read_list(*reg, "[register]", {"allowed_opcodes", NameKind::RegisterOpcode, &policy_.register_opcodes});
     }
-    if (has_errors(diagnostics_)) return unexpected(std::move(diagnostics_));
+    if (has_errors(diagnostics_)) {
+      sort_by_position(diagnostics_);
+      return unexpected(std::move(diagnostics_));
+    }
     return std::move(policy_);
   }
 
@@ -246,7 +249,7 @@ std::string suggest_name(std::string_view unknown, const std::vector<std::string
   std::string_view best;
   std::size_t best_distance = 3;  // suggest only names within two edits
   for (std::string_view candidate : known) {
-    const std::size_t d = edit_distance(normalized, candidate);
+    const std::size_t d = edit_distance(normalized, upper(candidate));
     if (d < best_distance) {
       best = candidate;
       best_distance = d;

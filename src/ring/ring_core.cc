@@ -1,5 +1,6 @@
 #include "ring/ring_core.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,6 +51,17 @@ unsigned round_up_pow2(unsigned v) { return std::bit_ceil(v); }
 
 bool page_aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % page_size() == 0; }
 
+// Whether `fd` is an io_uring instance: an open descriptor whose /proc link reads
+// "anon_inode:[io_uring]". Without /proc the kernel has the last word.
+bool is_io_uring_fd(int fd) {
+  if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) return false;
+  char target[64] = {};
+  const std::string link = fmt::format("/proc/self/fd/{}", fd);
+  const ssize_t n = ::readlink(link.c_str(), target, sizeof(target) - 1);
+  if (n < 0) return true;
+  return std::string_view(target, static_cast<std::size_t>(n)) == "anon_inode:[io_uring]";
+}
+
 // Options that can be checked without the kernel.
 Result<void, RingError> validate_static(const RingOptions& o) {
   if (o.sq_entries == 0 || o.sq_entries > kMaxSqEntries) {
@@ -77,8 +89,10 @@ Result<void, RingError> validate_static(const RingOptions& o) {
       }
     }
   }
-  if (o.attach_wq_fd && *o.attach_wq_fd < 0) {
-    return unexpected(invalid(fmt::format("attach_wq_fd {} is not a descriptor", *o.attach_wq_fd)));
+  if (o.attach_wq_fd && !is_io_uring_fd(*o.attach_wq_fd)) {
+    // The kernel answers EINVAL (or ENXIO), which would read like a missing feature.
+    return unexpected(invalid(fmt::format("attach_wq_fd {} is not the descriptor of an io_uring instance",
+                                          *o.attach_wq_fd)));
   }
   if (o.caller_memory) {
     const CallerRingMemory& m = *o.caller_memory;

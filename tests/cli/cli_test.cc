@@ -1,0 +1,123 @@
+// Runs the `ringfence` binary as a user would and checks its output and exit status.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/kernel_caps.h"
+
+namespace {
+
+struct CliRun {
+  int status = -1;
+  std::string output;  // stdout and stderr
+};
+
+CliRun ringfence(const std::string& args) {
+  CliRun run;
+  const std::string command = std::string(RF_CLI_PATH) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return run;
+  std::array<char, 4096> chunk{};
+  std::size_t n = 0;
+  while ((n = std::fread(chunk.data(), 1, chunk.size(), pipe)) > 0) run.output.append(chunk.data(), n);
+  const int raw = ::pclose(pipe);
+  run.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return run;
+}
+
+bool contains(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
+
+TEST(CliTest, HelpListsTheCommands) {
+  const CliRun run = ringfence("--help");
+  EXPECT_EQ(run.status, 0);
+  for (const char* cmd : {"probe", "policy", "demo"}) EXPECT_TRUE(contains(run.output, cmd)) << run.output;
+  const CliRun policy_help = ringfence("policy --help");
+  for (const char* cmd : {"check", "explain", "list", "names"}) EXPECT_TRUE(contains(policy_help.output, cmd));
+}
+
+TEST(CliTest, UnknownCommandOrMissingArgumentFails) {
+  EXPECT_NE(ringfence("frobnicate").status, 0);
+  const CliRun run = ringfence("policy check");
+  EXPECT_NE(run.status, 0);
+  EXPECT_TRUE(contains(run.output, "POLICY is required")) << run.output;
+}
+
+TEST(CliTest, PolicyCheckAcceptsTheBuiltins) {
+  RF_REQUIRE(rf::test::io_uring_feature());
+  const CliRun run = ringfence("policy check blk-passthrough blk-passthrough-ro blk-mediated");
+  EXPECT_EQ(run.status, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "blk-passthrough: ok")) << run.output;
+  EXPECT_TRUE(contains(run.output, "blk-mediated: ok")) << run.output;
+}
+
+TEST(CliTest, PolicyCheckRefusesAPassthroughPolicyThatAllowsReadv) {
+  const std::string path = ::testing::TempDir() + "ringfence-cli-readv.toml";
+  std::ofstream(path) << R"([policy]
+name = "readv"
+format = 1
+mode = "passthrough"
+comment = "allows READV"
+
+[sqe]
+allowed_opcodes = ["READ_FIXED", "READV"]
+required_flags = ["FIXED_FILE"]
+allowed_flags = []
+
+[register]
+allowed_opcodes = []
+)";
+  const CliRun run = ringfence("policy check --offline " + path);
+  ::unlink(path.c_str());
+  EXPECT_EQ(run.status, 1) << run.output;
+  EXPECT_TRUE(contains(run.output, path + ":8:34: error: READV is not allowed in a passthrough policy")) << run.output;
+  EXPECT_TRUE(contains(run.output, "a host address the kernel does not check")) << run.output;
+  EXPECT_TRUE(contains(run.output, "fix: remove \"READV\"")) << run.output;
+  EXPECT_TRUE(contains(run.output, "refused")) << run.output;
+}
+
+TEST(CliTest, PolicyExplainAndList) {
+  RF_REQUIRE(rf::test::io_uring_feature());
+  const CliRun explain = ringfence("policy explain blk-passthrough-ro");
+  EXPECT_EQ(explain.status, 0) << explain.output;
+  EXPECT_TRUE(contains(explain.output, "submit 1 of the")) << explain.output;
+  const CliRun list = ringfence("policy list");
+  EXPECT_EQ(list.status, 0);
+  EXPECT_TRUE(contains(list.output, "| blk-mediated ")) << list.output;
+  const CliRun names = ringfence("policy names");
+  EXPECT_TRUE(contains(names.output, "READV_FIXED")) << names.output;
+}
+
+TEST(CliTest, ProbeJsonReportsRestrictions) {
+  RF_REQUIRE(rf::test::restrictions_feature());
+  const CliRun run = ringfence("probe --json --target /nonexistent");
+  ASSERT_EQ(run.status, 0) << run.output;
+  const auto json = nlohmann::json::parse(run.output, nullptr, false);
+  ASSERT_FALSE(json.is_discarded()) << run.output;
+  EXPECT_EQ(json["restrictions"]["supported"], true);
+  EXPECT_EQ(json["setup_flags"]["R_DISABLED"]["supported"], true);
+  EXPECT_EQ(json["iopoll"]["supported"], false);
+  EXPECT_GT(json["register_opcode_count"].get<int>(), 12);
+  EXPECT_TRUE(json["sqe_opcodes"].is_array());
+}
+
+TEST(CliTest, DemoPassesEveryCheck) {
+  RF_REQUIRE(rf::test::restrictions_feature());
+  RF_REQUIRE(rf::test::sqpoll_feature());
+  RF_REQUIRE(rf::test::no_mmap_feature());
+  const CliRun run = ringfence("demo");
+  EXPECT_EQ(run.status, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "PASS:")) << run.output;
+  EXPECT_TRUE(contains(run.output, " policies, 0 failed")) << run.output;
+  EXPECT_FALSE(contains(run.output, "| ✗")) << run.output;    // a failed cell
+  EXPECT_FALSE(contains(run.output, "\n  ✗ ")) << run.output;  // a failure line
+  EXPECT_TRUE(contains(run.output, "| every denied SQE opcode")) << run.output;
+}
+
+}  // namespace

@@ -1,0 +1,74 @@
+#include "support/kernel_caps.h"
+
+#include "ring/setup.h"
+
+namespace rf::test {
+
+namespace {
+
+bool kernel_lacks(const RingError& e) {
+  return e.code == RingErrc::Unsupported || e.code == RingErrc::IoUringUnavailable;
+}
+
+Feature from(const RingError& e) { return Feature{false, kernel_lacks(e), e.message}; }
+
+Feature try_options(const RingOptions& options) {
+  auto ring = DisabledRing::create(options);
+  if (!ring) return from(ring.error());
+  return Feature{true, false, ""};
+}
+
+}  // namespace
+
+const Feature& io_uring_feature() {
+  static const Feature f = try_options(RingOptions{});
+  return f;
+}
+
+const Feature& restrictions_feature() {
+  static const Feature f = [] {
+    if (!io_uring_feature().available) return io_uring_feature();
+    auto disabled = DisabledRing::create(RingOptions{});
+    if (!disabled) return from(disabled.error());
+    auto restricted = std::move(*disabled).restrict(RestrictionSet{}.allow(SqeOpcode::Nop));
+    if (!restricted) return from(restricted.error());
+    auto ring = std::move(*restricted).enable();
+    if (!ring) return from(ring.error());
+    return Feature{true, false, ""};
+  }();
+  return f;
+}
+
+const Feature& sqpoll_feature() {
+  static const Feature f = [] {
+    RingOptions o;
+    o.sqpoll = SqPollOptions{};
+    return try_options(o);
+  }();
+  return f;
+}
+
+const Feature& no_mmap_feature() {
+  static const Feature f = [] {
+    RingOptions o;
+    o.sq_entries = 4;
+    auto layout = ring_memory_layout(o);
+    if (!layout) return from(layout.error());
+    auto mem = MmapRegion::map_anonymous(layout->rings_bytes + layout->sqes_bytes);
+    if (!mem) return Feature{false, false, mem.error().message};
+    o.caller_memory = CallerRingMemory{mem->span().first(layout->rings_bytes), mem->span().subspan(layout->rings_bytes)};
+    return try_options(o);
+  }();
+  return f;
+}
+
+const Feature& no_sqarray_feature() {
+  static const Feature f = [] {
+    RingOptions o;
+    o.no_sqarray = true;
+    return try_options(o);
+  }();
+  return f;
+}
+
+}  // namespace rf::test
