@@ -16,6 +16,7 @@
 
 #include "support/kernel_caps.h"
 #include "support/test_ring.h"
+#include "sys/syscalls.h"
 #include "util/mmap_region.h"
 
 namespace rf {
@@ -90,6 +91,12 @@ TEST(BufferTablePlanTest, RespectsTheKernelLimitOf16384Buffers) {
 TEST(RegisterBuffersTest, RegionOverOneGibibyteIsTwoBuffersAndCrossingIsRefused) {
   RF_REQUIRE(test::restrictions_feature());
   const std::size_t len = kGiB + 65536;
+  rlimit memlock{};
+  ASSERT_EQ(::getrlimit(RLIMIT_MEMLOCK, &memlock), 0);
+  if (sys::has_cap_ipc_lock() != 1 && memlock.rlim_cur != RLIM_INFINITY && memlock.rlim_cur < len) {
+    GTEST_SKIP() << "pinning 1 GiB needs CAP_IPC_LOCK or RLIMIT_MEMLOCK >= " << len << " bytes (it is "
+                 << memlock.rlim_cur << "); run as root or raise `ulimit -l`";
+  }
   auto memory = MmapRegion::map_anonymous(len);
   ASSERT_TRUE(memory) << memory.error().message;
   UniqueFd disk = test::make_memfd(1 << 20);

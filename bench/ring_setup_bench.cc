@@ -1,0 +1,82 @@
+// Micro-benchmarks for the foundation: what it costs to create a restricted, verified ring
+// (create with R_DISABLED, register a file and a buffer, register restrictions, enable,
+// self-check), and to load and lint a policy. Never run in CI as a gate; see README.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <benchmark/benchmark.h>
+
+#include "audit/audit_ring.h"
+#include "restrictions/policy_compiler.h"
+#include "restrictions/policy_loader.h"
+#include "ring/probe.h"
+#include "ring/setup.h"
+#include "util/mmap_region.h"
+#include "util/unique_fd.h"
+
+namespace {
+
+rf::RestrictionSet blk_passthrough() {
+  auto policy = rf::policy::load_checked_policy("blk-passthrough", nullptr);
+  return rf::policy::compile_policy(policy->policy);
+}
+
+// The whole set-up sequence a VMM runs per device, with the disk and memory prepared beforehand.
+void BM_RestrictedRingSetup(benchmark::State& state) {
+  const bool guest_shared = state.range(0) != 0;
+  const std::size_t buffer_bytes = static_cast<std::size_t>(state.range(1));
+  const rf::RestrictionSet set = blk_passthrough();
+  rf::UniqueFd disk(::memfd_create("bench-disk", MFD_CLOEXEC));
+  if (::ftruncate(disk.get(), 1 << 20) != 0) return state.SkipWithError("memfd");
+
+  rf::RingOptions options;
+  options.sq_entries = 64;
+  std::size_t ring_bytes = 0;
+  if (guest_shared) {
+    options.sqpoll = rf::SqPollOptions{std::nullopt, std::chrono::milliseconds(10)};
+    auto layout = rf::ring_memory_layout(options);
+    if (!layout) return state.SkipWithError(layout.error().message.c_str());
+    ring_bytes = layout->rings_bytes + layout->sqes_bytes;
+  }
+  auto ram = rf::MmapRegion::map_anonymous(ring_bytes + buffer_bytes);
+  if (!ram) return state.SkipWithError(ram.error().message.c_str());
+  if (guest_shared) {
+    auto layout = rf::ring_memory_layout(options);
+    options.caller_memory = rf::CallerRingMemory{ram->span().first(layout->rings_bytes),
+                                                 ram->span().subspan(layout->rings_bytes, layout->sqes_bytes)};
+  }
+  const rf::BufferRegion region{ram->bytes() + ring_bytes, buffer_bytes};
+  const int files[] = {disk.get()};
+
+  for (auto _ : state) {
+    auto disabled = rf::DisabledRing::create(options);
+    if (!disabled) return state.SkipWithError(disabled.error().message.c_str());
+    if (!disabled->register_files(files)) return state.SkipWithError("register_files");
+    if (!disabled->register_buffers({&region, 1})) return state.SkipWithError("register_buffers");
+    auto restricted = std::move(*disabled).restrict(set);
+    if (!restricted) return state.SkipWithError(restricted.error().message.c_str());
+    auto ring = std::move(*restricted).enable();
+    if (!ring) return state.SkipWithError(ring.error().message.c_str());
+    benchmark::DoNotOptimize(ring->fd());
+  }
+  state.SetLabel(guest_shared ? "SQPOLL + rings in guest RAM" : "private ring");
+}
+BENCHMARK(BM_RestrictedRingSetup)
+    ->ArgNames({"guest_shared", "buffer_bytes"})
+    ->Args({0, 1 << 20})
+    ->Args({1, 1 << 20})
+    ->Args({0, 256 << 20})
+    ->Unit(benchmark::kMicrosecond);
+
+void BM_PolicyLoadAndLint(benchmark::State& state) {
+  const rf::KernelOpcodeSupport& kernel = rf::running_kernel_opcode_support();
+  for (auto _ : state) {
+    auto policy = rf::policy::load_checked_policy("blk-passthrough", &kernel);
+    benchmark::DoNotOptimize(policy);
+  }
+}
+BENCHMARK(BM_PolicyLoadAndLint)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
