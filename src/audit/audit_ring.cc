@@ -50,7 +50,7 @@ Result<AuditRing, RingError> AuditRing::create(const RestrictionSet& set, RingSh
   const std::size_t ram_bytes = ring_bytes + kBufferBytes + page_size();
   auto ram_fd = make_memfd("ringfence-audit-ram", ram_bytes);
   if (!ram_fd) return unexpected(std::move(ram_fd).error());
-  auto ram = MmapRegion::map_fd(ram_fd->get(), 0, ram_bytes, PROT_READ | PROT_WRITE);
+  auto ram = MmapRegion::map_fd(ram_fd->get(), 0, ram_bytes, PROT_READ | PROT_WRITE);  // outlives the memfd
   if (!ram) return unexpected(RingError{RingErrc::Mmap, ram.error().sys_errno, ram.error().message});
   if (shape == RingShape::GuestShared) {
     options.caller_memory = CallerRingMemory{ram->span().first(layout.rings_bytes),
@@ -69,7 +69,7 @@ Result<AuditRing, RingError> AuditRing::create(const RestrictionSet& set, RingSh
   auto ring = std::move(*restricted).enable();
   if (!ring) return unexpected(std::move(ring).error());
 
-  AuditRing audit(std::move(*disk), std::move(*ram_fd), std::move(*ram), ring_bytes, std::move(*ring), shape);
+  AuditRing audit(std::move(*disk), std::move(*ram), ring_bytes, std::move(*ring), shape);
   audit.setup_time_ = std::chrono::steady_clock::now() - start;
   return audit;
 }

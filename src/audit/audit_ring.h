@@ -43,15 +43,14 @@ class AuditRing {
   Sqe write_fixed(std::uint64_t disk_offset, std::uint32_t len, std::size_t buffer_offset = 0) const;
 
  private:
-  AuditRing(UniqueFd disk, UniqueFd ram_fd, MmapRegion ram, std::size_t buffer_offset, Ring ring, RingShape shape)
-      : disk_(std::move(disk)), ram_fd_(std::move(ram_fd)), guest_ram_(std::move(ram)),
-        buffer_offset_(buffer_offset), ring_(std::move(ring)), shape_(shape) {}
+  AuditRing(UniqueFd disk, MmapRegion ram, std::size_t buffer_offset, Ring ring, RingShape shape)
+      : disk_(std::move(disk)), guest_ram_(std::move(ram)), buffer_offset_(buffer_offset), ring_(std::move(ring)),
+        shape_(shape) {}
 
   // Declared in reverse teardown order: the ring is closed before the memory it uses
   // (its rings, in the GuestShared shape, and its registered buffer) is unmapped.
   UniqueFd disk_;
-  UniqueFd ram_fd_;
-  MmapRegion guest_ram_;
+  MmapRegion guest_ram_;  // a shared mapping of a memfd, like a VMM's guest RAM
   std::size_t buffer_offset_ = 0;
   Ring ring_;
   RingShape shape_;

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "sys/syscalls.h"
+#include "util/address.h"
 #include "util/checked_math.h"
 
 namespace rf {
@@ -34,7 +35,7 @@ Result<BufferTable, RingError> BufferTable::plan(std::span<const BufferRegion> r
   BufferTable table;
   for (std::size_t r = 0; r < regions.size(); ++r) {
     const BufferRegion& region = regions[r];
-    const auto base = reinterpret_cast<std::uintptr_t>(region.host);
+    const std::uintptr_t base = address_of(region.host);
     if (region.host == nullptr || region.len == 0) {
       return unexpected(plan_error(fmt::format("buffer region {} is empty or has no address", r)));
     }

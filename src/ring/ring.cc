@@ -7,6 +7,7 @@
 
 #include "ring/registered_files.h"
 #include "sys/syscalls.h"
+#include "util/address.h"
 
 namespace rf {
 
@@ -49,7 +50,7 @@ Result<Cqe, RingError> Ring::wait_completion(std::chrono::milliseconds timeout) 
     ts.tv_sec = remaining.count() / 1'000'000'000;
     ts.tv_nsec = remaining.count() % 1'000'000'000;
     io_uring_getevents_arg arg{};
-    arg.ts = reinterpret_cast<std::uintptr_t>(&ts);
+    arg.ts = address_of(&ts);
     unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
     unsigned to_submit = 0;
     if (info().sqpoll) {

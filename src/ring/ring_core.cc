@@ -13,6 +13,7 @@
 
 #include "ring/kernel_facts.h"
 #include "sys/syscalls.h"
+#include "util/address.h"
 #include "util/checked_math.h"
 
 namespace rf {
@@ -49,7 +50,7 @@ RingError invalid(std::string message) { return RingError{RingErrc::InvalidOptio
 
 unsigned round_up_pow2(unsigned v) { return std::bit_ceil(v); }
 
-bool page_aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % page_size() == 0; }
+bool page_aligned(const void* p) { return address_of(p) % page_size() == 0; }
 
 // Whether `fd` is an io_uring instance: an open descriptor whose /proc link reads
 // "anon_inode:[io_uring]". Without /proc the kernel has the last word.
@@ -104,8 +105,8 @@ Result<void, RingError> validate_static(const RingOptions& o) {
           "caller ring memory must be page-aligned ({} bytes): rings at {}, SQEs at {}", page_size(),
           static_cast<const void*>(m.rings.data()), static_cast<const void*>(m.sqes.data()))));
     }
-    const auto r0 = reinterpret_cast<std::uintptr_t>(m.rings.data());
-    const auto s0 = reinterpret_cast<std::uintptr_t>(m.sqes.data());
+    const std::uintptr_t r0 = address_of(m.rings.data());
+    const std::uintptr_t s0 = address_of(m.sqes.data());
     if (r0 < s0 + m.sqes.size() && s0 < r0 + m.rings.size()) {
       return unexpected(invalid("caller ring memory: the rings area and the SQE area overlap"));
     }
@@ -162,8 +163,8 @@ io_uring_params params_for(const RingOptions& o) {
   }
   if (o.attach_wq_fd) p.wq_fd = static_cast<std::uint32_t>(*o.attach_wq_fd);
   if (o.caller_memory) {
-    sys::user_addr(p.cq_off) = reinterpret_cast<std::uintptr_t>(o.caller_memory->rings.data());
-    sys::user_addr(p.sq_off) = reinterpret_cast<std::uintptr_t>(o.caller_memory->sqes.data());
+    sys::user_addr(p.cq_off) = address_of(o.caller_memory->rings.data());
+    sys::user_addr(p.sq_off) = address_of(o.caller_memory->sqes.data());
   }
   return p;
 }

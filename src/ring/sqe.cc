@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "util/address.h"
+
 namespace rf {
 
 namespace {
@@ -16,8 +18,6 @@ Sqe rw(SqeOpcode op, FileRef file, std::uint64_t addr, std::uint32_t len, std::u
   sqe.off = offset;
   return sqe;
 }
-
-std::uint64_t address_of(const void* p) { return reinterpret_cast<std::uintptr_t>(p); }
 
 }  // namespace
 

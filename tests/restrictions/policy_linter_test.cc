@@ -94,6 +94,17 @@ TEST(PolicyLinterTest, EveryKnownOpcodeIsClassified) {
   EXPECT_EQ(opcode_safety(200).risk, OpcodeRisk::Unknown);
 }
 
+// The parser only accepts names ringfence knows, and each has a safety entry (checked above);
+// this rule guards against the two tables drifting apart, so it is exercised directly.
+TEST(PolicyLinterTest, AnOpcodeWithoutASafetyEntryIsRefused) {
+  auto parsed = parse_policy(PolicyText{}.str(), "p.toml");
+  ASSERT_TRUE(parsed);
+  parsed->sqe_opcodes.push_back(Entry{100, "op 100", SourceLocation{"p.toml", 8, 50}});
+  const auto all = lint_policy(*parsed, nullptr);
+  expect_rule(all, "unknown-risk", Severity::Error, 8, "ringfence cannot say what it would let a guest do",
+              "remove \"op 100\"");
+}
+
 TEST(PolicyLinterTest, PassthroughMustRequireFixedFile) {
   PolicyText t;
   t.required = "";
