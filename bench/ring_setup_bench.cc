@@ -22,6 +22,10 @@ rf::RestrictionSet blk_passthrough() {
 }
 
 // The whole set-up sequence a VMM runs per device, with the disk and memory prepared beforehand.
+// In the SQPOLL shape, wall time includes waiting for the new SQPOLL thread to run the
+// self-check's probe SQE; on a 2-CPU machine it competes with the threads of earlier
+// iterations, which spin for their idle time after their ring is closed, so back-to-back
+// creation measures contention as much as set-up (compare the CPU column).
 void BM_RestrictedRingSetup(benchmark::State& state) {
   const bool guest_shared = state.range(0) != 0;
   const std::size_t buffer_bytes = static_cast<std::size_t>(state.range(1));
