@@ -37,38 +37,39 @@ std::string summary(const policy::Policy& p) {
                      p.register_opcodes.size());
 }
 
-}  // namespace
-
-int run_policy_check(const PolicyArgs& args) {
+// Loads and lints each policy in `args`, printing its diagnostics; calls `on_accepted` for each
+// policy that passes. Exit status 1 if any was refused.
+template <typename OnAccepted>
+int for_each_checked_policy(const PolicyArgs& args, std::string_view refused_suffix, OnAccepted on_accepted) {
   int failures = 0;
   for (const std::string& arg : args.policies) {
     auto checked = policy::load_checked_policy(arg, kernel_for(args));
     if (!checked) {
       print_diagnostics(checked.error());
-      std::cerr << fmt::format("{}: refused\n", arg);
+      std::cerr << fmt::format("{}: refused{}\n", arg, refused_suffix);
       ++failures;
       continue;
     }
     print_diagnostics(checked->warnings);
-    std::cout << fmt::format("{}: ok: {}\n", arg, summary(checked->policy));
+    on_accepted(arg, checked->policy);
   }
   return failures == 0 ? 0 : 1;
 }
 
+}  // namespace
+
+int run_policy_check(const PolicyArgs& args) {
+  return for_each_checked_policy(args, "", [](const std::string& arg, const policy::Policy& p) {
+    std::cout << fmt::format("{}: ok: {}\n", arg, summary(p));
+  });
+}
+
 int run_policy_explain(const PolicyArgs& args) {
-  int failures = 0;
-  for (const std::string& arg : args.policies) {
-    auto checked = policy::load_checked_policy(arg, kernel_for(args));
-    if (!checked) {
-      print_diagnostics(checked.error());
-      std::cerr << fmt::format("{}: refused; `ringfence policy check {}` explains why\n", arg, arg);
-      ++failures;
-      continue;
-    }
-    print_diagnostics(checked->warnings);
-    std::cout << policy::explain_policy(checked->policy, kernel_for(args), running_register_restriction_model());
-  }
-  return failures == 0 ? 0 : 1;
+  return for_each_checked_policy(args, "; `ringfence policy check` explains why",
+                                 [&](const std::string&, const policy::Policy& p) {
+                                   std::cout << policy::explain_policy(p, kernel_for(args),
+                                                                       running_register_restriction_model());
+                                 });
 }
 
 int run_policy_list() {

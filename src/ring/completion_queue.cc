@@ -3,26 +3,19 @@
 #include <atomic>
 #include <cstring>
 
+#include "ring/ring_fields.h"
 #include "sys/uapi_compat.h"
 
 namespace rf {
 
-namespace {
-template <typename T>
-T* field_at(std::byte* base, std::uint32_t offset) {
-  // SAFETY: offsets come from io_uring_setup(2) and lie inside the ring memory.
-  return reinterpret_cast<T*>(base + offset);
-}
-}  // namespace
-
 CompletionQueue::CompletionQueue(std::byte* rings, const CqRingOffsets& offsets)
-    : khead_(field_at<std::uint32_t>(rings, offsets.head)),
-      ktail_(field_at<std::uint32_t>(rings, offsets.tail)),
-      koverflow_(field_at<std::uint32_t>(rings, offsets.overflow)),
-      kflags_(offsets.flags != 0 ? field_at<std::uint32_t>(rings, offsets.flags) : nullptr),
+    : khead_(ring_field(rings, offsets.head)),
+      ktail_(ring_field(rings, offsets.tail)),
+      koverflow_(ring_field(rings, offsets.overflow)),
+      kflags_(offsets.flags != 0 ? ring_field(rings, offsets.flags) : nullptr),
       cqes_(rings + offsets.cqes),
-      mask_(*field_at<std::uint32_t>(rings, offsets.ring_mask)),
-      entries_(*field_at<std::uint32_t>(rings, offsets.ring_entries)) {}
+      mask_(*ring_field(rings, offsets.ring_mask)),
+      entries_(*ring_field(rings, offsets.ring_entries)) {}
 
 unsigned CompletionQueue::ready() const {
   const std::uint32_t tail = std::atomic_ref<std::uint32_t>(*ktail_).load(std::memory_order_acquire);

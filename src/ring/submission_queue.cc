@@ -3,18 +3,12 @@
 #include <atomic>
 #include <cstring>
 
+#include "ring/ring_fields.h"
 #include "sys/uapi_compat.h"
 
 namespace rf {
 
 namespace {
-
-template <typename T>
-T* field_at(std::byte* base, std::uint32_t offset) {
-  // SAFETY: offsets come from io_uring_setup(2) and lie inside the ring memory, which holds
-  // naturally aligned 32-bit fields at these offsets.
-  return reinterpret_cast<T*>(base + offset);
-}
 
 io_uring_sqe to_kernel_sqe(const Sqe& in) {
   io_uring_sqe out;
@@ -35,14 +29,14 @@ io_uring_sqe to_kernel_sqe(const Sqe& in) {
 }  // namespace
 
 SubmissionQueue::SubmissionQueue(std::byte* rings, std::byte* sqes, const SqRingOffsets& offsets)
-    : khead_(field_at<std::uint32_t>(rings, offsets.head)),
-      ktail_(field_at<std::uint32_t>(rings, offsets.tail)),
-      kflags_(field_at<std::uint32_t>(rings, offsets.flags)),
-      kdropped_(field_at<std::uint32_t>(rings, offsets.dropped)),
-      array_(offsets.has_array ? field_at<std::uint32_t>(rings, offsets.array) : nullptr),
+    : khead_(ring_field(rings, offsets.head)),
+      ktail_(ring_field(rings, offsets.tail)),
+      kflags_(ring_field(rings, offsets.flags)),
+      kdropped_(ring_field(rings, offsets.dropped)),
+      array_(offsets.has_array ? ring_field(rings, offsets.array) : nullptr),
       sqes_(sqes),
-      mask_(*field_at<std::uint32_t>(rings, offsets.ring_mask)),
-      entries_(*field_at<std::uint32_t>(rings, offsets.ring_entries)) {
+      mask_(*ring_field(rings, offsets.ring_mask)),
+      entries_(*ring_field(rings, offsets.ring_entries)) {
   // A fresh ring starts at 0, but the tail may have been advanced before (e.g. by a submit
   // the kernel refused on a disabled ring); continue from where the shared tail is.
   local_tail_ = published_tail_ = std::atomic_ref<std::uint32_t>(*ktail_).load(std::memory_order_relaxed);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "policy_test_util.h"
+
 #include "restrictions/policy_loader.h"
 
 namespace rf::policy {
@@ -9,18 +11,10 @@ namespace {
 
 bool contains(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 
-KernelOpcodeSupport kernel_6_18() {
-  KernelOpcodeSupport k;
-  for (unsigned op = 0; op <= 62; ++op) k.sqe_ops.set(op);
-  k.register_op_count = 36;
-  k.kernel_release = "6.18-test";
-  return k;
-}
-
 TEST(PolicyExplainerTest, SaysWhatIsAllowedAndWhatIsNot) {
   auto p = load_policy("blk-passthrough");
   ASSERT_TRUE(p);
-  const auto kernel = kernel_6_18();
+  const auto kernel = test::kernel_6_18();
   const std::string text = explain_policy(*p, &kernel, RegisterRestrictionModel::LockedByAnyRestriction);
   EXPECT_TRUE(contains(text, "submit 3 of the 63 SQE opcodes this kernel (6.18-test) supports")) << text;
   EXPECT_TRUE(contains(text, "READ_FIXED       reads a registered file into a registered buffer")) << text;

@@ -13,15 +13,6 @@ namespace {
 using test::PolicyText;
 using test::with_rule;
 
-// A kernel that supports opcodes 0..62 and register opcodes 0..35 (Linux 6.18).
-KernelOpcodeSupport kernel_6_18() {
-  KernelOpcodeSupport k;
-  for (unsigned op = 0; op <= 62; ++op) k.sqe_ops.set(op);
-  k.register_op_count = 36;
-  k.kernel_release = "6.18-test";
-  return k;
-}
-
 std::vector<Diagnostic> lint(const PolicyText& t, const KernelOpcodeSupport* kernel = nullptr) {
   auto parsed = parse_policy(t.str(), "p.toml");
   EXPECT_TRUE(parsed) << test::dump(parsed.error());
@@ -40,7 +31,7 @@ void expect_rule(const std::vector<Diagnostic>& all, const std::string& rule, Se
 }
 
 TEST(PolicyLinterTest, TheBlockIoPolicyIsClean) {
-  const auto kernel = kernel_6_18();
+  const auto kernel = test::kernel_6_18();
   EXPECT_TRUE(lint(PolicyText{}, &kernel).empty()) << test::dump(lint(PolicyText{}, &kernel));
 }
 
@@ -162,7 +153,7 @@ TEST(PolicyLinterTest, ContradictoryFlags) {
 }
 
 TEST(PolicyLinterTest, OpcodesTheRunningKernelLacks) {
-  const auto kernel = kernel_6_18();
+  const auto kernel = test::kernel_6_18();
   PolicyText t;
   t.mode = "mediated";
   t.ops = R"("READ_FIXED", "NOP128")";  // 63: newer than 6.18

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "restrictions/diagnostic.h"
+#include "ring/probe.h"
 
 namespace rf::policy::test {
 
@@ -44,6 +45,15 @@ inline std::vector<Diagnostic> with_rule(const std::vector<Diagnostic>& all, con
     if (d.rule == rule) out.push_back(d);
   }
   return out;
+}
+
+// A kernel that supports SQE opcodes 0..62 and register opcodes 0..35, like Linux 6.18.
+inline KernelOpcodeSupport kernel_6_18() {
+  KernelOpcodeSupport k;
+  for (unsigned op = 0; op <= 62; ++op) k.sqe_ops.set(op);
+  k.register_op_count = 36;
+  k.kernel_release = "6.18-test";
+  return k;
 }
 
 inline std::string dump(const std::vector<Diagnostic>& all) {
