@@ -37,7 +37,9 @@ class SubmissionQueue {
   unsigned publish();
 
   unsigned entries() const { return entries_; }
-  // Slots free for try_push: entries minus what the kernel has not consumed yet.
+  // Slots free for try_push: entries minus what the kernel has not consumed yet, as told by
+  // the kernel's SQ head. With SQPOLL the kernel posts a batch's completions before it
+  // advances the head, so a completion does not by itself mean its SQ slot is free again.
   unsigned space_left() const;
   // Published entries the kernel has not consumed yet.
   unsigned unconsumed() const;
