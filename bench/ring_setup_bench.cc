@@ -35,19 +35,19 @@ void BM_RestrictedRingSetup(benchmark::State& state) {
 
   rf::RingOptions options;
   options.sq_entries = 64;
-  std::size_t ring_bytes = 0;
+  rf::RingMemoryLayout layout;  // stays empty for a private ring
   if (guest_shared) {
     options.sqpoll = rf::SqPollOptions{std::nullopt, std::chrono::milliseconds(10)};
-    auto layout = rf::ring_memory_layout(options);
-    if (!layout) return state.SkipWithError(layout.error().message.c_str());
-    ring_bytes = layout->rings_bytes + layout->sqes_bytes;
+    auto l = rf::ring_memory_layout(options);
+    if (!l) return state.SkipWithError(l.error().message.c_str());
+    layout = *l;
   }
+  const std::size_t ring_bytes = layout.rings_bytes + layout.sqes_bytes;
   auto ram = rf::MmapRegion::map_anonymous(ring_bytes + buffer_bytes);
   if (!ram) return state.SkipWithError(ram.error().message.c_str());
   if (guest_shared) {
-    auto layout = rf::ring_memory_layout(options);
-    options.caller_memory = rf::CallerRingMemory{ram->span().first(layout->rings_bytes),
-                                                 ram->span().subspan(layout->rings_bytes, layout->sqes_bytes)};
+    options.caller_memory = rf::CallerRingMemory{ram->span().first(layout.rings_bytes),
+                                                 ram->span().subspan(layout.rings_bytes, layout.sqes_bytes)};
   }
   const rf::BufferRegion region{ram->bytes() + ring_bytes, buffer_bytes};
   const int files[] = {disk.get()};

@@ -136,15 +136,13 @@ std::string explain_policy(const Policy& policy, const KernelOpcodeSupport* kern
            "    its RAM is mapped in the VMM\n";
   }
 
-  const auto rules = set.rules();
-  out += fmt::format("\nRestriction table registered with the kernel ({} entries)\n", rules.size() +
-                     (model == RegisterRestrictionModel::TrackedSeparately && set.allowed_register_op_count() == 0 ? 1 : 0));
+  const auto rules = set.registered_rules(model);
+  out += fmt::format("\nRestriction table registered with the kernel ({} entries)\n", rules.size());
   out += fmt::format("  {:>3}  {:<22} {:>4}  {}\n", "#", "type", "value", "meaning");
   for (std::size_t i = 0; i < rules.size(); ++i) out += rule_row(i, rules[i]);
-  if (model == RegisterRestrictionModel::TrackedSeparately && set.allowed_register_op_count() == 0) {
-    out += rule_row(rules.size(), AllowRegisterOp{RegisterOpcode::RegisterEnableRings});
-    out += "       (added on Linux 7.0+, where register opcodes are locked only by a set that lists one;\n"
-           "        REGISTER_ENABLE_RINGS does nothing once the ring is enabled)\n";
+  if (set.needs_register_lock_entry(model)) {
+    out += "       (the last entry is added on Linux 7.0+, where register opcodes are locked only by a\n"
+           "        set that lists one; REGISTER_ENABLE_RINGS does nothing once the ring is enabled)\n";
   }
   return out;
 }

@@ -131,14 +131,13 @@ class Checker {
   void denied_register_opcodes() {
     MatrixRow& row = add("every denied register opcode after enable", "EACCES");
     const unsigned count = running_kernel_opcode_support().register_op_count;
-    const bool sentinel = running_register_restriction_model() == RegisterRestrictionModel::TrackedSeparately &&
-                          set_.allowed_register_op_count() == 0;
+    const bool lock_entry = set_.needs_register_lock_entry(running_register_restriction_model());
     unsigned tried = 0;
     unsigned refused = 0;
     for (unsigned op = 0; op < count; ++op) {
       if (set_.allows(static_cast<RegisterOpcode>(op))) continue;
-      // On 7.0+ the encoder allows ENABLE_RINGS as a lock sentinel; it answers -EBADFD.
-      const int want = sentinel && op == to_u8(RegisterOpcode::RegisterEnableRings) ? -EBADFD : -EACCES;
+      // On 7.0+ ENABLE_RINGS is registered as the lock entry; it answers -EBADFD.
+      const int want = lock_entry && op == to_u8(RegisterOpcode::RegisterEnableRings) ? -EBADFD : -EACCES;
       ++tried;
       const int res = audit_.ring().probe_register_opcode(op);
       if (res == want) {
@@ -197,9 +196,16 @@ class Checker {
     expect_result(row, sqe, -EBADF);
   }
 
-  // Fills the buffer with a pattern unique to `seed`.
+  // A block of bytes unique to `seed`.
+  static std::array<std::byte, kBlock> pattern(std::uint8_t seed) {
+    std::array<std::byte, kBlock> out{};
+    for (std::uint32_t i = 0; i < kBlock; ++i) out[i] = static_cast<std::byte>(seed + i * 7);
+    return out;
+  }
+
   void fill(std::uint8_t seed) {
-    for (std::uint32_t i = 0; i < kBlock; ++i) audit_.buffer()[i] = static_cast<std::byte>(seed + i * 7);
+    const auto bytes = pattern(seed);
+    std::memcpy(audit_.buffer(), bytes.data(), kBlock);
   }
 
   bool disk_matches_buffer(std::uint64_t offset, std::string& why) {
@@ -231,12 +237,8 @@ class Checker {
       row.failures.push_back(fmt::format("WRITE_FIXED {}, READ_FIXED {}", cqe_result_label(*wrote), cqe_result_label(*read)));
     } else if (!disk_matches_buffer(kOffset, why)) {
       row.failures.push_back(why);
-    } else {
-      std::array<std::byte, kBlock> expected{};
-      for (std::uint32_t i = 0; i < kBlock; ++i) expected[i] = static_cast<std::byte>(0x5a + i * 7);
-      if (std::memcmp(expected.data(), audit_.buffer(), kBlock) != 0) {
-        row.failures.push_back("READ_FIXED did not return what WRITE_FIXED wrote");
-      }
+    } else if (std::memcmp(pattern(0x5a).data(), audit_.buffer(), kBlock) != 0) {
+      row.failures.push_back("READ_FIXED did not return what WRITE_FIXED wrote");
     }
     row.passed = row.failures.empty();
     row.observed = row.passed ? "match" : "mismatch";

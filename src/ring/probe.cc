@@ -168,7 +168,7 @@ KernelCapabilities probe_kernel(const std::optional<std::string>& iopoll_target)
   } else {
     caps.sqe_opcodes = probe_sqe_opcodes(plain_ring.get());
   }
-  caps.register_op_count = probe_register_op_count();
+  caps.register_op_count = running_kernel_opcode_support().register_op_count;
 
   RingOptions sqpoll = basic;
   sqpoll.sqpoll = SqPollOptions{};

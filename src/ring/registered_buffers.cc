@@ -86,6 +86,13 @@ std::optional<BufferPiece> BufferTable::find(std::uintptr_t host, std::size_t le
   return *it;
 }
 
+Result<BufferTable, RingError> plan_and_register_buffers(int ring_fd, std::span<const BufferRegion> regions) {
+  auto table = BufferTable::plan(regions);
+  if (!table) return table;
+  RF_TRY_VOID(register_buffers(ring_fd, *table));
+  return table;
+}
+
 Result<void, RingError> register_buffers(int ring_fd, const BufferTable& table) {
   std::vector<iovec> iovs(table.pieces().size());
   for (const BufferPiece& piece : table.pieces()) {

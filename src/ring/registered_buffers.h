@@ -54,6 +54,10 @@ class BufferTable {
   std::size_t total_bytes_ = 0;
 };
 
+// Plans `regions` (BufferTable::plan) and registers them; the table says which buffer index
+// covers which memory.
+Result<BufferTable, RingError> plan_and_register_buffers(int ring_fd, std::span<const BufferRegion> regions);
+
 // Registers the table's pieces as fixed buffers 0..n-1. An RLIMIT_MEMLOCK failure comes back
 // as RingErrc::MemlockLimit with the limit, the amount and the fix in the message.
 Result<void, RingError> register_buffers(int ring_fd, const BufferTable& table);

@@ -42,6 +42,16 @@ std::vector<RestrictionRule> RestrictionSet::rules() const {
   return out;
 }
 
+bool RestrictionSet::needs_register_lock_entry(RegisterRestrictionModel model) const {
+  return model == RegisterRestrictionModel::TrackedSeparately && register_ops_.none();
+}
+
+std::vector<RestrictionRule> RestrictionSet::registered_rules(RegisterRestrictionModel model) const {
+  std::vector<RestrictionRule> out = rules();
+  if (needs_register_lock_entry(model)) out.emplace_back(AllowRegisterOp{RegisterOpcode::RegisterEnableRings});
+  return out;
+}
+
 RegisterRestrictionModel register_restriction_model_for(const char* kernel_release) {
   unsigned major = 0;
   if (kernel_release == nullptr || std::sscanf(kernel_release, "%u", &major) != 1) {

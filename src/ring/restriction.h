@@ -38,6 +38,16 @@ struct AllowRegisterOp {
 
 using RestrictionRule = std::variant<AllowSqeOp, AllowSqeFlags, RequireSqeFlags, AllowRegisterOp>;
 
+// How the running kernel interprets a restriction set's register entries.
+enum class RegisterRestrictionModel {
+  // Linux 5.10 to 6.x: registering any restriction set locks every register opcode it does
+  // not list.
+  LockedByAnyRestriction,
+  // Linux 7.0+: SQE and register restrictions are tracked separately; a set without
+  // REGISTER_OP entries leaves register opcodes unrestricted.
+  TrackedSeparately,
+};
+
 class RestrictionSet {
  public:
   // The empty set denies every SQE opcode, every flag and every register opcode.
@@ -65,6 +75,14 @@ class RestrictionSet {
   // register ops ascending. Flag rules are always present, even when the mask is empty.
   std::vector<RestrictionRule> rules() const;
 
+  // Under RegisterRestrictionModel::TrackedSeparately (Linux 7.0+), a set that allows no
+  // register opcode would leave register calls unrestricted, so one REGISTER_OP entry for
+  // REGISTER_ENABLE_RINGS is registered with it: that call is a no-op once the ring is enabled
+  // (-EBADFD), and its presence makes the kernel lock every other register opcode.
+  bool needs_register_lock_entry(RegisterRestrictionModel model) const;
+  // The rules as registered with a kernel of `model`: rules(), plus that entry when needed.
+  std::vector<RestrictionRule> registered_rules(RegisterRestrictionModel model) const;
+
   friend bool operator==(const RestrictionSet&, const RestrictionSet&) = default;
 
  private:
@@ -72,16 +90,6 @@ class RestrictionSet {
   std::bitset<256> register_ops_;
   std::uint8_t allowed_flags_ = 0;
   std::uint8_t required_flags_ = 0;
-};
-
-// How the running kernel interprets a restriction set's register entries.
-enum class RegisterRestrictionModel {
-  // Linux 5.10 to 6.x: registering any restriction set locks every register opcode it does
-  // not list.
-  LockedByAnyRestriction,
-  // Linux 7.0+: SQE and register restrictions are tracked separately; a set without
-  // REGISTER_OP entries leaves register opcodes unrestricted.
-  TrackedSeparately,
 };
 
 // The model for a kernel release string such as "6.18.44-fc-v669".

@@ -15,7 +15,7 @@ io_uring_restriction entry(std::uint16_t kind, std::uint8_t value) {
 
 std::vector<io_uring_restriction> encode_restrictions(const RestrictionSet& set, RegisterRestrictionModel model) {
   std::vector<io_uring_restriction> out;
-  for (const RestrictionRule& rule : set.rules()) {
+  for (const RestrictionRule& rule : set.registered_rules(model)) {
     std::visit(
         [&](const auto& r) {
           using T = std::decay_t<decltype(r)>;
@@ -30,9 +30,6 @@ std::vector<io_uring_restriction> encode_restrictions(const RestrictionSet& set,
           }
         },
         rule);
-  }
-  if (model == RegisterRestrictionModel::TrackedSeparately && set.allowed_register_op_count() == 0) {
-    out.push_back(entry(IORING_RESTRICTION_REGISTER_OP, to_u8(RegisterOpcode::RegisterEnableRings)));
   }
   return out;
 }

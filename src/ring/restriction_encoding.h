@@ -9,11 +9,8 @@
 
 namespace rf {
 
-// Under RegisterRestrictionModel::TrackedSeparately (Linux 7.0+), a set that allows no
-// register opcode would leave register calls unrestricted, so the encoder adds one
-// REGISTER_OP entry for REGISTER_ENABLE_RINGS: that call is a no-op once the ring is enabled
-// (-EBADFD), and its presence makes the kernel lock every other register opcode. The
-// self-check still verifies the lock on every ring.
+// Encodes set.registered_rules(model), which includes the Linux 7.0+ register lock entry
+// (RestrictionSet::needs_register_lock_entry). The self-check still verifies the lock.
 std::vector<io_uring_restriction> encode_restrictions(const RestrictionSet& set, RegisterRestrictionModel model);
 
 }  // namespace rf

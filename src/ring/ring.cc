@@ -76,10 +76,7 @@ Result<Cqe, RingError> Ring::submit_and_wait(const Sqe& sqe, std::chrono::millis
 Result<void, RingError> Ring::register_files(std::span<const int> fds) { return rf::register_files(fd(), fds); }
 
 Result<BufferTable, RingError> Ring::register_buffers(std::span<const BufferRegion> regions) {
-  auto table = BufferTable::plan(regions);
-  if (!table) return table;
-  RF_TRY_VOID(rf::register_buffers(fd(), *table));
-  return table;
+  return plan_and_register_buffers(fd(), regions);
 }
 
 int Ring::probe_register_opcode(unsigned op) { return sys::io_uring_register(fd(), op, nullptr, 0); }

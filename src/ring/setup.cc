@@ -25,10 +25,7 @@ Result<DisabledRing, RingError> DisabledRing::create(const RingOptions& options)
 Result<void, RingError> DisabledRing::register_files(std::span<const int> fds) { return rf::register_files(core_.fd(), fds); }
 
 Result<BufferTable, RingError> DisabledRing::register_buffers(std::span<const BufferRegion> regions) {
-  auto table = BufferTable::plan(regions);
-  if (!table) return table;
-  RF_TRY_VOID(rf::register_buffers(core_.fd(), *table));
-  return table;
+  return plan_and_register_buffers(core_.fd(), regions);
 }
 
 Result<void, RingError> DisabledRing::register_eventfd(int eventfd) {
