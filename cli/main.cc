@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/audit_command.h"
 #include "cli/demo_command.h"
 #include "cli/policy_command.h"
 #include "cli/probe_command.h"
@@ -37,8 +38,17 @@ int main(int argc, char** argv) {
   auto* list = policy->add_subcommand("list", "List the built-in policies");
   auto* names = policy->add_subcommand("names", "List the opcode and flag names a policy file can use");
 
-  auto* demo = app.add_subcommand("demo", "Build a ring for each built-in policy, run its self-check and print the "
-                                          "enforcement matrix (exit 1 if any check fails)");
+  rf::cli::DemoArgs demo_args;
+  auto* demo = app.add_subcommand("demo", "Run a sandboxed guest process on its own restricted ring (passthrough): "
+                                          "a 64 MiB disk image, 256 MiB of guest RAM, the verified workload and the "
+                                          "security checks (exit 1 on any mismatch or failed check)");
+  demo->add_option("--seed", demo_args.seed, "Seed of the workload's data and block order");
+  demo->add_option("--passes", demo_args.passes, "Passes over the disk (each: every block written, FSYNC, every block read)")
+      ->check(CLI::Range(1u, 1000u));
+  demo->add_option("--depth", demo_args.depth, "I/Os the guest keeps in flight")->check(CLI::Range(1u, 64u));
+  demo->add_flag("--poll", demo_args.poll, "The guest polls the CQ with notifications off instead of waiting");
+  auto* audit = app.add_subcommand("audit", "Build a ring for each built-in policy, run its self-check and print the "
+                                            "enforcement matrix (exit 1 if any check fails)");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -48,7 +58,8 @@ int main(int argc, char** argv) {
     if (explain->parsed()) return rf::cli::run_policy_explain(policy_args);
     if (list->parsed()) return rf::cli::run_policy_list();
     if (names->parsed()) return rf::cli::run_policy_names();
-    if (demo->parsed()) return rf::cli::run_demo();
+    if (demo->parsed()) return rf::cli::run_demo(demo_args);
+    if (audit->parsed()) return rf::cli::run_audit();
   } catch (const std::exception& e) {
     std::cerr << "ringfence: " << e.what() << "\n";
     return 1;

@@ -247,7 +247,9 @@ Result<RingCore, RingError> RingCore::create(const RingOptions& options) {
                         (p.flags & IORING_SETUP_SQPOLL) != 0,
                         (p.flags & IORING_SETUP_IOPOLL) != 0,
                         (p.flags & IORING_SETUP_NO_MMAP) != 0,
-                        (p.flags & IORING_SETUP_NO_SQARRAY) != 0};
+                        (p.flags & IORING_SETUP_NO_SQARRAY) != 0,
+                        sq_offsets(p),
+                        cq_offsets(p)};
 
   std::byte* rings = nullptr;
   std::byte* sqes = nullptr;
@@ -271,8 +273,8 @@ Result<RingCore, RingError> RingCore::create(const RingOptions& options) {
     rings = core.rings_map_.bytes();
     sqes = core.sqes_map_.bytes();
   }
-  core.sq_ = SubmissionQueue(rings, sqes, sq_offsets(p));
-  core.cq_ = CompletionQueue(rings, cq_offsets(p));
+  core.sq_ = SubmissionQueue(rings, sqes, core.info_.sq_offsets);
+  core.cq_ = CompletionQueue(rings, core.info_.cq_offsets);
   return core;
 }
 

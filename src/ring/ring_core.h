@@ -21,6 +21,10 @@ struct RingInfo {
   bool iopoll = false;
   bool caller_memory = false;  // NO_MMAP
   bool no_sqarray = false;
+  // Where each ring field lives, as byte offsets into the ring memory (SQ array offset
+  // included); the SQE array is separate. A VMM that shares the ring describes it with these.
+  SqRingOffsets sq_offsets;
+  CqRingOffsets cq_offsets;
 };
 
 class RingCore {

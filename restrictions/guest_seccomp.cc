@@ -1,0 +1,43 @@
+#include "restrictions/guest_seccomp.h"
+
+#include <seccomp.h>
+
+#include <cerrno>
+#include <string>
+
+namespace rf::policy {
+
+std::vector<SeccompAllowance> guest_seccomp_allow_list(int kick_fd, int notify_fd) {
+  return {
+      {"write", kick_fd,
+       "the doorbell: the driver's kick callback writes 1 to the kick eventfd when the SQPOLL thread sleeps"},
+      {"read", notify_fd,
+       "waiting for completions: the driver's wait callback reads the notification eventfd (blocking)"},
+      {"exit_group", -1, "ending the guest with its exit status (_exit)"},
+  };
+}
+
+int install_guest_seccomp(int kick_fd, int notify_fd) {
+  // Anything not listed kills the whole process (SIGSYS), including system calls of another
+  // architecture (x32, i386) made on purpose to slip past the list.
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+  if (ctx == nullptr) return -ENOMEM;
+  int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+  for (const SeccompAllowance& allow : guest_seccomp_allow_list(kick_fd, notify_fd)) {
+    if (rc != 0) break;
+    const int nr = seccomp_syscall_resolve_name(std::string(allow.syscall).c_str());
+    if (nr == __NR_SCMP_ERROR) {
+      rc = -EINVAL;
+      break;
+    }
+    rc = allow.fd_argument >= 0
+             ? seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+                                SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(allow.fd_argument)))
+             : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+  }
+  if (rc == 0) rc = seccomp_load(ctx);
+  seccomp_release(ctx);
+  return rc;
+}
+
+}  // namespace rf::policy

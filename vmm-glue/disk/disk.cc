@@ -1,0 +1,116 @@
+#include "disk/disk.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "disk/loop_device.h"
+#include "sys/syscalls.h"
+
+namespace rf {
+
+namespace {
+
+DiskError open_error(const std::string& path, int err, std::string_view what) {
+  return DiskError{DiskErrc::Open, err, fmt::format("disk {}: {}: {}", path, what, std::strerror(err))};
+}
+
+Result<UniqueFd, DiskError> open_path(const std::string& path, int flags) {
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC));
+  if (!fd) {
+    const int err = errno;
+    if (err == EINVAL && (flags & O_DIRECT) != 0) {
+      return unexpected(open_error(path, err, "cannot be opened with O_DIRECT (tmpfs cannot); turn direct I/O off"));
+    }
+    return unexpected(open_error(path, err, "cannot be opened"));
+  }
+  return fd;
+}
+
+// Size and logical block size of an open block device.
+Result<void, DiskError> block_geometry(int fd, const std::string& path, std::uint64_t& size, std::uint32_t& lbs) {
+  const long long bytes = sys::block_device_size(fd);
+  if (bytes < 0) return unexpected(open_error(path, static_cast<int>(-bytes), "BLKGETSIZE64"));
+  int block = 0;
+  if (::ioctl(fd, BLKSSZGET, &block) != 0) return unexpected(open_error(path, errno, "BLKSSZGET"));
+  size = static_cast<std::uint64_t>(bytes);
+  lbs = static_cast<std::uint32_t>(block);
+  return {};
+}
+
+}  // namespace
+
+std::string_view disk_kind_label(DiskKind kind) {
+  switch (kind) {
+    case DiskKind::BlockDevice: return "block device";
+    case DiskKind::LoopBackedFile: return "image file through a loop device (offsets bounded by the block layer)";
+    case DiskKind::UnboundedFile: return "image file registered directly (offsets NOT bounded: a write past the end grows it)";
+  }
+  return "unknown";
+}
+
+Result<Disk, DiskError> Disk::open(const std::string& path, const DiskOptions& options) {
+  const int access = options.read_only ? O_RDONLY : O_RDWR;
+  const int direct = options.direct_io ? O_DIRECT : 0;
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return unexpected(open_error(path, errno, "cannot be found"));
+
+  Disk disk;
+  disk.path_ = path;
+  disk.read_only_ = options.read_only;
+  if (S_ISBLK(st.st_mode)) {
+    auto fd = open_path(path, access | direct);
+    if (!fd) return unexpected(std::move(fd).error());
+    RF_TRY_VOID(block_geometry(fd->get(), path, disk.size_bytes_, disk.logical_block_size_));
+    disk.fd_ = std::move(*fd);
+    disk.kind_ = DiskKind::BlockDevice;
+  } else if (S_ISREG(st.st_mode)) {
+    if (st.st_size <= 0 || st.st_size % 512 != 0) {
+      return unexpected(DiskError{DiskErrc::InvalidImage, 0,
+                                  fmt::format("disk {}: an image must be a non-empty multiple of 512 bytes (it has {})",
+                                              path, st.st_size)});
+    }
+    if (options.offset_bound == OffsetBound::None) {
+      auto fd = open_path(path, access | direct);
+      if (!fd) return unexpected(std::move(fd).error());
+      disk.fd_ = std::move(*fd);
+      disk.size_bytes_ = static_cast<std::uint64_t>(st.st_size);
+      disk.kind_ = DiskKind::UnboundedFile;
+    } else {
+      // The loop device reads the image through this descriptor (its own reference).
+      auto image = open_path(path, access);
+      if (!image) return unexpected(std::move(image).error());
+      auto loop = attach_loop_device(image->get(), options.read_only, options.direct_io, access | direct);
+      if (!loop) return unexpected(std::move(loop).error());
+      RF_TRY_VOID(block_geometry(loop->device.get(), loop->path, disk.size_bytes_, disk.logical_block_size_));
+      disk.fd_ = std::move(loop->device);
+      disk.device_path_ = std::move(loop->path);
+      disk.kind_ = DiskKind::LoopBackedFile;
+    }
+  } else {
+    return unexpected(DiskError{DiskErrc::Unsupported, 0,
+                                fmt::format("disk {}: not a regular file or a block device", path)});
+  }
+  if (disk.size_bytes_ == 0 || disk.size_bytes_ % disk.logical_block_size_ != 0) {
+    return unexpected(DiskError{DiskErrc::InvalidImage, 0,
+                                fmt::format("disk {}: size {} is not a non-zero multiple of its block size {}", path,
+                                            disk.size_bytes_, disk.logical_block_size_)});
+  }
+  return disk;
+}
+
+std::string Disk::describe() const {
+  std::string text = path_;
+  if (kind_ == DiskKind::LoopBackedFile) text += " via " + device_path_;
+  return fmt::format("{} ({}, {} MiB, {}-byte blocks{})", text, disk_kind_label(kind_), size_bytes_ >> 20,
+                     logical_block_size_, read_only_ ? ", read-only" : "");
+}
+
+}  // namespace rf

@@ -1,0 +1,74 @@
+// Disk: a backing store the VMM registers as a fixed file, with the facts the guest is told
+// (size, logical block size, read-only) and the mitigation for the offset bound.
+//
+// The kernel does not bound file offsets: a WRITE_FIXED far past the end of a regular image
+// file grows the file, and in passthrough nothing but the kernel sees the SQE. So a regular
+// file is never registered directly. By default it is attached to a loop device of exactly
+// its size (LO_FLAGS_AUTOCLEAR, so the kernel detaches it when the last reference goes) and
+// the loop device is registered: the block layer then refuses any I/O past the end (-ENOSPC).
+// Block devices are registered as they are. Registering a regular file directly needs an
+// explicit opt-in (OffsetBound::None) and is reported as such. docs/threat-model.md has the
+// trade-off.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "util/result.h"
+#include "util/unique_fd.h"
+
+namespace rf {
+
+enum class DiskErrc {
+  Open,          // the path cannot be opened (sys_errno says why)
+  Unsupported,   // not a regular file or block device
+  InvalidImage,  // empty, or not a multiple of the logical block size
+  LoopDevice,    // attaching the image to a loop device failed
+};
+using DiskError = Error<DiskErrc>;
+
+enum class OffsetBound {
+  LoopDevice,  // regular files go through a loop device sized to the image (the default)
+  None,        // opt-in: register a regular file directly; a guest write past the end grows it
+};
+
+enum class DiskKind { BlockDevice, LoopBackedFile, UnboundedFile };
+
+struct DiskOptions {
+  bool read_only = false;
+  bool direct_io = true;  // O_DIRECT (and direct I/O from the loop device to the image where it can)
+  OffsetBound offset_bound = OffsetBound::LoopDevice;
+};
+
+class Disk {
+ public:
+  static Result<Disk, DiskError> open(const std::string& path, const DiskOptions& options);
+
+  Disk(Disk&&) noexcept = default;
+  Disk& operator=(Disk&&) noexcept = default;
+
+  // What gets registered as the fixed file (the loop device for a loop-backed image).
+  int fd() const { return fd_.get(); }
+  std::uint64_t size_bytes() const { return size_bytes_; }
+  std::uint32_t logical_block_size() const { return logical_block_size_; }
+  bool read_only() const { return read_only_; }
+  DiskKind kind() const { return kind_; }
+  const std::string& path() const { return path_; }
+  // "/tmp/disk.img via /dev/loop3 (bounded by the block layer)" and the like.
+  std::string describe() const;
+
+ private:
+  Disk() = default;
+  UniqueFd fd_;
+  std::uint64_t size_bytes_ = 0;
+  std::uint32_t logical_block_size_ = 512;
+  bool read_only_ = false;
+  DiskKind kind_ = DiskKind::BlockDevice;
+  std::string path_;
+  std::string device_path_;  // the loop device, for LoopBackedFile
+};
+
+std::string_view disk_kind_label(DiskKind kind);
+
+}  // namespace rf

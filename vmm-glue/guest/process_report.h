@@ -1,0 +1,40 @@
+// What a process guest (ringfence-guest) leaves in its RAM for the VMM when it ends, and the
+// fixed descriptors and exit codes of its command line contract. The VMM copies the report
+// out once, after the guest exited, and treats it as untrusted: it is for display, and the
+// VMM verifies the disk itself.
+#pragma once
+
+#include <cstdint>
+
+#include "guest/driver.h"
+#include "guest/workload.h"
+
+namespace rf::guest {
+
+// The descriptors a process guest starts with (everything else is closed before it runs).
+inline constexpr int kMemoryFd = 3;  // guest RAM memfd; closed once mapped
+inline constexpr int kKickFd = 4;
+inline constexpr int kNotifyFd = 5;
+
+inline constexpr std::uint64_t kReportMagic = 0x5452'4f50'4552'4652ULL;  // "RFREPORT"
+
+enum class GuestExit : int {
+  Ok = 0,
+  Usage = 2,     // bad command line
+  Setup = 3,     // mapping guest memory failed
+  Seccomp = 4,   // the filter could not be installed
+  Attach = 5,    // the descriptor was refused (report.attach_status says why)
+  Workload = 6,  // the workload failed (report.workload.status says why)
+};
+
+struct ProcessReport {
+  std::uint64_t magic = 0;
+  AttachStatus attach_status = AttachStatus::Ok;
+  abi::DecodeStatus decode_status = abi::DecodeStatus::Ok;
+  WorkloadReport workload{};
+  DriverCounters counters{};
+  std::int32_t probe_result = 0;  // the probe scenario's completion result
+  std::uint32_t probe_done = 0;
+};
+
+}  // namespace rf::guest

@@ -1,0 +1,109 @@
+#include "passthrough/process_sandbox.h"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "guest/pattern.h"
+#include "guest/workload.h"
+
+namespace rf {
+
+namespace {
+
+constexpr std::uint64_t kScratchAlign = 2ull << 20;
+
+SandboxError error(SandboxErrc code, int err, std::string message) { return SandboxError{code, err, std::move(message)}; }
+
+// Compares every block of disk 0 with the data the workload's last pass wrote.
+Result<void, SandboxError> verify_disk(const Disk& disk, const VerifiedRunConfig& config, std::uint32_t block_bytes,
+                                       VerifiedRunReport& report) {
+  auto buffer = MmapRegion::map_anonymous(block_bytes);  // page-aligned, as O_DIRECT wants
+  if (!buffer) return unexpected(error(SandboxErrc::Verify, buffer.error().sys_errno, buffer.error().message));
+  const std::uint64_t blocks = disk.size_bytes() / block_bytes;
+  const std::uint32_t last_pass = config.passes - 1;
+  for (std::uint64_t b = 0; b < blocks; ++b) {
+    const ssize_t got = ::pread(disk.fd(), buffer->data(), block_bytes, static_cast<off_t>(b * block_bytes));
+    if (got != static_cast<ssize_t>(block_bytes)) {
+      return unexpected(error(SandboxErrc::Verify, got < 0 ? errno : EIO,
+                              fmt::format("reading block {} of {} back failed", b, disk.describe())));
+    }
+    // SAFETY: the mapping is page-aligned and block_bytes long.
+    const auto* words = reinterpret_cast<const std::uint64_t*>(buffer->data());
+    for (std::uint64_t w = 0; w < block_bytes / 8; ++w) {
+      if (words[w] != guest::pattern_word(config.seed, last_pass, b, w)) {
+        ++report.blocks_mismatched;
+        break;
+      }
+    }
+    ++report.blocks_checked;
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<ProcessSandbox, SandboxError> ProcessSandbox::create(std::vector<Disk> disks, const SandboxConfig& config) {
+  const RegionLayout layout[] = {{GuestAddress{0}, config.ram_bytes, false}};
+  auto memory = GuestMemory::create(layout, MemoryBacking::Memfd);
+  if (!memory) return unexpected(error(SandboxErrc::Memory, memory.error().sys_errno, memory.error().message));
+  ProcessSandbox sandbox;
+  sandbox.memory_ = std::make_unique<GuestMemory>(std::move(*memory));
+  auto device = PassthroughDevice::create(*sandbox.memory_, std::move(disks), config.device);
+  if (!device) return unexpected(error(SandboxErrc::Device, device.error().sys_errno, device.error().message));
+  sandbox.device_ = std::move(*device);
+  sandbox.guest_binary_ = config.guest_binary;
+
+  const auto window_end = sandbox.device_->descriptor_address().plus(sandbox.device_->device_window_bytes());
+  const auto scratch = window_end ? checked_align_up(window_end->value(), kScratchAlign) : std::nullopt;
+  if (!scratch || *scratch >= config.ram_bytes || kReportPage.value() + page_size() > config.device.device_window.value()) {
+    return unexpected(error(SandboxErrc::Memory, 0,
+                            fmt::format("{} MiB of guest RAM leaves no room for the report page, the device window and "
+                                        "scratch memory", config.ram_bytes >> 20)));
+  }
+  sandbox.scratch_ = GuestAddress{*scratch};
+  sandbox.scratch_bytes_ = config.ram_bytes - *scratch;
+  return sandbox;
+}
+
+Result<GuestProcess, GuestProcessError> ProcessSandbox::spawn(std::vector<std::string> scenario_args) const {
+  GuestLaunch launch;
+  launch.binary = guest_binary_;
+  launch.memory = memory_.get();
+  launch.descriptor = device_->descriptor_address();
+  launch.report = kReportPage;
+  launch.kick_fd = device_->kick_fd();
+  launch.notify_fd = device_->notify_fd();
+  launch.scenario_args = {"--scratch-gpa", std::to_string(scratch_.value()), "--scratch-bytes",
+                          std::to_string(scratch_bytes_)};
+  launch.scenario_args.insert(launch.scenario_args.end(), scenario_args.begin(), scenario_args.end());
+  return GuestProcess::spawn(launch);
+}
+
+Result<VerifiedRunReport, SandboxError> run_verified_workload(ProcessSandbox& sandbox, const VerifiedRunConfig& config) {
+  const guest::WorkloadConfig defaults;
+  std::vector<std::string> args{"--scenario", "verify", "--seed", std::to_string(config.seed), "--passes",
+                                std::to_string(config.passes), "--depth", std::to_string(config.depth)};
+  if (config.poll) args.emplace_back("--poll");
+  const auto start = std::chrono::steady_clock::now();
+  auto guest = sandbox.spawn(std::move(args));
+  if (!guest) return unexpected(error(SandboxErrc::Guest, guest.error().sys_errno, guest.error().message));
+  auto exit = guest->wait(config.timeout);
+  if (!exit) return unexpected(error(SandboxErrc::Guest, exit.error().sys_errno, exit.error().message));
+
+  VerifiedRunReport report;
+  report.elapsed = std::chrono::steady_clock::now() - start;
+  report.exit = *exit;
+  report.guest = sandbox.report();
+  if (report.guest) {
+    const guest::WorkloadReport& w = report.guest->workload;
+    report.ios = w.reads + w.writes + w.flushes;
+    report.guest_ok = exit->exited && exit->code == 0 && w.status == guest::WorkloadStatus::Ok;
+  }
+  if (config.passes != 0) {
+    RF_TRY_VOID(verify_disk(sandbox.device().disks().front(), config, defaults.block_bytes, report));
+  }
+  return report;
+}
+
+}  // namespace rf

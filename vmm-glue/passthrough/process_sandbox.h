@@ -1,0 +1,81 @@
+// ProcessSandbox: a passthrough device and the guest RAM it lives in, set up for a process
+// guest, plus the verified-workload run that `ringfence demo` and the tests use.
+//
+// Guest-physical layout (one region at GPA 0, memfd-backed):
+//   0x1000              the guest's report page (ProcessReport)
+//   device_window       the ring descriptor, then the rings (PassthroughConfig, 0x10000)
+//   scratch             from the next 2 MiB boundary after the device window to the end
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "guest/process_report.h"
+#include "memory/guest_memory.h"
+#include "passthrough/passthrough_device.h"
+#include "sandbox/guest_process.h"
+
+namespace rf {
+
+enum class SandboxErrc { Memory, Device, Guest, Verify };
+using SandboxError = Error<SandboxErrc>;
+
+struct SandboxConfig {
+  std::uint64_t ram_bytes = 256ull << 20;
+  PassthroughConfig device;
+  std::string guest_binary = default_guest_binary();
+};
+
+inline constexpr GuestAddress kReportPage{0x1000};
+
+class ProcessSandbox {
+ public:
+  static Result<ProcessSandbox, SandboxError> create(std::vector<Disk> disks, const SandboxConfig& config);
+
+  GuestMemory& memory() { return *memory_; }
+  PassthroughDevice& device() { return *device_; }
+  GuestAddress scratch() const { return scratch_; }
+  std::uint64_t scratch_bytes() const { return scratch_bytes_; }
+
+  // Starts ringfence-guest on this sandbox with extra arguments (--scenario ...).
+  Result<GuestProcess, GuestProcessError> spawn(std::vector<std::string> scenario_args) const;
+  // The guest's report, after it ended.
+  std::optional<guest::ProcessReport> report() const { return read_process_report(*memory_, kReportPage); }
+
+ private:
+  ProcessSandbox() = default;
+  // Declared in reverse teardown order: the device (and its ring) goes before guest RAM.
+  std::unique_ptr<GuestMemory> memory_;
+  std::unique_ptr<PassthroughDevice> device_;
+  std::string guest_binary_;
+  GuestAddress scratch_;
+  std::uint64_t scratch_bytes_ = 0;
+};
+
+struct VerifiedRunConfig {
+  std::uint64_t seed = 1;
+  std::uint32_t passes = 4;
+  std::uint32_t depth = 32;
+  bool poll = false;
+  std::chrono::milliseconds timeout{120'000};
+};
+
+struct VerifiedRunReport {
+  GuestExitStatus exit;
+  std::optional<guest::ProcessReport> guest;  // untrusted: what the guest says it did
+  std::chrono::nanoseconds elapsed{0};        // from spawn to exit (includes the guest's start-up)
+  std::uint64_t ios = 0;                      // reads + writes + flushes the guest reports
+  bool guest_ok = false;                      // exited 0 with a workload status of ok
+  std::uint64_t blocks_checked = 0;           // verified by the VMM from the disk itself
+  std::uint64_t blocks_mismatched = 0;
+  bool passed() const { return guest_ok && blocks_checked != 0 && blocks_mismatched == 0; }
+};
+
+// Runs the verified workload in a guest process on disk 0 and then checks, from the disk and
+// without trusting the guest, that every block holds the last pass's data.
+Result<VerifiedRunReport, SandboxError> run_verified_workload(ProcessSandbox& sandbox, const VerifiedRunConfig& config);
+
+}  // namespace rf
