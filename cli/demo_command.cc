@@ -19,6 +19,7 @@
 #include "passthrough/process_sandbox.h"
 #include "ring/kernel_facts.h"
 #include "util/address.h"
+#include "util/temp_dir.h"
 
 namespace rf::cli {
 
@@ -27,25 +28,6 @@ namespace {
 constexpr std::uint64_t kDiskBytes = 64ull << 20;
 constexpr std::uint64_t kRamBytes = 256ull << 20;
 constexpr std::chrono::milliseconds kGuestTimeout{30'000};
-
-// A temporary directory that is removed with everything in it, however the demo ends.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "ringfence-demo-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 struct Check {
   std::string name, expected, observed;
@@ -131,7 +113,7 @@ int run_demo(const DemoArgs& args) {
   std::cout << "ringfence demo: a sandboxed guest process drives its own restricted io_uring (passthrough)\n";
   std::cout << fmt::format("kernel {}\n\n", kernel_release());
 
-  TempDir dir;
+  TempDir dir("ringfence-demo");
   if (dir.path().empty()) {
     std::cerr << fmt::format("ringfence demo: cannot create a temporary directory in {}: {}\n",
                              std::filesystem::temp_directory_path().string(), std::strerror(errno));

@@ -1,5 +1,11 @@
 #include "support/kernel_caps.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "ring/setup.h"
 
 namespace rf::test {
@@ -67,6 +73,21 @@ const Feature& no_sqarray_feature() {
     RingOptions o;
     o.no_sqarray = true;
     return try_options(o);
+  }();
+  return f;
+}
+
+const Feature& loop_device_feature() {
+  static const Feature f = [] {
+    const int fd = ::open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+      ::close(fd);
+      return Feature{true, false, ""};
+    }
+    const int err = errno;
+    // Absent or not permitted here: the machine lacks the feature.
+    const bool missing = err == ENOENT || err == ENXIO || err == ENODEV || err == EACCES || err == EPERM;
+    return Feature{false, missing, std::string("/dev/loop-control: ") + std::strerror(err)};
   }();
   return f;
 }

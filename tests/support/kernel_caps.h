@@ -20,6 +20,8 @@ const Feature& restrictions_feature();
 const Feature& sqpoll_feature();
 const Feature& no_mmap_feature();
 const Feature& no_sqarray_feature();
+// Loop devices (/dev/loop-control), which bound a regular image file's offsets.
+const Feature& loop_device_feature();
 
 }  // namespace rf::test
 

@@ -15,13 +15,15 @@ constexpr std::uint64_t kScratchAlign = 2ull << 20;
 
 SandboxError error(SandboxErrc code, int err, std::string message) { return SandboxError{code, err, std::move(message)}; }
 
-// Compares every block of disk 0 with the data the workload's last pass wrote.
-Result<void, SandboxError> verify_disk(const Disk& disk, const VerifiedRunConfig& config, std::uint32_t block_bytes,
-                                       VerifiedRunReport& report) {
+}  // namespace
+
+Result<PatternCheck, SandboxError> verify_disk_pattern(const Disk& disk, std::uint64_t seed, std::uint32_t pass,
+                                                       std::uint32_t block_bytes) {
+  if (block_bytes == 0 || block_bytes % 8 != 0) return unexpected(error(SandboxErrc::Verify, EINVAL, "bad block size"));
   auto buffer = MmapRegion::map_anonymous(block_bytes);  // page-aligned, as O_DIRECT wants
   if (!buffer) return unexpected(error(SandboxErrc::Verify, buffer.error().sys_errno, buffer.error().message));
+  PatternCheck check;
   const std::uint64_t blocks = disk.size_bytes() / block_bytes;
-  const std::uint32_t last_pass = config.passes - 1;
   for (std::uint64_t b = 0; b < blocks; ++b) {
     const ssize_t got = ::pread(disk.fd(), buffer->data(), block_bytes, static_cast<off_t>(b * block_bytes));
     if (got != static_cast<ssize_t>(block_bytes)) {
@@ -31,17 +33,15 @@ Result<void, SandboxError> verify_disk(const Disk& disk, const VerifiedRunConfig
     // SAFETY: the mapping is page-aligned and block_bytes long.
     const auto* words = reinterpret_cast<const std::uint64_t*>(buffer->data());
     for (std::uint64_t w = 0; w < block_bytes / 8; ++w) {
-      if (words[w] != guest::pattern_word(config.seed, last_pass, b, w)) {
-        ++report.blocks_mismatched;
+      if (words[w] != guest::pattern_word(seed, pass, b, w)) {
+        ++check.mismatched;
         break;
       }
     }
-    ++report.blocks_checked;
+    ++check.checked;
   }
-  return {};
+  return check;
 }
-
-}  // namespace
 
 Result<ProcessSandbox, SandboxError> ProcessSandbox::create(std::vector<Disk> disks, const SandboxConfig& config) {
   const RegionLayout layout[] = {{GuestAddress{0}, config.ram_bytes, false}};
@@ -101,7 +101,10 @@ Result<VerifiedRunReport, SandboxError> run_verified_workload(ProcessSandbox& sa
     report.guest_ok = exit->exited && exit->code == 0 && w.status == guest::WorkloadStatus::Ok;
   }
   if (config.passes != 0) {
-    RF_TRY_VOID(verify_disk(sandbox.device().disks().front(), config, defaults.block_bytes, report));
+    auto check = verify_disk_pattern(sandbox.device().disks().front(), config.seed, config.passes - 1, defaults.block_bytes);
+    if (!check) return unexpected(std::move(check).error());
+    report.blocks_checked = check->checked;
+    report.blocks_mismatched = check->mismatched;
   }
   return report;
 }

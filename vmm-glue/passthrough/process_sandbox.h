@@ -74,6 +74,16 @@ struct VerifiedRunReport {
   bool passed() const { return guest_ok && blocks_checked != 0 && blocks_mismatched == 0; }
 };
 
+struct PatternCheck {
+  std::uint64_t checked = 0;     // blocks
+  std::uint64_t mismatched = 0;  // blocks
+};
+
+// Reads every block of `disk` (through its own descriptor) and compares it with the data the
+// workload writes in pass `pass` with `seed`.
+Result<PatternCheck, SandboxError> verify_disk_pattern(const Disk& disk, std::uint64_t seed, std::uint32_t pass,
+                                                       std::uint32_t block_bytes);
+
 // Runs the verified workload in a guest process on disk 0 and then checks, from the disk and
 // without trusting the guest, that every block holds the last pass's data.
 Result<VerifiedRunReport, SandboxError> run_verified_workload(ProcessSandbox& sandbox, const VerifiedRunConfig& config);

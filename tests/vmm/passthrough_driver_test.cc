@@ -1,0 +1,244 @@
+// The reference guest driver against a real passthrough device, in this process: the same
+// code the guest process runs, with the platform callbacks doing what the process guest's do.
+#include <poll.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "guest/driver.h"
+#include "passthrough/passthrough_device.h"
+#include "support/kernel_caps.h"
+#include "support/test_disk.h"
+#include "util/address.h"
+
+namespace rf {
+namespace {
+
+constexpr std::uint64_t kRam = 16ull << 20;
+constexpr std::uint64_t kDisk = 4ull << 20;
+constexpr std::uint64_t kScratch = 8ull << 20;  // a GPA well past the device window
+
+void kick(void* device) {
+  const std::uint64_t one = 1;
+  ASSERT_EQ(::write(static_cast<PassthroughDevice*>(device)->kick_fd(), &one, 8), 8);
+}
+void wait_notify(void* device) {
+  std::uint64_t count = 0;
+  ASSERT_EQ(::read(static_cast<PassthroughDevice*>(device)->notify_fd(), &count, 8), 8);
+}
+
+class PassthroughDriverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    RF_REQUIRE(test::sqpoll_feature());
+    RF_REQUIRE(test::no_mmap_feature());
+    RF_REQUIRE(test::loop_device_feature());
+  }
+
+  // Builds the device; the test body then attaches driver_.
+  void start(DiskOptions options = {}, PassthroughConfig config = {}) {
+    image_ = test::make_image(dir_, "disk.img", kDisk);
+    ASSERT_FALSE(image_.empty());
+    auto disk = Disk::open(image_, options);
+    ASSERT_TRUE(disk) << disk.error().message;
+    const RegionLayout layout[] = {{GuestAddress{0}, kRam, false}};
+    auto memory = GuestMemory::create(layout, MemoryBacking::Anonymous);
+    ASSERT_TRUE(memory) << memory.error().message;
+    memory_ = std::make_unique<GuestMemory>(std::move(*memory));
+    std::vector<Disk> disks;
+    disks.push_back(std::move(*disk));
+    auto device = PassthroughDevice::create(*memory_, std::move(disks), config);
+    ASSERT_TRUE(device) << device.error().message;
+    device_ = std::move(*device);
+    const guest::Platform platform{device_.get(), kick, wait_notify, address_of(memory_->regions()[0].host), kRam};
+    ASSERT_EQ(driver_.attach(platform, device_->descriptor_address().value()), guest::AttachStatus::Ok)
+        << abi::decode_status_name(driver_.decode_status());
+  }
+
+  std::byte* host(std::uint64_t gpa) { return memory_->regions()[0].host + gpa; }
+
+  // Queues, submits and waits for one request.
+  guest::Completion one(const guest::Request& r) {
+    EXPECT_EQ(driver_.queue(r), guest::RequestStatus::Ok);
+    EXPECT_EQ(driver_.submit(), 1u);
+    guest::Completion c;
+    EXPECT_EQ(driver_.reap_wait(&c, 1), 1u);
+    return c;
+  }
+  guest::Completion one_raw(const abi::GuestSqe& sqe) {
+    EXPECT_EQ(driver_.queue_raw(sqe), guest::RequestStatus::Ok);
+    driver_.submit();
+    guest::Completion c;
+    EXPECT_EQ(driver_.reap_wait(&c, 1), 1u);
+    return c;
+  }
+  abi::GuestSqe raw(std::uint8_t opcode, std::uint64_t addr, std::uint64_t offset) const {
+    abi::GuestSqe sqe{};
+    sqe.opcode = opcode;
+    sqe.flags = abi::kSqeFixedFile;
+    sqe.addr = addr;
+    sqe.off = offset;
+    sqe.len = 4096;
+    sqe.user_data = 99;
+    return sqe;
+  }
+
+  TempDir dir_{"ringfence-test"};
+  std::string image_;
+  std::unique_ptr<GuestMemory> memory_;
+  std::unique_ptr<PassthroughDevice> device_;
+  guest::Driver driver_;
+};
+
+TEST_F(PassthroughDriverTest, DiscoversTheDeviceFromTheDescriptor) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  EXPECT_EQ(driver_.header().mode, abi::Mode::Passthrough);
+  ASSERT_EQ(driver_.disk_count(), 1u);
+  EXPECT_EQ(driver_.disk(0).size_bytes, kDisk);
+  EXPECT_EQ(driver_.disk(0).flags & abi::kDiskReadOnly, 0u);
+  ASSERT_EQ(driver_.window_count(), 1u);
+  EXPECT_EQ(driver_.window(0).gpa, 0u);
+  EXPECT_EQ(driver_.window(0).length, kRam);
+  // The bias turns a GPA into the host address the kernel checks.
+  EXPECT_EQ(driver_.window(0).gpa + driver_.window(0).host_bias, address_of(host(0)));
+  EXPECT_EQ(driver_.depth(), device_->ring_info().sq_entries);
+}
+
+TEST_F(PassthroughDriverTest, WritesFlushesAndReadsBack) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  std::memset(host(kScratch), 0x5a, 4096);
+  const guest::Completion w = one({guest::Op::Write, 0, 8192, kScratch, 4096, 1});
+  EXPECT_EQ(w.tag, 1u);
+  EXPECT_EQ(w.result, 4096);
+  EXPECT_EQ(one({guest::Op::Flush, 0, 0, 0, 0, 2}).result, 0);
+  const guest::Completion r = one({guest::Op::Read, 0, 8192, kScratch + 4096, 4096, 3});
+  EXPECT_EQ(r.result, 4096);
+  EXPECT_EQ(std::memcmp(host(kScratch), host(kScratch + 4096), 4096), 0);
+  EXPECT_EQ(driver_.in_flight(), 0u);
+  EXPECT_EQ(driver_.counters().completed, 3u);
+}
+
+TEST_F(PassthroughDriverTest, RefusesBadRequestsBeforeTheyReachTheRing) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  using guest::Op;
+  using guest::RequestStatus;
+  EXPECT_EQ(driver_.queue({Op::Read, 1, 0, kScratch, 4096, 0}), RequestStatus::NoSuchDisk);
+  EXPECT_EQ(driver_.queue({Op::Read, 0, 1, kScratch, 4096, 0}), RequestStatus::Misaligned);
+  EXPECT_EQ(driver_.queue({Op::Read, 0, 0, kScratch, 0, 0}), RequestStatus::Misaligned);
+  EXPECT_EQ(driver_.queue({Op::Read, 0, kDisk - 4096, kScratch, 8192, 0}), RequestStatus::OutOfRange);
+  EXPECT_EQ(driver_.queue({Op::Read, 0, UINT64_MAX - 4095, kScratch, 4096, 0}), RequestStatus::OutOfRange);
+  EXPECT_EQ(driver_.queue({Op::Read, 0, 0, kScratch, 2u << 20, 0}), RequestStatus::TooLong);
+  EXPECT_EQ(driver_.queue({Op::Read, 0, 0, kRam - 2048, 4096, 0}), RequestStatus::NoWindow);
+  EXPECT_EQ(driver_.in_flight(), 0u);
+  EXPECT_EQ(driver_.submit(), 0u);
+}
+
+TEST_F(PassthroughDriverTest, KeepsAtMostDepthRequestsInFlight) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  std::uint32_t queued = 0;
+  while (driver_.queue({guest::Op::Read, 0, 0, kScratch, 4096, queued}) == guest::RequestStatus::Ok) ++queued;
+  EXPECT_EQ(queued, driver_.depth());
+  EXPECT_EQ(driver_.queue({guest::Op::Read, 0, 0, kScratch, 4096, 0}), guest::RequestStatus::QueueFull);
+  EXPECT_EQ(driver_.submit(), queued);
+  guest::Completion done[256];
+  std::uint32_t reaped = 0;
+  while (driver_.in_flight() != 0) reaped += driver_.reap_wait(done, 256);
+  EXPECT_EQ(reaped, queued);
+}
+
+TEST_F(PassthroughDriverTest, RingsTheDoorbellWhenTheSqpollThreadSleeps) {
+  PassthroughConfig config;
+  config.sqpoll_idle = std::chrono::milliseconds(1);
+  ASSERT_NO_FATAL_FAILURE(start({}, config));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the SQ thread goes to sleep
+  EXPECT_EQ(one({guest::Op::Read, 0, 0, kScratch, 4096, 7}).result, 4096);
+  EXPECT_GE(driver_.counters().kicks, 1u);
+  for (int i = 0; i < 100 && device_->wakeups() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_GE(device_->wakeups(), 1u);
+}
+
+TEST_F(PassthroughDriverTest, APollingGuestTurnsNotificationsOff) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  driver_.set_notifications(false);
+  const abi::RingGeometry& g = driver_.header().ring;
+  std::uint32_t flags = 0;
+  std::memcpy(&flags, host(g.cq_flags), 4);
+  EXPECT_EQ(flags & abi::kCqFlagNotifyDisabled, abi::kCqFlagNotifyDisabled);
+  ASSERT_EQ(driver_.queue({guest::Op::Read, 0, 0, kScratch, 4096, 5}), guest::RequestStatus::Ok);
+  driver_.submit();
+  guest::Completion c;
+  while (driver_.reap(&c, 1) == 0) {
+  }
+  EXPECT_EQ(c.result, 4096);
+  // The kernel did not signal the eventfd for it.
+  pollfd p{device_->notify_fd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0);
+}
+
+TEST_F(PassthroughDriverTest, AnAddressOutsideGuestRamCompletesWithEfault) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  auto canary = MmapRegion::map_anonymous(page_size());
+  ASSERT_TRUE(canary);
+  std::memset(canary->data(), 0xc5, canary->size());
+  std::memset(host(kScratch), 0x11, 4096);
+  ASSERT_EQ(one({guest::Op::Write, 0, 0, kScratch, 4096, 1}).result, 4096);  // non-0xc5 data on disk
+  EXPECT_EQ(one_raw(raw(abi::kOpReadFixed, address_of(canary->data()), 0)).result, -EFAULT);
+  for (std::size_t i = 0; i < canary->size(); ++i) ASSERT_EQ(canary->bytes()[i], std::byte{0xc5}) << "byte " << i;
+  // Just past guest RAM, and straddling its end.
+  EXPECT_EQ(one_raw(raw(abi::kOpReadFixed, address_of(host(kRam)), 0)).result, -EFAULT);
+  EXPECT_EQ(one_raw(raw(abi::kOpReadFixed, address_of(host(kRam - 2048)), 0)).result, -EFAULT);
+}
+
+TEST_F(PassthroughDriverTest, TheLoopDeviceBoundsOffsets) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  EXPECT_EQ(device_->disks().front().kind(), DiskKind::LoopBackedFile);
+  const std::uint64_t addr = address_of(host(kScratch));
+  EXPECT_EQ(one_raw(raw(abi::kOpWriteFixed, addr, kDisk)).result, -ENOSPC);
+  EXPECT_EQ(one_raw(raw(abi::kOpWriteFixed, addr, 1ull << 40)).result, -ENOSPC);
+  EXPECT_EQ(test::file_size(image_), kDisk);
+}
+
+TEST_F(PassthroughDriverTest, WithoutTheBoundAWritePastTheEndGrowsTheImage) {
+  // Why the bound exists: the kernel does not check offsets against a regular file's size.
+  DiskOptions options;
+  options.offset_bound = OffsetBound::None;
+  ASSERT_NO_FATAL_FAILURE(start(options));
+  EXPECT_EQ(device_->disks().front().kind(), DiskKind::UnboundedFile);
+  EXPECT_EQ(one_raw(raw(abi::kOpWriteFixed, address_of(host(kScratch)), 1ull << 30)).result, 4096);
+  EXPECT_EQ(test::file_size(image_), (1ull << 30) + 4096);
+}
+
+TEST_F(PassthroughDriverTest, AReadOnlyDiskGetsTheReadOnlyPolicy) {
+  DiskOptions options;
+  options.read_only = true;
+  ASSERT_NO_FATAL_FAILURE(start(options));
+  EXPECT_EQ(driver_.disk(0).flags & abi::kDiskReadOnly, abi::kDiskReadOnly);
+  EXPECT_EQ(driver_.queue({guest::Op::Write, 0, 0, kScratch, 4096, 0}), guest::RequestStatus::ReadOnlyDisk);
+  // A guest that writes anyway: the policy (blk-passthrough-ro) denies the opcode.
+  EXPECT_EQ(one_raw(raw(abi::kOpWriteFixed, address_of(host(kScratch)), 0)).result, -EACCES);
+  EXPECT_EQ(one({guest::Op::Read, 0, 0, kScratch, 4096, 1}).result, 4096);
+}
+
+TEST(PassthroughDeviceConfig, RefusesAWindowOutsideGuestRam) {
+  RF_REQUIRE(test::loop_device_feature());
+  TempDir dir("ringfence-test");
+  auto disk = Disk::open(test::make_image(dir, "d.img", 1 << 20), {});
+  ASSERT_TRUE(disk) << disk.error().message;
+  const RegionLayout layout[] = {{GuestAddress{0}, 1 << 20, false}};
+  auto memory = GuestMemory::create(layout, MemoryBacking::Anonymous);
+  ASSERT_TRUE(memory);
+  std::vector<Disk> disks;
+  disks.push_back(std::move(*disk));
+  PassthroughConfig config;
+  config.device_window = GuestAddress{(1 << 20) - page_size()};  // the rings would run past the end
+  auto device = PassthroughDevice::create(*memory, std::move(disks), config);
+  ASSERT_FALSE(device);
+  EXPECT_EQ(device.error().code, DeviceErrc::InvalidConfig);
+  EXPECT_NE(device.error().message.find("device window"), std::string::npos) << device.error().message;
+}
+
+}  // namespace
+}  // namespace rf
