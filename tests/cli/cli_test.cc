@@ -1,9 +1,6 @@
 // Runs the `ringfence` binary as a user would and checks its output and exit status.
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <fstream>
 #include <string>
 
@@ -11,25 +8,14 @@
 #include <nlohmann/json.hpp>
 
 #include "support/kernel_caps.h"
+#include "support/run_command.h"
 
 namespace {
 
-struct CliRun {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
+using CliRun = rf::test::CommandRun;  // output holds stdout and stderr
 
 CliRun ringfence(const std::string& args) {
-  CliRun run;
-  const std::string command = std::string(RF_CLI_PATH) + " " + args + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  std::array<char, 4096> chunk{};
-  std::size_t n = 0;
-  while ((n = std::fread(chunk.data(), 1, chunk.size(), pipe)) > 0) run.output.append(chunk.data(), n);
-  const int raw = ::pclose(pipe);
-  run.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return run;
+  return rf::test::run_command(std::string(RF_CLI_PATH) + " " + args + " 2>&1");
 }
 
 bool contains(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
@@ -37,7 +23,7 @@ bool contains(const std::string& s, const std::string& needle) { return s.find(n
 TEST(CliTest, HelpListsTheCommands) {
   const CliRun run = ringfence("--help");
   EXPECT_EQ(run.status, 0);
-  for (const char* cmd : {"probe", "policy", "demo"}) EXPECT_TRUE(contains(run.output, cmd)) << run.output;
+  for (const char* cmd : {"probe", "policy", "demo", "audit"}) EXPECT_TRUE(contains(run.output, cmd)) << run.output;
   const CliRun policy_help = ringfence("policy --help");
   for (const char* cmd : {"check", "explain", "list", "names"}) EXPECT_TRUE(contains(policy_help.output, cmd));
 }
@@ -107,11 +93,32 @@ TEST(CliTest, ProbeJsonReportsRestrictions) {
   EXPECT_TRUE(json["sqe_opcodes"].is_array());
 }
 
-TEST(CliTest, DemoPassesEveryCheck) {
+TEST(CliTest, DemoRunsTheVerifiedWorkloadInASandboxedGuest) {
   RF_REQUIRE(rf::test::restrictions_feature());
   RF_REQUIRE(rf::test::sqpoll_feature());
   RF_REQUIRE(rf::test::no_mmap_feature());
+  RF_REQUIRE(rf::test::loop_device_feature());
   const CliRun run = ringfence("demo");
+  EXPECT_EQ(run.status, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "PASS: 131076 I/Os verified by guest and VMM")) << run.output;
+  EXPECT_TRUE(contains(run.output, "16384 of 16384 blocks hold the last pass's data")) << run.output;
+  EXPECT_TRUE(contains(run.output, "✓ killed by SIGSYS")) << run.output;
+  EXPECT_TRUE(contains(run.output, "✓ -EFAULT, canary unchanged")) << run.output;
+  EXPECT_TRUE(contains(run.output, "✓ -ENOSPC, image unchanged")) << run.output;
+  EXPECT_FALSE(contains(run.output, "✗")) << run.output;
+}
+
+TEST(CliTest, DemoRefusesBadOptions) {
+  const CliRun run = ringfence("demo --depth 0");
+  EXPECT_NE(run.status, 0);
+  EXPECT_TRUE(contains(run.output, "--depth")) << run.output;
+}
+
+TEST(CliTest, AuditPassesEveryCheck) {
+  RF_REQUIRE(rf::test::restrictions_feature());
+  RF_REQUIRE(rf::test::sqpoll_feature());
+  RF_REQUIRE(rf::test::no_mmap_feature());
+  const CliRun run = ringfence("audit");
   EXPECT_EQ(run.status, 0) << run.output;
   EXPECT_TRUE(contains(run.output, "PASS:")) << run.output;
   EXPECT_TRUE(contains(run.output, " policies, 0 failed")) << run.output;
