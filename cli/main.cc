@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   explain->add_flag("--offline", policy_args.offline, "Explain against ringfence's opcode tables, not this kernel's");
   auto* list = policy->add_subcommand("list", "List the built-in policies");
   auto* names = policy->add_subcommand("names", "List the opcode and flag names a policy file can use");
+  auto* seccomp = policy->add_subcommand("seccomp", "Print the process guest's seccomp allow list and why each "
+                                                    "entry is there");
 
   rf::cli::DemoArgs demo_args;
   auto* demo = app.add_subcommand("demo", "Run a sandboxed guest process on its own restricted ring (passthrough): "
@@ -58,6 +60,7 @@ int main(int argc, char** argv) {
     if (explain->parsed()) return rf::cli::run_policy_explain(policy_args);
     if (list->parsed()) return rf::cli::run_policy_list();
     if (names->parsed()) return rf::cli::run_policy_names();
+    if (seccomp->parsed()) return rf::cli::run_policy_seccomp();
     if (demo->parsed()) return rf::cli::run_demo(demo_args);
     if (audit->parsed()) return rf::cli::run_audit();
   } catch (const std::exception& e) {

@@ -6,7 +6,9 @@
 #include <fmt/format.h>
 
 #include "cli/markdown_table.h"
+#include "guest/process_report.h"
 #include "restrictions/builtin_policies.h"
+#include "restrictions/guest_seccomp.h"
 #include "restrictions/opcode_safety.h"
 #include "restrictions/policy_explainer.h"
 #include "restrictions/policy_loader.h"
@@ -107,6 +109,20 @@ int run_policy_names() {
   MarkdownTable reg({"#", "name"});
   for (const auto& op : known_register_opcodes()) reg.add_row({fmt::format("{}", op.value), std::string(op.name)});
   std::cout << reg.render();
+  return 0;
+}
+
+int run_policy_seccomp() {
+  std::cout << fmt::format("The process guest's seccomp filter (default action: kill the process; fd {} is the "
+                           "doorbell, fd {} the completion notification):\n\n",
+                           guest::kKickFd, guest::kNotifyFd);
+  MarkdownTable table({"system call", "first argument", "why"});
+  for (const auto& allow : policy::guest_seccomp_allow_list(guest::kKickFd, guest::kNotifyFd)) {
+    table.add_row({std::string(allow.syscall),
+                   allow.first_argument ? fmt::format("= {}", *allow.first_argument) : std::string("any"),
+                   std::string(allow.reason)});
+  }
+  std::cout << table.render();
   return 0;
 }
 

@@ -14,5 +14,7 @@ int run_policy_check(const PolicyArgs& args);
 int run_policy_explain(const PolicyArgs& args);
 int run_policy_list();
 int run_policy_names();
+// The process guest's seccomp allow list, with the reason for each entry.
+int run_policy_seccomp();
 
 }  // namespace rf::cli

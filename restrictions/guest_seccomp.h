@@ -3,6 +3,8 @@
 // needs, each entry with its reason; `ringfence policy seccomp` prints it.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -10,12 +12,12 @@ namespace rf::policy {
 
 struct SeccompAllowance {
   std::string_view syscall;
-  int fd_argument = -1;  // >= 0: allowed only when the first argument is this descriptor
+  std::optional<std::uint64_t> first_argument;  // allowed only when the first argument is this
   std::string_view reason;
 };
 
 // The allow list for a guest whose doorbell is `kick_fd` and whose completion notification is
-// `notify_fd`.
+// `notify_fd`. Builds with AddressSanitizer add one query-only entry its runtime needs.
 std::vector<SeccompAllowance> guest_seccomp_allow_list(int kick_fd, int notify_fd);
 
 // Installs the filter on the calling process (with no_new_privs). Returns 0 or -errno.

@@ -108,6 +108,15 @@ TEST(CliTest, DemoRunsTheVerifiedWorkloadInASandboxedGuest) {
   EXPECT_FALSE(contains(run.output, "✗")) << run.output;
 }
 
+TEST(CliTest, PolicySeccompPrintsTheGuestsAllowList) {
+  const CliRun run = ringfence("policy seccomp");
+  EXPECT_EQ(run.status, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "| write       | = 4")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| read        | = 5")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| exit_group")) << run.output;
+  EXPECT_FALSE(contains(run.output, "| openat")) << run.output;
+}
+
 TEST(CliTest, DemoRefusesBadOptions) {
   const CliRun run = ringfence("demo --depth 0");
   EXPECT_NE(run.status, 0);
