@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -160,6 +161,9 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
     // The kernel checks host addresses: the guest adds this bias (mod 2^64) to a GPA.
     d.windows_.push_back(abi::WindowEntry{gpa, piece.len, piece.index.value, 0, piece.host_base - gpa});
   }
+  // The table is sorted by host address; the guest reads windows in guest-physical order.
+  std::sort(d.windows_.begin(), d.windows_.end(),
+            [](const abi::WindowEntry& a, const abi::WindowEntry& b) { return a.gpa < b.gpa; });
   // SAFETY: the device window starts with `descriptor_bytes` bytes of guest RAM the VMM owns
   // until the guest starts; it was translated above and is page-aligned.
   auto* out = reinterpret_cast<unsigned char*>(base);

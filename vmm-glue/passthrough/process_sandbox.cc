@@ -44,9 +44,20 @@ Result<PatternCheck, SandboxError> verify_disk_pattern(const Disk& disk, std::ui
 }
 
 Result<ProcessSandbox, SandboxError> ProcessSandbox::create(std::vector<Disk> disks, const SandboxConfig& config) {
-  const RegionLayout layout[] = {{GuestAddress{0}, config.ram_bytes, false}};
+  const std::vector<RegionLayout> layout =
+      config.regions.empty() ? std::vector<RegionLayout>{{GuestAddress{0}, config.ram_bytes, false}} : config.regions;
   auto memory = GuestMemory::create(layout, MemoryBacking::Memfd);
   if (!memory) return unexpected(error(SandboxErrc::Memory, memory.error().sys_errno, memory.error().message));
+  const GuestRegion& first = memory->regions().front();
+  const GuestRegion& last = memory->regions().back();
+  const std::uint64_t report_end = kReportPage.value() + page_size();
+  if (first.base.value() > kReportPage.value() || first.bytes < report_end - first.base.value() || first.read_only ||
+      last.read_only || report_end > config.device.device_window.value()) {
+    return unexpected(error(SandboxErrc::Memory, 0,
+                            fmt::format("guest RAM must start at or below {:#x} with a writable region that holds the "
+                                        "report page before the device window, and end in a writable region",
+                                        kReportPage.value())));
+  }
   ProcessSandbox sandbox;
   sandbox.memory_ = std::make_unique<GuestMemory>(std::move(*memory));
   auto device = PassthroughDevice::create(*sandbox.memory_, std::move(disks), config.device);
@@ -54,15 +65,18 @@ Result<ProcessSandbox, SandboxError> ProcessSandbox::create(std::vector<Disk> di
   sandbox.device_ = std::move(*device);
   sandbox.guest_binary_ = config.guest_binary;
 
-  const auto window_end = sandbox.device_->descriptor_address().plus(sandbox.device_->device_window_bytes());
-  const auto scratch = window_end ? checked_align_up(window_end->value(), kScratchAlign) : std::nullopt;
-  if (!scratch || *scratch >= config.ram_bytes || kReportPage.value() + page_size() > config.device.device_window.value()) {
-    return unexpected(error(SandboxErrc::Memory, 0,
-                            fmt::format("{} MiB of guest RAM leaves no room for the report page, the device window and "
-                                        "scratch memory", config.ram_bytes >> 20)));
+  // Scratch: the last region, after the device window if the window is in it.
+  const std::uint64_t last_end = last.base.value() + last.bytes;  // validated: does not pass 2^64
+  std::optional<std::uint64_t> scratch = last.base.value();
+  if (sandbox.device_->descriptor_address() >= last.base) {
+    const auto window_end = sandbox.device_->descriptor_address().plus(sandbox.device_->device_window_bytes());
+    scratch = window_end ? checked_align_up(window_end->value(), kScratchAlign) : std::nullopt;
+  }
+  if (!scratch || *scratch >= last_end) {
+    return unexpected(error(SandboxErrc::Memory, 0, "guest RAM leaves no room for scratch memory after the device window"));
   }
   sandbox.scratch_ = GuestAddress{*scratch};
-  sandbox.scratch_bytes_ = config.ram_bytes - *scratch;
+  sandbox.scratch_bytes_ = last_end - *scratch;
   return sandbox;
 }
 

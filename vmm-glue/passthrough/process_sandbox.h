@@ -1,10 +1,11 @@
 // ProcessSandbox: a passthrough device and the guest RAM it lives in, set up for a process
 // guest, plus the verified-workload run that `ringfence demo` and the tests use.
 //
-// Guest-physical layout (one region at GPA 0, memfd-backed):
-//   0x1000              the guest's report page (ProcessReport)
+// Guest-physical layout (memfd-backed; by default one region at GPA 0):
+//   0x1000              the guest's report page (ProcessReport), in the first region
 //   device_window       the ring descriptor, then the rings (PassthroughConfig, 0x10000)
-//   scratch             from the next 2 MiB boundary after the device window to the end
+//   scratch             the last region: from its start, or from the next 2 MiB boundary after
+//                       the device window when the window is in it
 #pragma once
 
 #include <chrono>
@@ -24,7 +25,8 @@ enum class SandboxErrc { Memory, Device, Guest, Verify };
 using SandboxError = Error<SandboxErrc>;
 
 struct SandboxConfig {
-  std::uint64_t ram_bytes = 256ull << 20;
+  std::uint64_t ram_bytes = 256ull << 20;  // one region at GPA 0, unless `regions` is set
+  std::vector<RegionLayout> regions;
   PassthroughConfig device;
   std::string guest_binary = default_guest_binary();
 };
