@@ -16,6 +16,7 @@
 
 #include "cli/markdown_table.h"
 #include "disk/disk.h"
+#include "disk/loop_device.h"
 #include "passthrough/process_sandbox.h"
 #include "ring/kernel_facts.h"
 #include "util/address.h"
@@ -205,6 +206,14 @@ int run_demo(const DemoArgs& args) {
     all_passed = all_passed && c.passed;
   }
   std::cout << table.render() << "\n";
+  // Tear down before the temporary directory goes, and see the loop device go too.
+  const std::string loop = sandbox->device().disks().front().loop_device();
+  sandbox->close();
+  if (!loop.empty()) {
+    const bool detached = wait_for_loop_detach(loop, std::chrono::seconds(5));
+    std::cout << fmt::format("Clean-up: {} {}\n\n", loop, detached ? "detached" : "STILL ATTACHED after 5 s");
+    all_passed = all_passed && detached;
+  }
   std::cout << (all_passed ? "PASS" : "FAIL") << fmt::format(": {} I/Os verified by guest and VMM; {} security checks\n",
                                                              run->ios, checks.size());
   return all_passed ? 0 : 1;

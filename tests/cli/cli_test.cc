@@ -105,6 +105,7 @@ TEST(CliTest, DemoRunsTheVerifiedWorkloadInASandboxedGuest) {
   EXPECT_TRUE(contains(run.output, "✓ killed by SIGSYS")) << run.output;
   EXPECT_TRUE(contains(run.output, "✓ -EFAULT, canary unchanged")) << run.output;
   EXPECT_TRUE(contains(run.output, "✓ -ENOSPC, image unchanged")) << run.output;
+  EXPECT_TRUE(contains(run.output, " detached\n")) << run.output;
   EXPECT_FALSE(contains(run.output, "✗")) << run.output;
 }
 

@@ -1,6 +1,6 @@
 #include "disk/disk.h"
 
-#include <filesystem>
+#include "disk/loop_device.h"
 
 #include <gtest/gtest.h>
 
@@ -14,26 +14,19 @@ TEST(Disk, ARegularImageGoesThroughALoopDeviceThatGoesAwayWithIt) {
   RF_REQUIRE(test::loop_device_feature());
   TempDir dir("ringfence-test");
   const std::string image = test::make_image(dir, "disk.img", 8 << 20);
-  std::string loop_name;
+  std::string loop;
   {
     auto disk = Disk::open(image, {});
     ASSERT_TRUE(disk) << disk.error().message;
     EXPECT_EQ(disk->kind(), DiskKind::LoopBackedFile);
     EXPECT_EQ(disk->size_bytes(), 8u << 20);
     EXPECT_GE(disk->logical_block_size(), 512u);
-    const std::string text = disk->describe();
-    const auto at = text.find("/dev/loop");
-    ASSERT_NE(at, std::string::npos) << text;
-    loop_name = text.substr(at + 5, text.find(' ', at) - at - 5);  // "loopN"
-    EXPECT_TRUE(std::filesystem::exists("/sys/block/" + loop_name + "/loop/backing_file")) << loop_name;
+    loop = disk->loop_device();
+    EXPECT_NE(disk->describe().find(loop), std::string::npos) << disk->describe();
+    EXPECT_TRUE(loop_device_attached(loop)) << loop;
   }
   // LO_FLAGS_AUTOCLEAR: closing the last reference detached it.
-  bool detached = false;
-  for (int i = 0; i < 200 && !detached; ++i) {
-    detached = !std::filesystem::exists("/sys/block/" + loop_name + "/loop/backing_file");
-    if (!detached) ::usleep(10'000);
-  }
-  EXPECT_TRUE(detached) << loop_name << " is still attached";
+  EXPECT_TRUE(wait_for_loop_detach(loop, std::chrono::seconds(2))) << loop << " is still attached";
 }
 
 TEST(Disk, ErrorsNameTheProblem) {

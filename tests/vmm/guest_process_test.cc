@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "disk/loop_device.h"
 #include "passthrough/process_sandbox.h"
 #include "restrictions/guest_seccomp.h"
 #include "support/kernel_caps.h"
@@ -253,6 +254,7 @@ TEST_F(GuestProcessTest, AGuestKilledWithIoInFlightLeavesNothingBehind) {
   for (int i = 0; i < 500 && pinned() != "0 kB"; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   const std::size_t fds_before = self_fds();
   const std::string pinned_before = pinned();
+  std::string loop;
   {
     ASSERT_NO_FATAL_FAILURE(start());
     auto guest = sandbox_->spawn({"--scenario", "flood", "--depth", "32"});
@@ -263,8 +265,10 @@ TEST_F(GuestProcessTest, AGuestKilledWithIoInFlightLeavesNothingBehind) {
     auto exit = guest->wait(kTimeout);
     ASSERT_TRUE(exit);
     EXPECT_EQ(exit->signal, SIGKILL);
+    loop = sandbox_->device().disks().front().loop_device();
     sandbox_.reset();  // the VMM tears the device down with whatever was in flight
   }
+  EXPECT_TRUE(wait_for_loop_detach(loop, std::chrono::seconds(5))) << loop;
   // The kernel frees the ring (and unpins guest RAM) asynchronously after the last close.
   for (int i = 0; i < 500 && (pinned() != pinned_before || self_fds() != fds_before); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -55,6 +55,8 @@ class Disk {
   bool read_only() const { return read_only_; }
   DiskKind kind() const { return kind_; }
   const std::string& path() const { return path_; }
+  // /dev/loopN for a LoopBackedFile, empty otherwise.
+  const std::string& loop_device() const { return device_path_; }
   // "/tmp/disk.img via /dev/loop3 (bounded by the block layer)" and the like.
   std::string describe() const;
 

@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -55,6 +57,21 @@ Result<LoopAttachment, DiskError> attach_loop_device(int image_fd, bool read_onl
     return LoopAttachment{std::move(device), std::move(path), dio};
   }
   return unexpected(loop_error(last_errno, fmt::format("every free loop device was taken by someone else ({} tries)", kAttempts)));
+}
+
+bool loop_device_attached(const std::string& device_path) {
+  const auto name = std::filesystem::path(device_path).filename().string();
+  std::error_code ec;
+  return std::filesystem::exists("/sys/block/" + name + "/loop/backing_file", ec);
+}
+
+bool wait_for_loop_detach(const std::string& device_path, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (loop_device_attached(device_path)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
 }
 
 }  // namespace rf

@@ -80,6 +80,11 @@ Result<ProcessSandbox, SandboxError> ProcessSandbox::create(std::vector<Disk> di
   return sandbox;
 }
 
+void ProcessSandbox::close() {
+  device_.reset();
+  memory_.reset();
+}
+
 Result<GuestProcess, GuestProcessError> ProcessSandbox::spawn(std::vector<std::string> scenario_args) const {
   GuestLaunch launch;
   launch.binary = guest_binary_;

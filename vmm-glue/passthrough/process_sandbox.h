@@ -44,6 +44,9 @@ class ProcessSandbox {
 
   // Starts ringfence-guest on this sandbox with extra arguments (--scenario ...).
   Result<GuestProcess, GuestProcessError> spawn(std::vector<std::string> scenario_args) const;
+  // Tears the device down (doorbell thread, ring) and releases guest RAM, in that order. Nothing
+  // but the destructor may be called afterwards.
+  void close();
   // The guest's report, after it ended.
   std::optional<guest::ProcessReport> report() const { return read_process_report(*memory_, kReportPage); }
 
