@@ -170,7 +170,7 @@ int run_demo(const DemoArgs& args) {
   run_config.passes = args.passes;
   run_config.depth = args.depth;
   run_config.poll = args.poll;
-  auto run = run_verified_workload(*sandbox, run_config);
+  auto run = run_verified_guest(*sandbox, run_config);
   if (!run) {
     std::cerr << "ringfence demo: " << run.error().message << "\n";
     return 1;

@@ -95,6 +95,9 @@ class Driver {
   void set_notifications(bool enabled);
 
   const DriverCounters& counters() const { return counters_; }
+  // The address and buffer index an SQE carries for data at [gpa, gpa + len): gpa + the
+  // window's host bias in passthrough, gpa in mediated mode. False if no window holds it all.
+  bool device_address(std::uint64_t gpa, std::uint32_t len, std::uint64_t& addr, std::uint16_t& buf_index) const;
   // The driver's pointer to guest memory [gpa, gpa + bytes), or null if it is not all inside
   // the memory the platform gave; for code that fills and checks data buffers.
   unsigned char* guest_pointer(std::uint64_t gpa, std::uint64_t bytes) const;
@@ -105,8 +108,6 @@ class Driver {
   bool in_memory(std::uint64_t gpa, std::uint64_t bytes) const;
   std::uint32_t sq_space() const;
   abi::GuestSqe* next_sqe();
-  // The address an SQE carries for [gpa, gpa + len), or false if no window holds it.
-  bool device_address(std::uint64_t gpa, std::uint32_t len, std::uint64_t& addr, std::uint16_t& buf_index) const;
 
   Platform platform_{};
   abi::DecodeStatus decode_status_ = abi::DecodeStatus::Ok;

@@ -188,14 +188,16 @@ int main(int argc, char** argv) {
     flood(driver, scratch_gpa, config.depth);
   } else {  // probe: one raw SQE, whatever it asks for, to see what the kernel answers
     rf::abi::GuestSqe sqe{};
-    const rf::abi::WindowEntry& window = driver.window(0);
+    std::uint64_t scratch_addr = 0;
+    std::uint16_t buf_index = 0;
+    driver.device_address(scratch_gpa, 4096, scratch_addr, buf_index);
     sqe.opcode = probe_op == "write" ? rf::abi::kOpWriteFixed : rf::abi::kOpReadFixed;
     sqe.flags = rf::abi::kSqeFixedFile;
     sqe.fd = 0;
     sqe.off = probe_offset;
-    sqe.addr = probe_addr ? *probe_addr : scratch_gpa + window.host_bias;
+    sqe.addr = probe_addr ? *probe_addr : scratch_addr;
     sqe.len = 4096;
-    sqe.buf_index = static_cast<std::uint16_t>(window.buffer_index);
+    sqe.buf_index = buf_index;
     sqe.user_data = 0x50'52'4f'42'45;  // "PROBE"
     driver.queue_raw(sqe);
     driver.submit();

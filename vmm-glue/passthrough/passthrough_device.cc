@@ -191,7 +191,7 @@ void PassthroughDevice::doorbell_loop() {
   pollfd fds[2] = {{kick_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
   while (true) {
     if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR || errno == ENOMEM) continue;  // transient: the guest is still waiting
       return;
     }
     if ((fds[1].revents & POLLIN) != 0) return;

@@ -99,7 +99,7 @@ Result<GuestProcess, GuestProcessError> ProcessSandbox::spawn(std::vector<std::s
   return GuestProcess::spawn(launch);
 }
 
-Result<VerifiedRunReport, SandboxError> run_verified_workload(ProcessSandbox& sandbox, const VerifiedRunConfig& config) {
+Result<VerifiedRunReport, SandboxError> run_verified_guest(ProcessSandbox& sandbox, const VerifiedRunConfig& config) {
   const guest::WorkloadConfig defaults;
   std::vector<std::string> args{"--scenario", "verify", "--seed", std::to_string(config.seed), "--passes",
                                 std::to_string(config.passes), "--depth", std::to_string(config.depth)};

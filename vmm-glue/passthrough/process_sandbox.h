@@ -91,6 +91,6 @@ Result<PatternCheck, SandboxError> verify_disk_pattern(const Disk& disk, std::ui
 
 // Runs the verified workload in a guest process on disk 0 and then checks, from the disk and
 // without trusting the guest, that every block holds the last pass's data.
-Result<VerifiedRunReport, SandboxError> run_verified_workload(ProcessSandbox& sandbox, const VerifiedRunConfig& config);
+Result<VerifiedRunReport, SandboxError> run_verified_guest(ProcessSandbox& sandbox, const VerifiedRunConfig& config);
 
 }  // namespace rf
