@@ -5,6 +5,7 @@
 // from 5, exit_group) and only then reads the ring descriptor. Its result goes into guest RAM
 // (ProcessReport at --report) and its exit status (GuestExit).
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -112,6 +113,10 @@ int main(int argc, char** argv) {
   // The guest never outlives its VMM.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() == 1) quit(GuestExit::Setup);
+  // free() may hand memory back to the kernel (brk, munmap), which the filter forbids; libseccomp
+  // frees its context right after loading the filter. Keep freed memory in the heap instead.
+  ::mallopt(M_MMAP_MAX, 0);
+  ::mallopt(M_TRIM_THRESHOLD, -1);
 
   CLI::App app{"ringfence-guest: the reference guest driver in a sandboxed process (started by the VMM)"};
   std::vector<std::string> region_texts;

@@ -36,5 +36,6 @@ struct ProcessReport {
   std::int32_t probe_result = 0;  // the probe scenario's completion result
   std::uint32_t probe_done = 0;
 };
+static_assert(sizeof(ProcessReport) <= 4096, "the report fits the report page");
 
 }  // namespace rf::guest
