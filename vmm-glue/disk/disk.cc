@@ -92,6 +92,7 @@ Result<Disk, DiskError> Disk::open(const std::string& path, const DiskOptions& o
       RF_TRY_VOID(block_geometry(loop->device.get(), loop->path, disk.size_bytes_, disk.logical_block_size_));
       disk.fd_ = std::move(loop->device);
       disk.device_path_ = std::move(loop->path);
+      disk.loop_direct_io_ = loop->direct_io;
       disk.kind_ = DiskKind::LoopBackedFile;
     }
   } else {
@@ -108,8 +109,12 @@ Result<Disk, DiskError> Disk::open(const std::string& path, const DiskOptions& o
 
 std::string Disk::describe() const {
   std::string text = path_;
-  if (kind_ == DiskKind::LoopBackedFile) text += " via " + device_path_;
-  return fmt::format("{} ({}, {} MiB, {}-byte blocks{})", text, disk_kind_label(kind_), size_bytes_ >> 20,
+  std::string io;
+  if (kind_ == DiskKind::LoopBackedFile) {
+    text += " via " + device_path_;
+    io = loop_direct_io_ ? ", direct I/O to the image" : ", buffered I/O to the image";
+  }
+  return fmt::format("{}: {}{}, {} MiB, {}-byte blocks{}", text, disk_kind_label(kind_), io, size_bytes_ >> 20,
                      logical_block_size_, read_only_ ? ", read-only" : "");
 }
 

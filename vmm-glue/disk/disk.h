@@ -69,6 +69,7 @@ class Disk {
   DiskKind kind_ = DiskKind::BlockDevice;
   std::string path_;
   std::string device_path_;  // the loop device, for LoopBackedFile
+  bool loop_direct_io_ = false;  // the loop device does direct I/O to the image
 };
 
 std::string_view disk_kind_label(DiskKind kind);

@@ -27,6 +27,18 @@ enum class GuestExit : int {
   Workload = 6,  // the workload failed (report.workload.status says why)
 };
 
+inline const char* guest_exit_name(int code) {
+  switch (static_cast<GuestExit>(code)) {
+    case GuestExit::Ok: return "ok";
+    case GuestExit::Usage: return "bad command line";
+    case GuestExit::Setup: return "mapping guest memory failed";
+    case GuestExit::Seccomp: return "installing the seccomp filter failed";
+    case GuestExit::Attach: return "the descriptor was refused";
+    case GuestExit::Workload: return "the workload failed";
+  }
+  return "unknown";
+}
+
 struct ProcessReport {
   std::uint64_t magic = 0;
   AttachStatus attach_status = AttachStatus::Ok;

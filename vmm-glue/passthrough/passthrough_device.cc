@@ -128,7 +128,9 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
 
   // The descriptor, in guest-physical terms.
   const RingInfo& info = d.ring_.info();
-  const auto ring_gpa = [&](std::uint32_t offset) { return config.device_window.value() + descriptor_bytes + offset; };
+  // Every offset lies inside the device window, which translate() found inside one region, so
+  // these moves cannot pass 2^64.
+  const auto ring_gpa = [&](std::uint64_t offset) { return config.device_window.plus(descriptor_bytes + offset)->value(); };
   abi::DescriptorHeader& h = d.header_;
   h.mode = abi::Mode::Passthrough;
   h.device_window_gpa = config.device_window.value();
@@ -138,7 +140,7 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   h.ring.sq_flags = ring_gpa(info.sq_offsets.flags);
   h.ring.sq_dropped = ring_gpa(info.sq_offsets.dropped);
   h.ring.sq_array = info.sq_offsets.has_array ? ring_gpa(info.sq_offsets.array) : 0;
-  h.ring.sqes = config.device_window.value() + descriptor_bytes + layout->rings_bytes;
+  h.ring.sqes = ring_gpa(layout->rings_bytes);
   h.ring.sq_entries = info.sq_entries;
   h.ring.cq_head = ring_gpa(info.cq_offsets.head);
   h.ring.cq_tail = ring_gpa(info.cq_offsets.tail);

@@ -53,11 +53,7 @@ std::string GuestExitStatus::describe() const {
     return fmt::format("killed by {}{}", sigabbrev_np(signal) ? fmt::format("SIG{}", sigabbrev_np(signal)) : std::to_string(signal),
                        signal == SIGSYS ? " (a system call its seccomp filter forbids)" : "");
   }
-  static constexpr const char* kNames[] = {"ok", "?", "bad command line", "mapping guest memory failed",
-                                           "installing the seccomp filter failed", "the descriptor was refused",
-                                           "the workload failed"};
-  const char* name = code >= 0 && code < 7 ? kNames[code] : "?";
-  return fmt::format("exited {} ({})", code, name);
+  return fmt::format("exited {} ({})", code, guest::guest_exit_name(code));
 }
 
 Result<GuestProcess, GuestProcessError> GuestProcess::spawn(const GuestLaunch& launch) {
