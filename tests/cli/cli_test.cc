@@ -14,6 +14,12 @@ namespace {
 
 using CliRun = rf::test::CommandRun;  // output holds stdout and stderr
 
+std::size_t occurrences(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++n;
+  return n;
+}
+
 CliRun ringfence(const std::string& args) {
   return rf::test::run_command(std::string(RF_CLI_PATH) + " " + args + " 2>&1");
 }
@@ -93,20 +99,24 @@ TEST(CliTest, ProbeJsonReportsRestrictions) {
   EXPECT_TRUE(json["sqe_opcodes"].is_array());
 }
 
-TEST(CliTest, DemoRunsTheVerifiedWorkloadInASandboxedGuest) {
+TEST(CliTest, DemoRunsTheVerifiedWorkloadInASandboxedGuestInBothModes) {
   RF_REQUIRE(rf::test::restrictions_feature());
   RF_REQUIRE(rf::test::sqpoll_feature());
   RF_REQUIRE(rf::test::no_mmap_feature());
   RF_REQUIRE(rf::test::loop_device_feature());
   const CliRun run = ringfence("demo");
   EXPECT_EQ(run.status, 0) << run.output;
-  EXPECT_TRUE(contains(run.output, "PASS: 131076 I/Os verified by guest and VMM")) << run.output;
-  EXPECT_TRUE(contains(run.output, "16384 of 16384 blocks hold the last pass's data")) << run.output;
-  EXPECT_TRUE(contains(run.output, "✓ killed by SIGSYS")) << run.output;
-  EXPECT_TRUE(contains(run.output, "✓ -EFAULT, canary unchanged")) << run.output;
+  EXPECT_TRUE(contains(run.output, "PASS: 262152 I/Os verified by guest and VMM in 2 modes")) << run.output;
+  EXPECT_EQ(occurrences(run.output, "16384 of 16384 blocks hold the last pass's data"), 2u) << run.output;
+  EXPECT_EQ(occurrences(run.output, "✓ killed by SIGSYS"), 2u) << run.output;
+  EXPECT_EQ(occurrences(run.output, "exited 0 (ok)"), 2u) << run.output;
+  EXPECT_TRUE(contains(run.output, "✓ -EFAULT (kernel), canary unchanged")) << run.output;
+  EXPECT_TRUE(contains(run.output, "✓ -EFAULT (mediator), canary unchanged")) << run.output;
   EXPECT_TRUE(contains(run.output, "✓ -ENOSPC, image unchanged")) << run.output;
-  EXPECT_TRUE(contains(run.output, " detached\n")) << run.output;
+  EXPECT_TRUE(contains(run.output, "✓ -ENXIO, image unchanged")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| 0 of 131076 SQEs")) << run.output;
   EXPECT_FALSE(contains(run.output, "✗")) << run.output;
+  EXPECT_FALSE(contains(run.output, "STILL ATTACHED")) << run.output;
 }
 
 TEST(CliTest, PolicySeccompPrintsTheGuestsAllowList) {

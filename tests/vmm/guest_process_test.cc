@@ -85,6 +85,33 @@ class GuestProcessTest : public ::testing::Test {
     return exit ? *exit : GuestExitStatus{};
   }
 
+  // Runs a probe guest (one raw SQE) and returns the result it completed with.
+  std::int32_t probe(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--scenario", "probe"});
+    const GuestExitStatus exit = run(std::move(args));
+    EXPECT_TRUE(exit.exited && exit.code == 0) << exit.describe();
+    auto report = sandbox_->report();
+    EXPECT_TRUE(report && report->probe_done == 1) << "the probe guest left no result";
+    return report ? report->probe_result : 0;
+  }
+  // A READ_FIXED aimed at a VMM page outside guest RAM: its result, and the page must not change.
+  std::int32_t canary_probe() {
+    auto canary = MmapRegion::map_anonymous(page_size());
+    EXPECT_TRUE(canary);
+    if (!canary) return 0;
+    std::memset(canary->data(), 0xc5, canary->size());
+    const std::int32_t res = probe({"--probe-addr", std::to_string(address_of(canary->data()))});
+    EXPECT_TRUE(std::all_of(canary->bytes(), canary->bytes() + canary->size(),
+                            [](std::byte b) { return b == std::byte{0xc5}; }));
+    return res;
+  }
+  // A WRITE_FIXED at the disk's end: its result, and the image must keep its size.
+  std::int32_t write_past_end_probe() {
+    const std::int32_t res = probe({"--probe-op", "write", "--probe-offset", std::to_string(kDisk)});
+    EXPECT_EQ(test::file_size(image_), kDisk);
+    return res;
+  }
+
   TempDir dir_{"ringfence-test"};
   std::string image_;
   std::unique_ptr<ProcessSandbox> sandbox_;
@@ -124,7 +151,7 @@ TEST_F(GuestProcessTest, TheDataPathMakesNoSystemCallButTheDoorbellAndTheNotific
   // A short SQPOLL idle time lets the thread fall asleep whenever the guest pauses, so the
   // doorbell is part of the data path.
   SandboxConfig config = small_sandbox();
-  config.device.sqpoll_idle = std::chrono::milliseconds(1);
+  config.passthrough.sqpoll_idle = std::chrono::milliseconds(1);
   ASSERT_NO_FATAL_FAILURE(start(config));
   VerifiedRunConfig run_config;
   run_config.passes = 1;
@@ -134,18 +161,16 @@ TEST_F(GuestProcessTest, TheDataPathMakesNoSystemCallButTheDoorbellAndTheNotific
   EXPECT_TRUE(verified->passed()) << verified->exit.describe();
   // After 50 ms of quiet the SQ thread sleeps for sure: the next guest must ring the doorbell,
   // through its filter, and the VMM must turn that into a wake-up.
-  const std::uint64_t wakeups_before = sandbox_->device().wakeups();
+  const std::uint64_t wakeups_before = sandbox_->passthrough()->wakeups();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  const GuestExitStatus exit = run({"--scenario", "probe"});
-  EXPECT_TRUE(exit.exited && exit.code == 0) << exit.describe();
+  EXPECT_EQ(probe({}), 4096);
   auto report = sandbox_->report();
   ASSERT_TRUE(report);
-  EXPECT_EQ(report->probe_result, 4096);
   EXPECT_EQ(report->counters.kicks, 1u);
-  for (int i = 0; i < 100 && sandbox_->device().wakeups() == wakeups_before; ++i) {
+  for (int i = 0; i < 100 && sandbox_->passthrough()->wakeups() == wakeups_before; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_GT(sandbox_->device().wakeups(), wakeups_before);
+  EXPECT_GT(sandbox_->passthrough()->wakeups(), wakeups_before);
 }
 
 TEST_F(GuestProcessTest, IoGoesToTheWindowOfEachRegion) {
@@ -204,26 +229,12 @@ TEST_F(GuestProcessTest, TheVmmsOwnCheckCatchesADiskThatDoesNotHoldTheData) {
 
 TEST_F(GuestProcessTest, AReadIntoACanaryPageOutsideGuestRamFailsWithEfault) {
   ASSERT_NO_FATAL_FAILURE(start());
-  auto canary = MmapRegion::map_anonymous(page_size());
-  ASSERT_TRUE(canary);
-  std::memset(canary->data(), 0xc5, canary->size());
-  const GuestExitStatus exit = run({"--scenario", "probe", "--probe-addr", std::to_string(address_of(canary->data()))});
-  EXPECT_TRUE(exit.exited && exit.code == 0) << exit.describe();
-  auto report = sandbox_->report();
-  ASSERT_TRUE(report);
-  ASSERT_EQ(report->probe_done, 1u);
-  EXPECT_EQ(report->probe_result, -EFAULT);
-  EXPECT_TRUE(std::all_of(canary->bytes(), canary->bytes() + canary->size(), [](std::byte b) { return b == std::byte{0xc5}; }));
+  EXPECT_EQ(canary_probe(), -EFAULT);
 }
 
 TEST_F(GuestProcessTest, AWritePastTheEndOfTheDiskFailsAndTheImageKeepsItsSize) {
   ASSERT_NO_FATAL_FAILURE(start());
-  const GuestExitStatus exit = run({"--scenario", "probe", "--probe-op", "write", "--probe-offset", std::to_string(kDisk)});
-  EXPECT_TRUE(exit.exited && exit.code == 0) << exit.describe();
-  auto report = sandbox_->report();
-  ASSERT_TRUE(report);
-  EXPECT_EQ(report->probe_result, -ENOSPC);
-  EXPECT_EQ(test::file_size(image_), kDisk);
+  EXPECT_EQ(write_past_end_probe(), -ENOSPC);
 }
 
 class ForbiddenSyscallTest : public GuestProcessTest, public ::testing::WithParamInterface<const char*> {};
@@ -285,6 +296,52 @@ TEST_F(GuestProcessTest, AGuestKilledWithIoInFlightLeavesNothingBehind) {
   }
   EXPECT_EQ(pinned(), pinned_before);
   EXPECT_EQ(self_fds(), fds_before);
+}
+
+// The same guest process, unchanged, in mediated mode: only the descriptor's mode differs.
+class MediatedGuestProcessTest : public GuestProcessTest {
+ protected:
+  void SetUp() override {
+    RF_REQUIRE(test::restrictions_feature());
+    RF_REQUIRE(test::loop_device_feature());
+  }
+  static SandboxConfig mediated_sandbox() {
+    SandboxConfig config = small_sandbox();
+    config.mode = abi::Mode::Mediated;
+    return config;
+  }
+};
+
+TEST_F(MediatedGuestProcessTest, TheVerifiedWorkloadPassesEndToEnd) {
+  ASSERT_NO_FATAL_FAILURE(start(mediated_sandbox()));
+  ASSERT_NE(sandbox_->mediated(), nullptr);
+  VerifiedRunConfig config;
+  config.seed = 43;
+  config.passes = 2;
+  auto run = run_verified_guest(*sandbox_, config);
+  ASSERT_TRUE(run) << run.error().message;
+  EXPECT_TRUE(run->passed()) << run->exit.describe();
+  const MediatorCounters c = sandbox_->mediated()->counters();
+  const std::uint64_t ios = 2 * 2 * (kDisk / 4096) + 2;
+  EXPECT_EQ(c.consumed, ios);
+  EXPECT_EQ(c.submitted, ios);
+  EXPECT_EQ(c.completed, ios);
+  EXPECT_EQ(c.refused_total(), 0u);
+  EXPECT_EQ(c.broken, BrokenReason::None);
+}
+
+TEST_F(MediatedGuestProcessTest, AHostileAddressIsRefusedByTheMediator) {
+  ASSERT_NO_FATAL_FAILURE(start(mediated_sandbox()));
+  // The host address of VMM memory, which the mediator reads as a guest-physical address.
+  EXPECT_EQ(canary_probe(), -EFAULT);
+  EXPECT_EQ(sandbox_->mediated()->counters().refused[static_cast<std::size_t>(RefusalRule::Memory)], 1u);
+  EXPECT_EQ(sandbox_->mediated()->counters().submitted, 0u);
+}
+
+TEST_F(MediatedGuestProcessTest, AWritePastTheEndIsRefusedByTheRangeRule) {
+  ASSERT_NO_FATAL_FAILURE(start(mediated_sandbox()));
+  EXPECT_EQ(write_past_end_probe(), -ENXIO);
+  EXPECT_EQ(sandbox_->mediated()->counters().refused[static_cast<std::size_t>(RefusalRule::Range)], 1u);
 }
 
 }  // namespace

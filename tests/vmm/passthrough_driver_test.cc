@@ -1,5 +1,4 @@
-// The reference guest driver against a real passthrough device, in this process: the same
-// code the guest process runs, with the platform callbacks doing what the process guest's do.
+// The reference guest driver against a real passthrough device, in this process (DeviceFixture).
 #include <poll.h>
 #include <unistd.h>
 
@@ -8,89 +7,24 @@
 
 #include <gtest/gtest.h>
 
-#include "guest/driver.h"
-#include "passthrough/passthrough_device.h"
-#include "support/kernel_caps.h"
-#include "support/test_disk.h"
-#include "util/address.h"
+#include "device_fixture.h"
 
 namespace rf {
 namespace {
 
-constexpr std::uint64_t kRam = 16ull << 20;
-constexpr std::uint64_t kDisk = 4ull << 20;
-constexpr std::uint64_t kScratch = 8ull << 20;  // a GPA well past the device window
+using test::kScratch;
+constexpr std::uint64_t kRam = test::kFixtureRam;
+constexpr std::uint64_t kDisk = test::kFixtureDisk;
 
-void kick(void* device) {
-  const std::uint64_t one = 1;
-  ASSERT_EQ(::write(static_cast<PassthroughDevice*>(device)->kick_fd(), &one, 8), 8);
-}
-void wait_notify(void* device) {
-  std::uint64_t count = 0;
-  ASSERT_EQ(::read(static_cast<PassthroughDevice*>(device)->notify_fd(), &count, 8), 8);
-}
-
-class PassthroughDriverTest : public ::testing::Test {
+class PassthroughDriverTest : public test::DeviceFixture {
  protected:
-  void SetUp() override {
-    RF_REQUIRE(test::sqpoll_feature());
-    RF_REQUIRE(test::no_mmap_feature());
-    RF_REQUIRE(test::loop_device_feature());
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(require(abi::Mode::Passthrough)); }
+  void start_with(DiskOptions options, PassthroughConfig config = {}) {
+    test::DeviceSetup setup;
+    setup.disk = options;
+    setup.passthrough = config;
+    ASSERT_NO_FATAL_FAILURE(start(setup));
   }
-
-  // Builds the device; the test body then attaches driver_.
-  void start(DiskOptions options = {}, PassthroughConfig config = {}) {
-    image_ = test::make_image(dir_, "disk.img", kDisk);
-    ASSERT_FALSE(image_.empty());
-    auto disk = Disk::open(image_, options);
-    ASSERT_TRUE(disk) << disk.error().message;
-    const RegionLayout layout[] = {{GuestAddress{0}, kRam, false}};
-    auto memory = GuestMemory::create(layout, MemoryBacking::Anonymous);
-    ASSERT_TRUE(memory) << memory.error().message;
-    memory_ = std::make_unique<GuestMemory>(std::move(*memory));
-    std::vector<Disk> disks;
-    disks.push_back(std::move(*disk));
-    auto device = PassthroughDevice::create(*memory_, std::move(disks), config);
-    ASSERT_TRUE(device) << device.error().message;
-    device_ = std::move(*device);
-    const guest::Platform platform{device_.get(), kick, wait_notify, address_of(memory_->regions()[0].host), kRam};
-    ASSERT_EQ(driver_.attach(platform, device_->descriptor_address().value()), guest::AttachStatus::Ok)
-        << abi::decode_status_name(driver_.decode_status());
-  }
-
-  std::byte* host(std::uint64_t gpa) { return memory_->regions()[0].host + gpa; }
-
-  // Queues, submits and waits for one request.
-  guest::Completion one(const guest::Request& r) {
-    EXPECT_EQ(driver_.queue(r), guest::RequestStatus::Ok);
-    EXPECT_EQ(driver_.submit(), 1u);
-    guest::Completion c;
-    EXPECT_EQ(driver_.reap_wait(&c, 1), 1u);
-    return c;
-  }
-  guest::Completion one_raw(const abi::GuestSqe& sqe) {
-    EXPECT_EQ(driver_.queue_raw(sqe), guest::RequestStatus::Ok);
-    driver_.submit();
-    guest::Completion c;
-    EXPECT_EQ(driver_.reap_wait(&c, 1), 1u);
-    return c;
-  }
-  abi::GuestSqe raw(std::uint8_t opcode, std::uint64_t addr, std::uint64_t offset) const {
-    abi::GuestSqe sqe{};
-    sqe.opcode = opcode;
-    sqe.flags = abi::kSqeFixedFile;
-    sqe.addr = addr;
-    sqe.off = offset;
-    sqe.len = 4096;
-    sqe.user_data = 99;
-    return sqe;
-  }
-
-  TempDir dir_{"ringfence-test"};
-  std::string image_;
-  std::unique_ptr<GuestMemory> memory_;
-  std::unique_ptr<PassthroughDevice> device_;
-  guest::Driver driver_;
 };
 
 TEST_F(PassthroughDriverTest, DiscoversTheDeviceFromTheDescriptor) {
@@ -104,7 +38,7 @@ TEST_F(PassthroughDriverTest, DiscoversTheDeviceFromTheDescriptor) {
   EXPECT_EQ(driver_.window(0).length, kRam);
   // The bias turns a GPA into the host address the kernel checks.
   EXPECT_EQ(driver_.window(0).gpa + driver_.window(0).host_bias, address_of(host(0)));
-  EXPECT_EQ(driver_.depth(), device_->ring_info().sq_entries);
+  EXPECT_EQ(driver_.depth(), passthrough_->ring_info().sq_entries);
 }
 
 TEST_F(PassthroughDriverTest, WritesFlushesAndReadsBack) {
@@ -152,12 +86,12 @@ TEST_F(PassthroughDriverTest, KeepsAtMostDepthRequestsInFlight) {
 TEST_F(PassthroughDriverTest, RingsTheDoorbellWhenTheSqpollThreadSleeps) {
   PassthroughConfig config;
   config.sqpoll_idle = std::chrono::milliseconds(1);
-  ASSERT_NO_FATAL_FAILURE(start({}, config));
+  ASSERT_NO_FATAL_FAILURE(start_with({}, config));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the SQ thread goes to sleep
   EXPECT_EQ(one({guest::Op::Read, 0, 0, kScratch, 4096, 7}).result, 4096);
   EXPECT_GE(driver_.counters().kicks, 1u);
-  for (int i = 0; i < 100 && device_->wakeups() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  EXPECT_GE(device_->wakeups(), 1u);
+  for (int i = 0; i < 100 && passthrough_->wakeups() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_GE(passthrough_->wakeups(), 1u);
 }
 
 TEST_F(PassthroughDriverTest, APollingGuestTurnsNotificationsOff) {
@@ -205,7 +139,7 @@ TEST_F(PassthroughDriverTest, WithoutTheBoundAWritePastTheEndGrowsTheImage) {
   // Why the bound exists: the kernel does not check offsets against a regular file's size.
   DiskOptions options;
   options.offset_bound = OffsetBound::None;
-  ASSERT_NO_FATAL_FAILURE(start(options));
+  ASSERT_NO_FATAL_FAILURE(start_with(options));
   EXPECT_EQ(device_->disks().front().kind(), DiskKind::UnboundedFile);
   EXPECT_EQ(one_raw(raw(abi::kOpWriteFixed, address_of(host(kScratch)), 1ull << 30)).result, 4096);
   EXPECT_EQ(test::file_size(image_), (1ull << 30) + 4096);
@@ -214,7 +148,7 @@ TEST_F(PassthroughDriverTest, WithoutTheBoundAWritePastTheEndGrowsTheImage) {
 TEST_F(PassthroughDriverTest, AReadOnlyDiskGetsTheReadOnlyPolicy) {
   DiskOptions options;
   options.read_only = true;
-  ASSERT_NO_FATAL_FAILURE(start(options));
+  ASSERT_NO_FATAL_FAILURE(start_with(options));
   EXPECT_EQ(driver_.disk(0).flags & abi::kDiskReadOnly, abi::kDiskReadOnly);
   EXPECT_EQ(driver_.queue({guest::Op::Write, 0, 0, kScratch, 4096, 0}), guest::RequestStatus::ReadOnlyDisk);
   // A guest that writes anyway: the policy (blk-passthrough-ro) denies the opcode.

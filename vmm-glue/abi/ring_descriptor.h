@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "abi/ring_entries.h"
+
 namespace rf::abi {
 
 inline constexpr std::uint64_t kDescriptorMagic = 0x31444e4952465200ULL;  // "\0RFRIND1" read as LE u64
@@ -40,10 +42,6 @@ inline constexpr std::uint32_t kSqFlagNeedWakeup = 1u << 0;     // IORING_SQ_NEE
 inline constexpr std::uint32_t kCqFlagNotifyDisabled = 1u << 0;  // IORING_CQ_EVENTFD_DISABLED
 
 inline constexpr std::uint32_t kDiskReadOnly = 1u << 0;
-
-// The SQE and CQE layouts are io_uring's (struct io_uring_sqe, 64 bytes; io_uring_cqe, 16).
-inline constexpr std::uint32_t kSqeBytes = 64;
-inline constexpr std::uint32_t kCqeBytes = 16;
 
 struct RingGeometry {
   std::uint64_t sq_head = 0;  // guest-physical addresses of the ring fields

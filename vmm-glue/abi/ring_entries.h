@@ -9,6 +9,9 @@
 
 namespace rf::abi {
 
+inline constexpr std::uint32_t kSqeBytes = 64;
+inline constexpr std::uint32_t kCqeBytes = 16;
+
 struct GuestSqe {
   std::uint8_t opcode;
   std::uint8_t flags;
@@ -25,14 +28,14 @@ struct GuestSqe {
   std::uint64_t addr3;
   std::uint64_t pad;
 };
-static_assert(sizeof(GuestSqe) == 64);
+static_assert(sizeof(GuestSqe) == kSqeBytes);
 
 struct GuestCqe {
   std::uint64_t user_data;
   std::int32_t res;
   std::uint32_t flags;
 };
-static_assert(sizeof(GuestCqe) == 16);
+static_assert(sizeof(GuestCqe) == kCqeBytes);
 
 // The opcodes and flag a block driver uses (IORING_OP_*, IOSQE_FIXED_FILE).
 inline constexpr std::uint8_t kOpNop = 0;

@@ -21,25 +21,10 @@
 #include <thread>
 #include <vector>
 
-#include "abi/ring_descriptor.h"
-#include "disk/disk.h"
-#include "memory/guest_memory.h"
-#include "ring/restriction.h"
+#include "device/guest_device.h"
 #include "ring/ring.h"
-#include "util/unique_fd.h"
 
 namespace rf {
-
-enum class DeviceErrc {
-  InvalidConfig,  // no disks, too many, a device window outside guest RAM or misaligned
-  Ring,           // creating, registering, restricting or enabling the ring failed
-  Eventfd,
-  Thread,
-};
-using DeviceError = Error<DeviceErrc>;
-
-// The largest length one SQE may carry, as the descriptor tells the guest.
-inline constexpr std::uint32_t kDeviceMaxTransfer = 1u << 20;
 
 struct PassthroughConfig {
   // Page-aligned guest-physical address of the device window (descriptor, then rings), which
@@ -53,46 +38,26 @@ struct PassthroughConfig {
   std::optional<RestrictionSet> restrictions;
 };
 
-class PassthroughDevice {
+class PassthroughDevice final : public GuestDevice {
  public:
   // `memory` must outlive the device (the kernel pins it and the rings live in it); the device
   // registers its writable regions as fixed buffers and records the table in it.
   static Result<std::unique_ptr<PassthroughDevice>, DeviceError> create(GuestMemory& memory, std::vector<Disk> disks,
                                                                         const PassthroughConfig& config);
-  ~PassthroughDevice();
-  PassthroughDevice(const PassthroughDevice&) = delete;
-  PassthroughDevice& operator=(const PassthroughDevice&) = delete;
+  ~PassthroughDevice() override;
 
-  GuestAddress descriptor_address() const { return window_; }
-  std::uint64_t device_window_bytes() const { return window_bytes_; }
-  // Borrowed; hand them to the guest (or to KVM_IOEVENTFD / KVM_IRQFD).
-  int kick_fd() const { return kick_.get(); }
-  int notify_fd() const { return notify_.get(); }
-
-  const std::vector<Disk>& disks() const { return disks_; }
-  const std::vector<abi::WindowEntry>& windows() const { return windows_; }
-  const abi::DescriptorHeader& header() const { return header_; }
   const RingInfo& ring_info() const { return ring_.info(); }
   const RestrictionSet& restrictions() const { return ring_.restrictions(); }
-  const SelfCheckReport& self_check() const { return ring_.self_check(); }
-  std::chrono::nanoseconds setup_time() const { return setup_time_; }
+  const SelfCheckReport& self_check() const override { return ring_.self_check(); }
   // Doorbells the VMM turned into SQPOLL wake-ups.
   std::uint64_t wakeups() const { return wakeups_.load(std::memory_order_relaxed); }
 
  private:
-  PassthroughDevice(Ring ring, std::vector<Disk> disks) : ring_(std::move(ring)), disks_(std::move(disks)) {}
+  PassthroughDevice(Ring ring, std::vector<Disk> disks) : GuestDevice(std::move(disks)), ring_(std::move(ring)) {}
   void doorbell_loop();
 
   Ring ring_;
-  std::vector<Disk> disks_;  // registered: the kernel holds its own references too
-  UniqueFd kick_;
-  UniqueFd notify_;
   UniqueFd stop_;  // wakes the doorbell thread for shutdown
-  GuestAddress window_;
-  std::uint64_t window_bytes_ = 0;
-  abi::DescriptorHeader header_{};
-  std::vector<abi::WindowEntry> windows_;
-  std::chrono::nanoseconds setup_time_{0};
   std::atomic<std::uint64_t> wakeups_{0};
   std::thread doorbell_;  // last: started when everything else is in place
 };

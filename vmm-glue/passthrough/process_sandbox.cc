@@ -51,8 +51,10 @@ Result<ProcessSandbox, SandboxError> ProcessSandbox::create(std::vector<Disk> di
   const GuestRegion& first = memory->regions().front();
   const GuestRegion& last = memory->regions().back();
   const std::uint64_t report_end = kReportPage.value() + page_size();
+  const GuestAddress window = config.mode == abi::Mode::Passthrough ? config.passthrough.device_window
+                                                                    : config.mediated.device_window;
   if (first.base.value() > kReportPage.value() || first.bytes < report_end - first.base.value() || first.read_only ||
-      last.read_only || report_end > config.device.device_window.value()) {
+      last.read_only || report_end > window.value()) {
     return unexpected(error(SandboxErrc::Memory, 0,
                             fmt::format("guest RAM must start at or below {:#x} with a writable region that holds the "
                                         "report page before the device window, and end in a writable region",
@@ -60,9 +62,17 @@ Result<ProcessSandbox, SandboxError> ProcessSandbox::create(std::vector<Disk> di
   }
   ProcessSandbox sandbox;
   sandbox.memory_ = std::make_unique<GuestMemory>(std::move(*memory));
-  auto device = PassthroughDevice::create(*sandbox.memory_, std::move(disks), config.device);
-  if (!device) return unexpected(error(SandboxErrc::Device, device.error().sys_errno, device.error().message));
-  sandbox.device_ = std::move(*device);
+  if (config.mode == abi::Mode::Passthrough) {
+    auto device = PassthroughDevice::create(*sandbox.memory_, std::move(disks), config.passthrough);
+    if (!device) return unexpected(error(SandboxErrc::Device, device.error().sys_errno, device.error().message));
+    sandbox.passthrough_ = device->get();
+    sandbox.device_ = std::move(*device);
+  } else {
+    auto device = MediatedDevice::create(*sandbox.memory_, std::move(disks), config.mediated);
+    if (!device) return unexpected(error(SandboxErrc::Device, device.error().sys_errno, device.error().message));
+    sandbox.mediated_ = device->get();
+    sandbox.device_ = std::move(*device);
+  }
   sandbox.guest_binary_ = config.guest_binary;
 
   // Scratch: the last region, after the device window if the window is in it.
@@ -81,6 +91,8 @@ Result<ProcessSandbox, SandboxError> ProcessSandbox::create(std::vector<Disk> di
 }
 
 void ProcessSandbox::close() {
+  passthrough_ = nullptr;
+  mediated_ = nullptr;
   device_.reset();
   memory_.reset();
 }

@@ -1,5 +1,5 @@
-// ProcessSandbox: a passthrough device and the guest RAM it lives in, set up for a process
-// guest, plus the verified-workload run that `ringfence demo` and the tests use.
+// ProcessSandbox: a device (passthrough or mediated) and the guest RAM it lives in, set up for a
+// process guest, plus the verified-workload run that `ringfence demo` and the tests use.
 //
 // Guest-physical layout (memfd-backed; by default one region at GPA 0):
 //   0x1000              the guest's report page (ProcessReport), in the first region
@@ -16,6 +16,7 @@
 
 #include "guest/process_report.h"
 #include "memory/guest_memory.h"
+#include "mediated/mediated_device.h"
 #include "passthrough/passthrough_device.h"
 #include "sandbox/guest_process.h"
 
@@ -27,7 +28,9 @@ using SandboxError = Error<SandboxErrc>;
 struct SandboxConfig {
   std::uint64_t ram_bytes = 256ull << 20;  // one region at GPA 0, unless `regions` is set
   std::vector<RegionLayout> regions;
-  PassthroughConfig device;
+  abi::Mode mode = abi::Mode::Passthrough;
+  PassthroughConfig passthrough;  // used in passthrough mode
+  MediatedConfig mediated;        // used in mediated mode
   std::string guest_binary = default_guest_binary();
 };
 
@@ -38,7 +41,10 @@ class ProcessSandbox {
   static Result<ProcessSandbox, SandboxError> create(std::vector<Disk> disks, const SandboxConfig& config);
 
   GuestMemory& memory() { return *memory_; }
-  PassthroughDevice& device() { return *device_; }
+  GuestDevice& device() { return *device_; }
+  // The device as what it is: null for the other mode.
+  PassthroughDevice* passthrough() { return passthrough_; }
+  MediatedDevice* mediated() { return mediated_; }
   GuestAddress scratch() const { return scratch_; }
   std::uint64_t scratch_bytes() const { return scratch_bytes_; }
 
@@ -54,7 +60,9 @@ class ProcessSandbox {
   ProcessSandbox() = default;
   // Declared in reverse teardown order: the device (and its ring) goes before guest RAM.
   std::unique_ptr<GuestMemory> memory_;
-  std::unique_ptr<PassthroughDevice> device_;
+  std::unique_ptr<GuestDevice> device_;
+  PassthroughDevice* passthrough_ = nullptr;
+  MediatedDevice* mediated_ = nullptr;
   std::string guest_binary_;
   GuestAddress scratch_;
   std::uint64_t scratch_bytes_ = 0;

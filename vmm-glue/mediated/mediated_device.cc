@@ -1,0 +1,80 @@
+#include "mediated/mediated_device.h"
+
+#include <fmt/format.h>
+
+
+namespace rf {
+
+Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(GuestMemory& memory, std::vector<Disk> disks,
+                                                                            const MediatedConfig& config) {
+  const auto start = std::chrono::steady_clock::now();
+  RF_TRY_VOID(check_device_basics(disks, config.device_window));
+  if (!is_power_of_two(config.queue_depth) || config.queue_depth > kMaxSqEntries / 2) {
+    return unexpected(config_error(fmt::format("the queue depth must be a power of two up to {} (it is {})",
+                                               kMaxSqEntries / 2, config.queue_depth)));
+  }
+  auto restrictions = device_restrictions(config.restrictions, "blk-mediated");
+  if (!restrictions) return unexpected(std::move(restrictions).error());
+  auto buffers = plan_guest_buffers(memory);
+  if (!buffers) return unexpected(std::move(buffers).error());
+  const GuestRingLayout layout = guest_ring_layout(config.queue_depth, config.queue_depth * 2);
+  const std::uint64_t descriptor_bytes = descriptor_window_bytes(disks.size(), buffers->windows);
+  const std::uint64_t window_bytes = descriptor_bytes + layout.bytes;
+  auto base = claim_device_window(memory, config.device_window, window_bytes);
+  if (!base) return unexpected(std::move(base).error());
+
+  // The private ring: one SQ slot per guest CQ entry, since that bounds what is in flight.
+  RingOptions options;
+  options.sq_entries = layout.cq_entries;
+  auto ring_eventfd = make_eventfd("the private ring's completions");
+  if (!ring_eventfd) return unexpected(std::move(ring_eventfd).error());
+  auto ring = build_device_ring(options, disks, memory, *buffers, ring_eventfd->get(), *restrictions);
+  if (!ring) return unexpected(std::move(ring).error());
+  auto kick = make_eventfd("the doorbell");
+  if (!kick) return unexpected(std::move(kick).error());
+  auto notify = make_eventfd("completion notifications");
+  if (!notify) return unexpected(std::move(notify).error());
+
+  std::unique_ptr<MediatedDevice> device(new MediatedDevice(std::move(*ring), std::move(disks)));
+  MediatedDevice& d = *device;
+  d.kick_ = std::move(*kick);
+  d.notify_ = std::move(*notify);
+  d.ring_eventfd_ = std::move(*ring_eventfd);
+
+  // The descriptor: ring fields inside the window (claimed inside one region, so these moves
+  // cannot pass 2^64), no SQ index array, no bias.
+  const auto ring_gpa = [&](std::uint64_t offset) { return config.device_window.plus(descriptor_bytes + offset)->value(); };
+  abi::DescriptorHeader& h = d.header_;
+  h.mode = abi::Mode::Mediated;
+  h.device_window_gpa = config.device_window.value();
+  h.device_window_bytes = window_bytes;
+  h.ring.sq_head = ring_gpa(GuestRingLayout::kSqHead);
+  h.ring.sq_tail = ring_gpa(GuestRingLayout::kSqTail);
+  h.ring.sq_flags = ring_gpa(GuestRingLayout::kSqFlags);
+  h.ring.sq_dropped = ring_gpa(GuestRingLayout::kSqDropped);
+  h.ring.sq_array = 0;
+  h.ring.sqes = ring_gpa(layout.sqes);
+  h.ring.sq_entries = layout.sq_entries;
+  h.ring.cq_head = ring_gpa(GuestRingLayout::kCqHead);
+  h.ring.cq_tail = ring_gpa(GuestRingLayout::kCqTail);
+  h.ring.cq_flags = ring_gpa(GuestRingLayout::kCqFlags);
+  h.ring.cq_overflow = ring_gpa(GuestRingLayout::kCqOverflow);
+  h.ring.cqes = ring_gpa(layout.cqes);
+  h.ring.cq_entries = layout.cq_entries;
+  d.windows_ = buffer_windows(memory, abi::Mode::Mediated);
+  h.disk_count = static_cast<std::uint32_t>(d.disks_.size());
+  h.window_count = static_cast<std::uint32_t>(d.windows_.size());
+  RF_TRY_VOID(write_descriptor(*base, descriptor_bytes, h, d.disks_, d.windows_));
+
+  for (const Disk& disk : d.disks_) d.limits_.push_back(DiskLimits{disk.size_bytes(), disk.logical_block_size(), disk.read_only()});
+  ValidationContext context{&d.ring_.restrictions(), d.limits_, &memory, kDeviceMaxTransfer};
+  d.mediator_ = std::make_unique<Mediator>(GuestRing(*base + descriptor_bytes, layout), context, d.ring_,
+                                           d.ring_eventfd_.get(), d.kick_.get(), d.notify_.get(), config.mediator);
+  if (auto started = d.mediator_->start(); !started) {
+    return unexpected(DeviceError{DeviceErrc::Thread, 0, started.error()});
+  }
+  d.setup_time_ = std::chrono::steady_clock::now() - start;
+  return device;
+}
+
+}  // namespace rf

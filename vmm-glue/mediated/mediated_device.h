@@ -1,0 +1,49 @@
+// MediatedDevice: guest rings in guest RAM that no kernel reads, and a mediator thread that
+// validates every guest SQE before anything reaches a kernel ring.
+//
+// The guest sees the same descriptor and ring protocol as in passthrough (mode 2, SQE addresses
+// guest-physical, no host-address bias). Behind it: a private kernel ring (no SQPOLL, driven by
+// the mediator with io_uring_enter), restricted by the built-in blk-mediated policy, with the
+// disks as fixed files and guest RAM as fixed buffers. The guest never learns a host address.
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "device/guest_device.h"
+#include "mediated/mediator.h"
+#include "ring/ring.h"
+
+namespace rf {
+
+struct MediatedConfig {
+  GuestAddress device_window{0x10000};  // page-aligned, inside one writable region
+  unsigned queue_depth = 64;  // guest SQ entries, a power of two; the guest CQ has twice as many
+  // For the mediator's validator and for the private ring. Default: the built-in blk-mediated
+  // policy (write opcodes are refused per disk by the read-only rule, not by the policy).
+  std::optional<RestrictionSet> restrictions;
+  MediatorConfig mediator;
+};
+
+class MediatedDevice final : public GuestDevice {
+ public:
+  // `memory` must outlive the device; its writable regions become the private ring's fixed
+  // buffers and the table is recorded in it.
+  static Result<std::unique_ptr<MediatedDevice>, DeviceError> create(GuestMemory& memory, std::vector<Disk> disks,
+                                                                     const MediatedConfig& config);
+  ~MediatedDevice() override = default;
+
+  const SelfCheckReport& self_check() const override { return ring_.self_check(); }
+  const RestrictionSet& restrictions() const { return ring_.restrictions(); }
+  MediatorCounters counters() const { return mediator_->counters(); }
+
+ private:
+  MediatedDevice(Ring ring, std::vector<Disk> disks) : GuestDevice(std::move(disks)), ring_(std::move(ring)) {}
+
+  Ring ring_;                 // the private kernel ring
+  UniqueFd ring_eventfd_;     // its completion eventfd, which the mediator sleeps on
+  std::vector<DiskLimits> limits_;
+  std::unique_ptr<Mediator> mediator_;  // last: stopped before anything it uses goes away
+};
+
+}  // namespace rf

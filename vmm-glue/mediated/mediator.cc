@@ -1,0 +1,269 @@
+#include "mediated/mediator.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "abi/ring_descriptor.h"
+
+namespace rf {
+
+namespace {
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+void drain(int fd) {
+  std::uint64_t count = 0;
+  (void)!::read(fd, &count, sizeof(count));
+}
+
+}  // namespace
+
+std::string_view broken_reason_name(BrokenReason reason) {
+  switch (reason) {
+    case BrokenReason::None: return "none";
+    case BrokenReason::SqTailJump: return "SQ tail jump";
+    case BrokenReason::CqHeadJump: return "CQ head jump";
+    case BrokenReason::KernelRing: return "kernel ring failure";
+  }
+  return "unknown";
+}
+
+std::uint64_t MediatorCounters::refused_total() const {
+  std::uint64_t total = 0;
+  for (std::uint64_t n : refused) total += n;
+  return total;
+}
+
+Mediator::Mediator(GuestRing guest, const ValidationContext& context, Ring& kernel, int kernel_eventfd, int kick_fd,
+                   int notify_fd, MediatorConfig config)
+    : guest_(guest), context_(context), kernel_(kernel), kernel_eventfd_(kernel_eventfd), kick_fd_(kick_fd),
+      notify_fd_(notify_fd), config_(std::move(config)) {
+  // Bounded memory: one slot per guest CQ entry, allocated once.
+  guest_user_data_.assign(guest_.cq_entries(), 0);
+  slot_in_use_.assign(guest_.cq_entries(), false);
+  free_slots_.reserve(guest_.cq_entries());
+  for (std::uint32_t i = guest_.cq_entries(); i > 0; --i) free_slots_.push_back(i - 1);
+  if (config_.budget == 0) config_.budget = 1;
+}
+
+Mediator::~Mediator() {
+  if (thread_.joinable()) {
+    stopping_.store(true, std::memory_order_relaxed);
+    const std::uint64_t one = 1;
+    (void)!::write(stop_.get(), &one, sizeof(one));
+    thread_.join();
+  }
+}
+
+Result<void, std::string> Mediator::start() {
+  stop_.reset(::eventfd(0, EFD_CLOEXEC));
+  if (!stop_) return unexpected(fmt::format("eventfd for the mediator's shutdown: {}", std::strerror(errno)));
+  try {
+    thread_ = std::thread([this] { run(); });
+  } catch (const std::system_error& e) {
+    return unexpected(fmt::format("starting the mediator thread: {}", e.what()));
+  }
+  if (config_.cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(*config_.cpu, &set);
+    if (const int rc = ::pthread_setaffinity_np(thread_.native_handle(), sizeof(set), &set); rc != 0) {
+      return unexpected(fmt::format("pinning the mediator to CPU {}: {}", *config_.cpu, std::strerror(rc)));
+    }
+  }
+  return {};
+}
+
+MediatorCounters Mediator::counters() const {
+  MediatorCounters c;
+  c.consumed = consumed_.load(std::memory_order_relaxed);
+  c.submitted = submitted_.load(std::memory_order_relaxed);
+  c.completed = completed_.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kRefusalRuleCount; ++i) c.refused[i] = refused_[i].load(std::memory_order_relaxed);
+  c.sleeps = sleeps_.load(std::memory_order_relaxed);
+  c.in_flight = in_flight_.load(std::memory_order_relaxed);
+  c.broken = broken_.load(std::memory_order_acquire);
+  std::lock_guard lock(detail_mutex_);
+  c.broken_detail = broken_detail_;
+  return c;
+}
+
+void Mediator::mark_broken(BrokenReason reason, std::string detail) {
+  std::lock_guard lock(detail_mutex_);
+  if (broken_.load(std::memory_order_relaxed) != BrokenReason::None) return;  // the first reason stays
+  broken_detail_ = std::move(detail);
+  broken_.store(reason, std::memory_order_release);
+}
+
+void Mediator::run() {
+  auto last_work = std::chrono::steady_clock::now();
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    if (broken_.load(std::memory_order_relaxed) != BrokenReason::None) {
+      // A broken device does nothing more, and does not spin: wait for the VMM to stop it.
+      pollfd p{stop_.get(), POLLIN, 0};
+      while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+      }
+      return;
+    }
+    if (round()) {
+      last_work = std::chrono::steady_clock::now();
+      continue;
+    }
+    if (std::chrono::steady_clock::now() - last_work < config_.poll_idle) {
+      cpu_relax();
+      continue;
+    }
+    sleep();
+    last_work = std::chrono::steady_clock::now();
+  }
+}
+
+bool Mediator::round() {
+  const unsigned reaped = reap_kernel();
+  const unsigned taken = consume_guest();
+  if (reaped == 0 && taken == 0) return false;
+  publish_and_notify();
+  return true;
+}
+
+std::uint32_t Mediator::cq_room() {
+  // GUEST-CONTROLLED: the CQ head. It may only trail the tail we published, by at most the CQ
+  // size; anything else is a broken guest.
+  const std::uint32_t head = guest_.load_cq_head();
+  const std::uint32_t used = cq_tail_ - head;
+  if (used > guest_.cq_entries()) {
+    mark_broken(BrokenReason::CqHeadJump,
+                fmt::format("guest CQ head {} is not within {} entries behind the tail {}", head, guest_.cq_entries(), cq_tail_));
+    return 0;
+  }
+  const std::uint32_t free = guest_.cq_entries() - used;
+  return free > in_flight_count_ ? free - in_flight_count_ : 0;
+}
+
+unsigned Mediator::consume_guest() {
+  // GUEST-CONTROLLED: the tail, snapshotted once for this round.
+  const std::uint32_t tail = guest_.load_sq_tail();
+  const std::uint32_t pending = tail - sq_head_;
+  if (pending > guest_.sq_entries()) {
+    mark_broken(BrokenReason::SqTailJump,
+                fmt::format("guest SQ tail {} is {} entries ahead of the head {} (the SQ has {})", tail, pending, sq_head_,
+                            guest_.sq_entries()));
+    return 0;
+  }
+  std::uint32_t room = pending == 0 ? 0 : cq_room();
+  unsigned taken = 0;
+  unsigned pushed = 0;
+  while (taken < pending && taken < config_.budget && room > 0 && kernel_.sq().space_left() > 0) {
+    const abi::GuestSqe sqe = guest_.copy_sqe(sq_head_);  // the only read of this SQE
+    ++sq_head_;
+    ++taken;
+    --room;
+    auto request = validate_guest_sqe(sqe, context_);
+    if (!request) {
+      refused_[static_cast<std::size_t>(request.error())].fetch_add(1, std::memory_order_relaxed);
+      complete_to_guest(sqe.user_data, refusal_errno(request.error()));
+      continue;
+    }
+    const std::uint32_t slot = free_slots_.back();  // room > 0 means a slot is free
+    free_slots_.pop_back();
+    slot_in_use_[slot] = true;
+    guest_user_data_[slot] = sqe.user_data;
+    const Sqe kernel_request = kernel_sqe(*request).with_user_data(slot);
+    if (config_.on_kernel_submit) config_.on_kernel_submit(kernel_request);
+    kernel_.try_push(kernel_request);  // space checked above
+    ++in_flight_count_;
+    ++pushed;
+  }
+  if (taken != 0) {
+    guest_.publish_sq_head(sq_head_);  // the slots are the guest's again: we hold copies
+    consumed_.fetch_add(taken, std::memory_order_relaxed);
+  }
+  if (pushed != 0) {
+    in_flight_.store(in_flight_count_, std::memory_order_relaxed);
+    if (auto submitted = kernel_.submit(); !submitted) {
+      mark_broken(BrokenReason::KernelRing, "submitting to the private ring: " + submitted.error().message);
+    } else {
+      submitted_.fetch_add(pushed, std::memory_order_relaxed);
+    }
+  }
+  return taken;
+}
+
+unsigned Mediator::reap_kernel() {
+  unsigned reaped = 0;
+  while (reaped < config_.budget) {
+    const auto cqe = kernel_.pop_completion();
+    if (!cqe) break;
+    const std::uint64_t slot = cqe->user_data;
+    if (slot >= slot_in_use_.size() || !slot_in_use_[slot]) {
+      mark_broken(BrokenReason::KernelRing, fmt::format("the private ring completed unknown user_data {}", slot));
+      break;
+    }
+    complete_to_guest(guest_user_data_[slot], cqe->res);
+    slot_in_use_[slot] = false;
+    free_slots_.push_back(static_cast<std::uint32_t>(slot));
+    --in_flight_count_;
+    ++reaped;
+  }
+  if (reaped != 0) {
+    completed_.fetch_add(reaped, std::memory_order_relaxed);
+    in_flight_.store(in_flight_count_, std::memory_order_relaxed);
+  }
+  return reaped;
+}
+
+void Mediator::complete_to_guest(std::uint64_t user_data, std::int32_t res) {
+  // cq_room() promised this slot: it is free in the guest CQ.
+  guest_.write_cqe(cq_tail_, user_data, res);
+  ++cq_tail_;
+}
+
+void Mediator::publish_and_notify() {
+  if (cq_tail_ == published_cq_tail_) return;
+  guest_.publish_cq_tail(cq_tail_);  // release: the CQEs above are visible first
+  published_cq_tail_ = cq_tail_;
+  // The guest turns notifications off before it polls and back on (then re-checks the CQ)
+  // before it waits; reading its flag after publishing the tail means it misses nothing.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if ((guest_.load_cq_flags() & abi::kCqFlagNotifyDisabled) == 0) {  // GUEST-CONTROLLED: only its own wake-ups
+    const std::uint64_t one = 1;
+    (void)!::write(notify_fd_, &one, sizeof(one));
+  }
+}
+
+void Mediator::sleep() {
+  guest_.store_sq_flags(abi::kSqFlagNeedWakeup);
+  // The flag must be visible before we look at the tail one last time, or the guest could
+  // publish after our look, see no flag, not kick, and wait for us forever.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const bool guest_waiting = guest_.load_sq_tail() != sq_head_;
+  const bool room = guest_waiting && cq_room() > 0;
+  if (room || kernel_.cq().ready() != 0 || broken_.load(std::memory_order_relaxed) != BrokenReason::None) {
+    guest_.store_sq_flags(0);
+    return;
+  }
+  // With SQEs waiting but no CQ room, the guest frees room by reaping, which rings no bell:
+  // look again every millisecond rather than spin.
+  const int timeout_ms = guest_waiting ? 1 : -1;
+  pollfd fds[3] = {{kick_fd_, POLLIN, 0}, {kernel_eventfd_, POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+  sleeps_.fetch_add(1, std::memory_order_relaxed);
+  if (::poll(fds, 3, timeout_ms) > 0) {
+    if ((fds[0].revents & POLLIN) != 0) drain(kick_fd_);
+    if ((fds[1].revents & POLLIN) != 0) drain(kernel_eventfd_);
+  }
+  guest_.store_sq_flags(0);
+}
+
+}  // namespace rf

@@ -1,0 +1,116 @@
+// Mediator: the VMM thread that carries a guest's SQEs from its rings in guest RAM to a
+// private, restricted kernel ring, and the kernel's completions back.
+//
+// Each round it
+//   1. reaps up to `budget` kernel completions and writes them to the guest CQ;
+//   2. snapshots the guest SQ tail once, checks (tail - head) <= entries (a violation marks the
+//      device broken: it never spins, aborts or re-reads), and takes up to `budget` SQEs, each
+//      copied once, validated (sqe_validator.h) and either submitted under a private user_data
+//      or completed at once with the rule's errno;
+//   3. publishes the guest SQ head and CQ tail and notifies the guest unless it turned
+//      notifications off.
+// It never has more requests in flight than the guest CQ has free slots, so every completion
+// has a place to go and its tables have a fixed size: a guest that floods or stops reaping
+// cannot grow the VMM. When there is nothing to do it polls for `poll_idle`, then sets
+// NEED_WAKEUP in the guest SQ flags and sleeps on the kick eventfd and the private ring's
+// completion eventfd (with a 1 ms timeout while it waits for the guest to free CQ space).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mediated/guest_ring.h"
+#include "mediated/sqe_validator.h"
+#include "ring/ring.h"
+#include "util/unique_fd.h"
+
+namespace rf {
+
+enum class BrokenReason : std::uint32_t {
+  None = 0,
+  SqTailJump,  // the guest's SQ tail is more than the SQ size ahead of the head
+  CqHeadJump,  // the guest's CQ head is ahead of the tail the mediator published
+  KernelRing,  // the private kernel ring failed (a submit error, an unknown completion)
+};
+std::string_view broken_reason_name(BrokenReason reason);
+
+struct MediatorConfig {
+  unsigned budget = 256;  // SQEs taken and completions reaped per round, each
+  std::chrono::microseconds poll_idle{50};  // polling before it sleeps
+  std::optional<unsigned> cpu;  // pin the mediator thread
+  // Sees every SQE just before it goes to the kernel ring (on the mediator thread). For tests
+  // and audits that check what the kernel receives.
+  std::function<void(const Sqe&)> on_kernel_submit;
+};
+
+struct MediatorCounters {
+  std::uint64_t consumed = 0;   // guest SQEs taken from the SQ
+  std::uint64_t submitted = 0;  // to the kernel ring
+  std::uint64_t completed = 0;  // kernel completions written to the guest CQ
+  std::array<std::uint64_t, kRefusalRuleCount> refused{};  // by rule
+  std::uint64_t sleeps = 0;     // times the mediator went to sleep
+  std::uint64_t in_flight = 0;  // in the kernel now
+  BrokenReason broken = BrokenReason::None;
+  std::string broken_detail;
+  std::uint64_t refused_total() const;
+};
+
+class Mediator {
+ public:
+  // Borrowed: `kernel` (restricted, enabled, not SQPOLL) and the descriptors stay valid until the
+  // mediator is destroyed; `context` points at the device's policy, disks and guest memory.
+  Mediator(GuestRing guest, const ValidationContext& context, Ring& kernel, int kernel_eventfd, int kick_fd,
+           int notify_fd, MediatorConfig config);
+  ~Mediator();  // stops and joins the thread
+  Mediator(const Mediator&) = delete;
+  Mediator& operator=(const Mediator&) = delete;
+
+  Result<void, std::string> start();
+  MediatorCounters counters() const;
+
+ private:
+  void run();
+  bool round();  // one round; true if it did any work
+  unsigned reap_kernel();
+  unsigned consume_guest();
+  void complete_to_guest(std::uint64_t user_data, std::int32_t res);
+  void publish_and_notify();
+  void sleep();
+  void mark_broken(BrokenReason reason, std::string detail);
+  std::uint32_t cq_room();  // free guest CQ slots not promised to in-flight requests
+
+  GuestRing guest_;
+  ValidationContext context_;
+  Ring& kernel_;
+  int kernel_eventfd_;
+  int kick_fd_;
+  int notify_fd_;
+  MediatorConfig config_;
+  UniqueFd stop_;
+
+  // Private ring state: never read back from guest memory.
+  std::uint32_t sq_head_ = 0;
+  std::uint32_t cq_tail_ = 0;
+  std::uint32_t published_cq_tail_ = 0;
+  // In-flight table, fixed at cq_entries: kernel user_data is a slot index.
+  std::vector<std::uint64_t> guest_user_data_;
+  std::vector<bool> slot_in_use_;
+  std::vector<std::uint32_t> free_slots_;
+  std::uint32_t in_flight_count_ = 0;
+  std::atomic<bool> stopping_{false};
+
+  std::atomic<std::uint64_t> consumed_{0}, submitted_{0}, completed_{0}, sleeps_{0}, in_flight_{0};
+  std::array<std::atomic<std::uint64_t>, kRefusalRuleCount> refused_{};
+  std::atomic<BrokenReason> broken_{BrokenReason::None};
+  mutable std::mutex detail_mutex_;
+  std::string broken_detail_;
+  std::thread thread_;
+};
+
+}  // namespace rf
