@@ -43,18 +43,10 @@ inline void fixture_wait(void* device) {
   ASSERT_EQ(::read(static_cast<GuestDevice*>(device)->notify_fd(), &count, 8), 8);
 }
 
-class DeviceFixture : public ::testing::Test {
- protected:
-  // Skips when the machine lacks what `mode` needs; fails when probing broke.
-  static void require(abi::Mode mode) {
-    if (mode == abi::Mode::Passthrough) {
-      RF_REQUIRE(sqpoll_feature());
-      RF_REQUIRE(no_mmap_feature());
-    }
-    RF_REQUIRE(restrictions_feature());
-    RF_REQUIRE(loop_device_feature());
-  }
-
+// One device and its in-process driver. Tests use it through DeviceFixture, or directly when
+// they need more than one device.
+class TestDevice {
+ public:
   // Builds the device and attaches driver_ (callers wrap it in ASSERT_NO_FATAL_FAILURE).
   void start(const DeviceSetup& setup = {}) {
     image_ = make_image(dir_, "disk.img", kFixtureDisk);
@@ -125,6 +117,19 @@ class DeviceFixture : public ::testing::Test {
   PassthroughDevice* passthrough_ = nullptr;
   MediatedDevice* mediated_ = nullptr;
   guest::Driver driver_;
+};
+
+class DeviceFixture : public ::testing::Test, public TestDevice {
+ protected:
+  // Skips when the machine lacks what `mode` needs; fails when probing broke.
+  static void require(abi::Mode mode) {
+    if (mode == abi::Mode::Passthrough) {
+      RF_REQUIRE(sqpoll_feature());
+      RF_REQUIRE(no_mmap_feature());
+    }
+    RF_REQUIRE(restrictions_feature());
+    RF_REQUIRE(loop_device_feature());
+  }
 };
 
 }  // namespace rf::test

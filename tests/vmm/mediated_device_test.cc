@@ -249,6 +249,44 @@ TEST_F(MediatedDeviceTest, TheKernelOnlyEverReceivesValidatedValuesWhileTheGuest
   EXPECT_EQ(test::file_size(image_), kDisk);
 }
 
+TEST_F(MediatedDeviceTest, TwoMediatorsProgressWhileOneGuestFloods) {
+  // Guest A keeps its SQ full of refused SQEs and reaps as fast as it can; guest B does real
+  // reads on its own device. B must get through, and A's mediator keeps refusing.
+  ASSERT_NO_FATAL_FAILURE(start_mediated());
+  test::TestDevice other;
+  test::DeviceSetup setup;
+  setup.mode = abi::Mode::Mediated;
+  ASSERT_NO_FATAL_FAILURE(other.start(setup));
+  std::atomic<bool> stop{false};
+  std::thread flooder([&] {
+    guest::Completion done[256];
+    while (!stop.load(std::memory_order_relaxed)) {
+      while (other.driver_.queue_raw(raw(abi::kOpNop, 0, 0)) == guest::RequestStatus::Ok) {
+      }
+      other.driver_.submit();
+      other.driver_.reap(done, 256);
+    }
+  });
+  guest::Completion done[256];
+  std::uint64_t reads = 0;
+  const auto start = std::chrono::steady_clock::now();
+  while (reads < 20'000 && std::chrono::steady_clock::now() - start < std::chrono::seconds(30)) {
+    while (driver_.queue({guest::Op::Read, 0, 0, kScratch, 4096, reads}) == guest::RequestStatus::Ok) {
+    }
+    driver_.submit();
+    const std::uint32_t n = driver_.reap_wait(done, 256);
+    for (std::uint32_t i = 0; i < n; ++i) EXPECT_EQ(done[i].result, 4096);
+    reads += n;
+  }
+  stop.store(true);
+  flooder.join();
+  EXPECT_GE(reads, 20'000u);
+  const MediatorCounters flood = other.mediated_->counters();
+  EXPECT_GT(flood.refused[static_cast<std::size_t>(RefusalRule::Opcode)], 20'000u);
+  EXPECT_EQ(flood.submitted, 0u);
+  EXPECT_EQ(mediated_->counters().refused_total(), 0u);
+}
+
 TEST_F(MediatedDeviceTest, RejectsAQueueDepthThatIsNotAPowerOfTwo) {
   test::DeviceSetup setup;
   setup.mediated.queue_depth = 48;
