@@ -27,8 +27,9 @@ struct MediatedConfig {
 
 class MediatedDevice final : public GuestDevice {
  public:
-  // `memory` must outlive the device; its writable regions become the private ring's fixed
-  // buffers and the table is recorded in it.
+  // `memory` must outlive the device and stay where it is (the mediator keeps a pointer to it
+  // for translation: hold it in a unique_ptr or similar); its writable regions become the
+  // private ring's fixed buffers and the table is recorded in it.
   static Result<std::unique_ptr<MediatedDevice>, DeviceError> create(GuestMemory& memory, std::vector<Disk> disks,
                                                                      const MediatedConfig& config);
   ~MediatedDevice() override = default;
