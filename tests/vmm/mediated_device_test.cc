@@ -161,9 +161,18 @@ TEST_F(MediatedDeviceTest, AGuestThatNeverReapsCannotMakeTheMediatorTakeMore) {
       ++offered;
     }
     std::atomic_ref<std::uint32_t>(*sq_tail).store(tail, std::memory_order_release);
+    // Like any guest: ring the doorbell if the mediator sleeps.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if ((std::atomic_ref<std::uint32_t>(*field(g.sq_flags)).load(std::memory_order_relaxed) &
+         abi::kSqFlagNeedWakeup) != 0) {
+      const std::uint64_t one = 1;
+      ASSERT_EQ(::write(device_->kick_fd(), &one, 8), 8);
+    }
     std::this_thread::yield();
   }
-  ASSERT_TRUE(eventually([&] { return mediated_->counters().completed == g.cq_entries; }));
+  ASSERT_TRUE(eventually([&] { return mediated_->counters().completed == g.cq_entries; }))
+      << "consumed " << mediated_->counters().consumed << ", completed " << mediated_->counters().completed
+      << ", in flight " << mediated_->counters().in_flight;
   const MediatorCounters c = mediated_->counters();
   EXPECT_GT(offered, std::uint64_t{g.cq_entries});
   EXPECT_EQ(c.consumed, g.cq_entries) << "exactly as many as the guest CQ can hold";
