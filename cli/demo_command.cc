@@ -17,7 +17,7 @@
 #include "cli/markdown_table.h"
 #include "disk/disk.h"
 #include "disk/loop_device.h"
-#include "passthrough/process_sandbox.h"
+#include "sandbox/process_sandbox.h"
 #include "ring/kernel_facts.h"
 #include "util/address.h"
 #include "util/temp_dir.h"

@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "disk/loop_device.h"
-#include "passthrough/process_sandbox.h"
+#include "sandbox/process_sandbox.h"
 #include "restrictions/guest_seccomp.h"
 #include "support/kernel_caps.h"
 #include "support/test_disk.h"

@@ -1,4 +1,4 @@
-#include "passthrough/process_sandbox.h"
+#include "sandbox/process_sandbox.h"
 
 #include <unistd.h>
 
