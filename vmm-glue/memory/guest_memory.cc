@@ -10,7 +10,6 @@
 
 #include <fmt/format.h>
 
-#include "util/address.h"
 
 namespace rf {
 
@@ -170,6 +169,16 @@ void GuestMemory::set_buffer_table(BufferTable table) {
     if (!regions_[i].read_only) buffer_region_to_region_.push_back(i);
   }
   buffer_table_ = std::move(table);
+  buffer_windows_.clear();
+  for (const BufferPiece& piece : buffer_table_->pieces()) {
+    const GuestRegion& region = regions_.at(buffer_region_to_region_.at(piece.region));
+    buffer_windows_.push_back(BufferWindow{*region.base.plus(piece.region_offset), piece.len,
+                                           region.host + piece.region_offset, piece.index});
+  }
+  std::sort(buffer_windows_.begin(), buffer_windows_.end(),
+            [](const BufferWindow& a, const BufferWindow& b) { return a.base < b.base; });
+  buffer_window_bases_.clear();
+  for (const BufferWindow& w : buffer_windows_) buffer_window_bases_.push_back(w.base.value());
 }
 
 GuestAddress GuestMemory::piece_base(const BufferPiece& piece) const {
@@ -179,14 +188,29 @@ GuestAddress GuestMemory::piece_base(const BufferPiece& piece) const {
 
 Result<BufferSpan, TranslateError> GuestMemory::buffer_for(GuestAddress gpa, std::uint64_t bytes,
                                                            DeviceAccess access) const {
+  // The hot path of the mediator: one branch-free binary search over the windows' bases (a
+  // dense array: 1024 windows are 8 KiB), then one containment check. Windows are writable
+  // memory only, so `access` needs no check when one is found.
+  const std::size_t count = buffer_window_bases_.size();
+  if (bytes != 0 && count != 0 && gpa.value() >= buffer_window_bases_[0]) {
+    const std::uint64_t* first = buffer_window_bases_.data();
+    for (std::size_t len = count; len > 1;) {
+      const std::size_t half = len / 2;
+      first = first[half] <= gpa.value() ? first + half : first;  // the last base <= gpa
+      len -= half;
+    }
+    const BufferWindow& w = buffer_windows_[static_cast<std::size_t>(first - buffer_window_bases_.data())];
+    const std::uint64_t offset = gpa.value() - w.base.value();  // w.base <= gpa by the search
+    if (offset < w.bytes && bytes <= w.bytes - offset) return BufferSpan{w.index, w.host + offset};
+  }
+  // Refused: say why, precisely, off the hot path.
   auto span = translate(gpa, bytes, access);
   if (!span) return unexpected(std::move(span).error());
   if (!buffer_table_) return unexpected(translate_error(TranslateErrc::Unmapped, gpa, bytes, "no fixed buffers are registered"));
-  const auto piece = buffer_table_->find(address_of(span->host), static_cast<std::size_t>(bytes));
-  if (!piece) {
-    return unexpected(translate_error(TranslateErrc::CrossesRegion, gpa, bytes, "crosses a fixed-buffer boundary"));
+  if (regions_[span->region].read_only) {
+    return unexpected(translate_error(TranslateErrc::ReadOnly, gpa, bytes, "read-only regions are never fixed buffers"));
   }
-  return BufferSpan{piece->index, span->host};
+  return unexpected(translate_error(TranslateErrc::CrossesRegion, gpa, bytes, "crosses a fixed-buffer boundary"));
 }
 
 }  // namespace rf

@@ -117,12 +117,22 @@ class GuestMemory {
   // The region holding `gpa`, by binary search.
   std::optional<std::size_t> find_region(GuestAddress gpa) const;
 
+  // A registered buffer piece in guest-physical terms, for buffer_for()'s one binary search.
+  struct BufferWindow {
+    GuestAddress base;
+    std::uint64_t bytes = 0;
+    std::byte* host = nullptr;
+    BufferIndex index;
+  };
+
   // Declared in reverse teardown order: mappings go before the memfd is closed.
   UniqueFd memfd_;
   std::vector<MmapRegion> mappings_;
   std::vector<GuestRegion> regions_;  // sorted by base
   std::vector<std::size_t> buffer_region_to_region_;
   std::optional<BufferTable> buffer_table_;
+  std::vector<BufferWindow> buffer_windows_;  // sorted by base
+  std::vector<std::uint64_t> buffer_window_bases_;  // the same bases, densely, for the search
   MemoryBacking backing_ = MemoryBacking::Anonymous;
   std::uint64_t total_bytes_ = 0;
 };
