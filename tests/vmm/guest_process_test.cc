@@ -237,6 +237,17 @@ TEST_F(GuestProcessTest, AWritePastTheEndOfTheDiskFailsAndTheImageKeepsItsSize) 
   EXPECT_EQ(write_past_end_probe(), -ENOSPC);
 }
 
+TEST_F(GuestProcessTest, AMissingGuestBinaryIsAClearError) {
+  SandboxConfig config = small_sandbox();
+  config.guest_binary = dir_.path() + "/no-such-guest";
+  ASSERT_NO_FATAL_FAILURE(start(config));
+  auto guest = sandbox_->spawn({"--scenario", "verify"});
+  ASSERT_FALSE(guest);
+  EXPECT_EQ(guest.error().code, GuestProcessErrc::Spawn);
+  EXPECT_NE(guest.error().message.find("no-such-guest"), std::string::npos) << guest.error().message;
+  EXPECT_NE(guest.error().message.find("RINGFENCE_GUEST"), std::string::npos) << guest.error().message;
+}
+
 class ForbiddenSyscallTest : public GuestProcessTest, public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(ForbiddenSyscallTest, KillsTheGuestWithSigsys) {

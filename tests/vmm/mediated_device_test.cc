@@ -143,6 +143,23 @@ TEST_F(MediatedDeviceTest, ATailJumpMarksTheDeviceBrokenWithoutSpinning) {
   // ... and the device still tears down (no hang): the fixture destroys it.
 }
 
+TEST_F(MediatedDeviceTest, ACqHeadAheadOfTheTailMarksTheDeviceBroken) {
+  ASSERT_NO_FATAL_FAILURE(start_mediated());
+  ASSERT_EQ(one({guest::Op::Read, 0, 0, kScratch, 4096, 1}).result, 4096);
+  // The guest claims to have reaped completions that were never posted, then submits.
+  const abi::RingGeometry& g = driver_.header().ring;
+  std::atomic_ref<std::uint32_t>(*field(g.cq_head)).store(1 + 5, std::memory_order_release);
+  ASSERT_EQ(driver_.queue({guest::Op::Read, 0, 0, kScratch, 4096, 2}), guest::RequestStatus::Ok);
+  driver_.submit();
+  const std::uint64_t one_kick = 1;
+  ASSERT_EQ(::write(device_->kick_fd(), &one_kick, 8), 8);
+  ASSERT_TRUE(eventually([&] { return mediated_->counters().broken != BrokenReason::None; }));
+  const MediatorCounters c = mediated_->counters();
+  EXPECT_EQ(c.broken, BrokenReason::CqHeadJump);
+  EXPECT_NE(c.broken_detail.find("CQ head"), std::string::npos) << c.broken_detail;
+  EXPECT_EQ(c.consumed, 1u) << "nothing is taken once the CQ cannot be trusted";
+}
+
 TEST_F(MediatedDeviceTest, AGuestThatNeverReapsCannotMakeTheMediatorTakeMore) {
   ASSERT_NO_FATAL_FAILURE(start_mediated());
   const abi::RingGeometry& g = driver_.header().ring;
