@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/audit_command.h"
+#include "cli/bench_command.h"
 #include "cli/demo_command.h"
 #include "cli/policy_command.h"
 #include "cli/probe_command.h"
@@ -49,6 +50,26 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 1000u));
   demo->add_option("--depth", demo_args.depth, "I/Os the guest keeps in flight")->check(CLI::Range(1u, 64u));
   demo->add_flag("--poll", demo_args.poll, "The guest polls the CQ with notifications off instead of waiting");
+  rf::cli::BenchArgs bench_args;
+  auto* bench = app.add_subcommand("bench", "Measure kIOPS, completion latency and CPU per I/O of a fio-like job "
+                                            "(random 4 KiB I/O, O_DIRECT) for each ring row and iodepth");
+  bench->add_option("--rw", bench_args.rw, "randread, randwrite or randrw (writes overwrite the target)")
+      ->check(CLI::IsMember({"randread", "randwrite", "randrw"}));
+  bench->add_option("--bs", bench_args.bs, "Block size in bytes")->check(CLI::Range(512u, 1u << 20));
+  bench->add_option("--iodepth", bench_args.iodepths, "I/Os in flight, a list: 1,8,16,32")
+      ->delimiter(',')
+      ->check(CLI::Range(1u, 4096u));
+  bench->add_option("--runtime", bench_args.runtime_s, "Measured seconds per job")->check(CLI::Range(0.05, 3600.0));
+  bench->add_option("--ramp", bench_args.ramp_s, "Seconds per job before measuring")->check(CLI::Range(0.0, 600.0));
+  bench->add_option("--target", bench_args.target,
+                    "A file or block device (default: a new file of --size in a temporary directory)");
+  bench->add_option("--size", bench_args.size, "Size of the default target file, e.g. 1G or 256M")
+      ->transform(CLI::AsSizeValue(false));
+  bench->add_option("--rows", bench_args.rows, "Rows to run: bare, bare-sqpoll, bare-sqpoll-iopoll, restricted")
+      ->delimiter(',');
+  bench->add_option("--repeat", bench_args.repeat, "Run the whole table this many times, interleaved; report the "
+                                                   "median and the spread")
+      ->check(CLI::Range(1u, 100u));
   auto* audit = app.add_subcommand("audit", "Build a ring for each built-in policy, run its self-check and print the "
                                             "enforcement matrix (exit 1 if any check fails)");
 
@@ -63,6 +84,7 @@ int main(int argc, char** argv) {
     if (seccomp->parsed()) return rf::cli::run_policy_seccomp();
     if (demo->parsed()) return rf::cli::run_demo(demo_args);
     if (audit->parsed()) return rf::cli::run_audit();
+    if (bench->parsed()) return rf::cli::run_bench(bench_args);
   } catch (const std::exception& e) {
     std::cerr << "ringfence: " << e.what() << "\n";
     return 1;

@@ -29,7 +29,7 @@ bool contains(const std::string& s, const std::string& needle) { return s.find(n
 TEST(CliTest, HelpListsTheCommands) {
   const CliRun run = ringfence("--help");
   EXPECT_EQ(run.status, 0);
-  for (const char* cmd : {"probe", "policy", "demo", "audit"}) EXPECT_TRUE(contains(run.output, cmd)) << run.output;
+  for (const char* cmd : {"probe", "policy", "demo", "audit", "bench"}) EXPECT_TRUE(contains(run.output, cmd)) << run.output;
   const CliRun policy_help = ringfence("policy --help");
   for (const char* cmd : {"check", "explain", "list", "names"}) EXPECT_TRUE(contains(policy_help.output, cmd));
 }
@@ -126,6 +126,27 @@ TEST(CliTest, PolicySeccompPrintsTheGuestsAllowList) {
   EXPECT_TRUE(contains(run.output, "| read        | = 5")) << run.output;
   EXPECT_TRUE(contains(run.output, "| exit_group")) << run.output;
   EXPECT_FALSE(contains(run.output, "| openat")) << run.output;
+}
+
+TEST(CliTest, BenchPrintsTheTableForEachRowAndDepth) {
+  RF_REQUIRE(rf::test::sqpoll_feature());
+  RF_REQUIRE(rf::test::restrictions_feature());
+  const CliRun run = ringfence("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 1,4 --rows bare,restricted");
+  EXPECT_EQ(run.status, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "| kIOPS      | iodepth=1 | iodepth=4 |")) << run.output;
+  EXPECT_TRUE(contains(run.output, "Relative to bare at the same iodepth")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| restricted | 4       |")) << run.output;
+  EXPECT_FALSE(contains(run.output, "unsupported")) << run.output;
+  EXPECT_FALSE(contains(run.output, "I/O errors")) << run.output;
+}
+
+TEST(CliTest, BenchRefusesAMissingTargetAndUnknownRows) {
+  const CliRun missing = ringfence("bench --target /nonexistent/disk --runtime 0.1");
+  EXPECT_EQ(missing.status, 1) << missing.output;
+  EXPECT_TRUE(contains(missing.output, "/nonexistent/disk")) << missing.output;
+  const CliRun rows = ringfence("bench --rows bare,warp --runtime 0.1");
+  EXPECT_EQ(rows.status, 2) << rows.output;
+  EXPECT_TRUE(contains(rows.output, "unknown row warp")) << rows.output;
 }
 
 TEST(CliTest, DemoRefusesBadOptions) {

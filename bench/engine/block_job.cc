@@ -1,0 +1,309 @@
+#include "engine/block_job.h"
+
+#include <liburing.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "restrictions/policy_compiler.h"
+#include "restrictions/policy_loader.h"
+#include "ring/setup.h"
+#include "util/mmap_region.h"
+
+namespace rf::bench {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Completion {
+  std::uint64_t slot = 0;
+  std::int32_t res = 0;
+};
+
+std::chrono::nanoseconds process_cpu() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return std::chrono::seconds(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         std::chrono::microseconds(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
+
+// The baseline rows: plain io_uring through liburing, no restrictions, nothing of ringfence's.
+class LiburingQueue {
+ public:
+  static Result<std::unique_ptr<LiburingQueue>, std::string> create(HostRow row, const JobSpec& spec, std::byte* buffer,
+                                                                    std::size_t buffer_bytes) {
+    auto q = std::unique_ptr<LiburingQueue>(new LiburingQueue);
+    io_uring_params params{};
+    if (row != HostRow::Bare) {
+      params.flags |= IORING_SETUP_SQPOLL;
+      params.sq_thread_idle = 1000;
+      if (spec.sqpoll_cpu) {
+        params.flags |= IORING_SETUP_SQ_AFF;
+        params.sq_thread_cpu = *spec.sqpoll_cpu;
+      }
+    }
+    if (row == HostRow::BareSqpollIopoll) params.flags |= IORING_SETUP_IOPOLL;
+    const unsigned entries = spec.depth < 8 ? 8 : spec.depth;
+    if (const int rc = io_uring_queue_init_params(entries, &q->ring_, &params); rc < 0) {
+      return unexpected(fmt::format("io_uring_queue_init: {}", std::strerror(-rc)));
+    }
+    q->live_ = true;
+    if (const int rc = io_uring_register_files(&q->ring_, &spec.fd, 1); rc < 0) {
+      return unexpected(fmt::format("registering the target: {}", std::strerror(-rc)));
+    }
+    const iovec iov{buffer, buffer_bytes};
+    if (const int rc = io_uring_register_buffers(&q->ring_, &iov, 1); rc < 0) {
+      return unexpected(fmt::format("registering the buffer: {}", std::strerror(-rc)));
+    }
+    return q;
+  }
+  ~LiburingQueue() {
+    if (live_) io_uring_queue_exit(&ring_);
+  }
+  LiburingQueue(const LiburingQueue&) = delete;
+  LiburingQueue& operator=(const LiburingQueue&) = delete;
+
+  bool push(bool write, std::byte* buf, std::uint32_t len, std::uint64_t off, std::uint64_t slot) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) return false;
+    if (write) {
+      io_uring_prep_write_fixed(sqe, 0, buf, len, off, 0);
+    } else {
+      io_uring_prep_read_fixed(sqe, 0, buf, len, off, 0);
+    }
+    sqe->flags |= IOSQE_FIXED_FILE;
+    sqe->user_data = slot;
+    return true;
+  }
+  Result<void, std::string> submit() {
+    const int rc = io_uring_submit(&ring_);
+    if (rc < 0) return unexpected(fmt::format("io_uring_submit: {}", std::strerror(-rc)));
+    return {};
+  }
+  Result<Completion, std::string> wait() {
+    io_uring_cqe* cqe = nullptr;
+    const int rc = io_uring_wait_cqe(&ring_, &cqe);
+    if (rc < 0) return unexpected(fmt::format("io_uring_wait_cqe: {}", std::strerror(-rc)));
+    const Completion c{cqe->user_data, cqe->res};
+    io_uring_cqe_seen(&ring_, cqe);
+    return c;
+  }
+  std::optional<Completion> peek() {
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_peek_cqe(&ring_, &cqe) != 0 || cqe == nullptr) return std::nullopt;
+    const Completion c{cqe->user_data, cqe->res};
+    io_uring_cqe_seen(&ring_, cqe);
+    return c;
+  }
+
+ private:
+  LiburingQueue() = default;
+  io_uring ring_{};
+  bool live_ = false;
+};
+
+// The restricted row: ringfence's builder, SQPOLL, R_DISABLED, blk-passthrough, self-check.
+class RestrictedQueue {
+ public:
+  static Result<std::unique_ptr<RestrictedQueue>, std::string> create(const JobSpec& spec, std::byte* buffer,
+                                                                      std::size_t buffer_bytes) {
+    auto policy = policy::load_policy("blk-passthrough");
+    if (!policy) return unexpected(std::string("the built-in policy blk-passthrough does not load"));
+    RingOptions options;
+    options.sq_entries = spec.depth < 8 ? 8 : spec.depth;
+    options.sqpoll = SqPollOptions{spec.sqpoll_cpu, std::chrono::milliseconds(1000)};
+    auto disabled = DisabledRing::create(options);
+    if (!disabled) return unexpected(disabled.error().message);
+    const int fds[] = {spec.fd};
+    if (auto r = disabled->register_files(fds); !r) return unexpected(r.error().message);
+    const BufferRegion region{buffer, buffer_bytes};
+    if (auto r = disabled->register_buffers({&region, 1}); !r) return unexpected(r.error().message);
+    auto restricted = std::move(*disabled).restrict(policy::compile_policy(*policy));
+    if (!restricted) return unexpected(restricted.error().message);
+    auto ring = std::move(*restricted).enable();
+    if (!ring) return unexpected(ring.error().message);
+    return std::unique_ptr<RestrictedQueue>(new RestrictedQueue(std::move(*ring)));
+  }
+
+  bool push(bool write, std::byte* buf, std::uint32_t len, std::uint64_t off, std::uint64_t slot) {
+    const FileRef file = FileRef::fixed({0});
+    const Sqe sqe = write ? Sqe::write_fixed(file, buf, len, off, BufferIndex{0})
+                          : Sqe::read_fixed(file, buf, len, off, BufferIndex{0});
+    Sqe copy = sqe;
+    return ring_.try_push(copy.with_user_data(slot));
+  }
+  Result<void, std::string> submit() {
+    if (auto r = ring_.submit(); !r) return unexpected(r.error().message);
+    return {};
+  }
+  Result<Completion, std::string> wait() {
+    auto cqe = ring_.wait_completion(std::chrono::seconds(30));
+    if (!cqe) return unexpected(cqe.error().message);
+    return Completion{cqe->user_data, cqe->res};
+  }
+  std::optional<Completion> peek() {
+    auto cqe = ring_.pop_completion();
+    if (!cqe) return std::nullopt;
+    return Completion{cqe->user_data, cqe->res};
+  }
+
+ private:
+  explicit RestrictedQueue(Ring ring) : ring_(std::move(ring)) {}
+  Ring ring_;
+};
+
+// Keeps `depth` I/Os in flight until the runtime is over; the same loop for every row.
+template <typename Queue>
+Result<JobResult, std::string> drive(Queue& q, const JobSpec& spec, std::byte* buffer) {
+  JobResult result;
+  std::mt19937_64 rng(spec.seed);
+  const std::uint64_t blocks = spec.size_bytes / spec.block_bytes;
+  std::vector<Clock::time_point> started(spec.depth);
+  const auto issue = [&](std::uint32_t slot) {
+    const bool write = spec.pattern == Pattern::RandWrite || (spec.pattern == Pattern::RandRW && (rng() & 1) != 0);
+    const std::uint64_t offset = (rng() % blocks) * spec.block_bytes;
+    started[slot] = Clock::now();
+    return q.push(write, buffer + std::uint64_t{slot} * spec.block_bytes, spec.block_bytes, offset, slot);
+  };
+  for (std::uint32_t slot = 0; slot < spec.depth; ++slot) {
+    if (!issue(slot)) return unexpected(std::string("the submission queue is smaller than the depth"));
+  }
+  RF_TRY_VOID(q.submit());
+
+  const Clock::time_point ramp_end = Clock::now() + spec.ramp;
+  bool measuring = spec.ramp.count() == 0;
+  Clock::time_point measure_start = Clock::now();
+  Clock::time_point end = measure_start + spec.runtime;  // set again when the ramp ends
+  std::chrono::nanoseconds cpu_start = process_cpu();
+  std::uint32_t in_flight = spec.depth;
+  bool done = false;
+  std::vector<std::uint32_t> reissue;
+  reissue.reserve(spec.depth);
+  while (in_flight != 0) {
+    auto first = q.wait();
+    if (!first) return unexpected(std::move(first).error());
+    std::optional<Completion> c = *first;
+    while (c) {
+      const Clock::time_point now = Clock::now();
+      --in_flight;
+      if (c->slot >= spec.depth) return unexpected(fmt::format("a completion for unknown slot {}", c->slot));
+      if (c->res != static_cast<std::int32_t>(spec.block_bytes)) {
+        if (result.errors++ == 0) result.first_error = c->res;
+      }
+      if (measuring && !done) {
+        result.latency.record(static_cast<std::uint64_t>((now - started[c->slot]).count()));
+        ++result.ios;
+      }
+      if (!done) reissue.push_back(static_cast<std::uint32_t>(c->slot));
+      c = q.peek();
+    }
+    const Clock::time_point now = Clock::now();
+    if (!measuring && now >= ramp_end) {
+      measuring = true;
+      measure_start = now;
+      end = now + spec.runtime;
+      cpu_start = process_cpu();
+    }
+    if (measuring && !done && now >= end) {
+      done = true;
+      result.measured = now - measure_start;
+      result.cpu = process_cpu() - cpu_start;
+      reissue.clear();  // let what is in flight drain
+    }
+    for (std::uint32_t slot : reissue) {
+      if (!issue(slot)) return unexpected(std::string("the submission queue is full"));
+      ++in_flight;
+    }
+    if (!reissue.empty()) RF_TRY_VOID(q.submit());
+    reissue.clear();
+  }
+  return result;
+}
+
+// Pins the calling thread to `cpu` for the job and restores its affinity afterwards.
+class ScopedPin {
+ public:
+  explicit ScopedPin(std::optional<unsigned> cpu) {
+    if (!cpu || ::pthread_getaffinity_np(::pthread_self(), sizeof(saved_), &saved_) != 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(*cpu, &set);
+    pinned_ = ::pthread_setaffinity_np(::pthread_self(), sizeof(set), &set) == 0;
+  }
+  ~ScopedPin() {
+    if (pinned_) ::pthread_setaffinity_np(::pthread_self(), sizeof(saved_), &saved_);
+  }
+  ScopedPin(const ScopedPin&) = delete;
+  ScopedPin& operator=(const ScopedPin&) = delete;
+
+ private:
+  cpu_set_t saved_{};
+  bool pinned_ = false;
+};
+
+}  // namespace
+
+std::string_view pattern_name(Pattern pattern) {
+  switch (pattern) {
+    case Pattern::RandRead: return "randread";
+    case Pattern::RandWrite: return "randwrite";
+    case Pattern::RandRW: return "randrw";
+  }
+  return "?";
+}
+
+std::optional<Pattern> pattern_from_name(std::string_view name) {
+  for (Pattern p : {Pattern::RandRead, Pattern::RandWrite, Pattern::RandRW}) {
+    if (pattern_name(p) == name) return p;
+  }
+  return std::nullopt;
+}
+
+std::string_view host_row_name(HostRow row) {
+  switch (row) {
+    case HostRow::Bare: return "bare";
+    case HostRow::BareSqpoll: return "bare-sqpoll";
+    case HostRow::BareSqpollIopoll: return "bare-sqpoll-iopoll";
+    case HostRow::Restricted: return "restricted";
+  }
+  return "?";
+}
+
+double JobResult::iops() const {
+  const double s = std::chrono::duration<double>(measured).count();
+  return s > 0 ? static_cast<double>(ios) / s : 0.0;
+}
+
+double JobResult::cpu_us_per_io() const {
+  return ios == 0 ? 0.0 : std::chrono::duration<double, std::micro>(cpu).count() / static_cast<double>(ios);
+}
+
+Result<JobResult, std::string> run_host_job(HostRow row, const JobSpec& spec) {
+  if (spec.fd < 0 || spec.depth == 0 || spec.block_bytes == 0 || spec.size_bytes < spec.block_bytes) {
+    return unexpected(std::string("the job needs a target, a depth and a block size no larger than the target"));
+  }
+  // One block of buffer per slot, page-aligned for O_DIRECT, registered as fixed buffer 0.
+  const std::size_t buffer_bytes = std::size_t{spec.depth} * spec.block_bytes;
+  auto buffer = MmapRegion::map_anonymous(buffer_bytes);
+  if (!buffer) return unexpected(buffer.error().message);
+  std::memset(buffer->data(), 0x5a, buffer_bytes);
+  const ScopedPin pin(spec.app_cpu);
+  if (row == HostRow::Restricted) {
+    auto q = RestrictedQueue::create(spec, buffer->bytes(), buffer_bytes);
+    if (!q) return unexpected(std::move(q).error());
+    return drive(**q, spec, buffer->bytes());
+  }
+  auto q = LiburingQueue::create(row, spec, buffer->bytes(), buffer_bytes);
+  if (!q) return unexpected(std::move(q).error());
+  return drive(**q, spec, buffer->bytes());
+}
+
+}  // namespace rf::bench

@@ -1,0 +1,275 @@
+#include "cli/bench_command.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "cli/markdown_table.h"
+#include "engine/block_job.h"
+#include "ring/iopoll_probe.h"
+#include "ring/kernel_facts.h"
+#include "sys/syscalls.h"
+#include "util/mmap_region.h"
+#include "util/temp_dir.h"
+#include "util/unique_fd.h"
+
+namespace rf::cli {
+
+namespace {
+
+using bench::HostRow;
+
+std::optional<HostRow> row_from_name(const std::string& name) {
+  for (HostRow r : {HostRow::Bare, HostRow::BareSqpoll, HostRow::BareSqpollIopoll, HostRow::Restricted}) {
+    if (bench::host_row_name(r) == name) return r;
+  }
+  return std::nullopt;
+}
+
+// Lays out a new file the way fio does: written in full, so reads hit real data.
+bool lay_out(const std::string& path, std::uint64_t size) {
+  UniqueFd fd(::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
+  if (!fd) return false;
+  constexpr std::size_t kChunk = 1 << 20;
+  auto chunk = MmapRegion::map_anonymous(kChunk);
+  if (!chunk) return false;
+  std::memset(chunk->data(), 0xa5, kChunk);
+  for (std::uint64_t done = 0; done < size;) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - done));
+    const ssize_t w = ::pwrite(fd.get(), chunk->data(), n, static_cast<off_t>(done));
+    if (w <= 0) return false;
+    done += static_cast<std::uint64_t>(w);
+  }
+  return ::fsync(fd.get()) == 0;
+}
+
+struct Target {
+  UniqueFd fd;
+  std::uint64_t size = 0;
+  std::string description;
+};
+
+std::optional<Target> open_target(const std::string& path, bool writes) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) {
+    std::cerr << fmt::format("ringfence bench: target {}: {} (give an existing file or block device, or omit --target "
+                             "for a temporary file)\n", path, std::strerror(errno));
+    return std::nullopt;
+  }
+  Target t;
+  t.fd.reset(::open(path.c_str(), (writes ? O_RDWR : O_RDONLY) | O_DIRECT | O_CLOEXEC));
+  if (!t.fd) {
+    std::cerr << fmt::format("ringfence bench: target {}: cannot be opened with O_DIRECT: {}{}\n", path,
+                             std::strerror(errno), errno == EINVAL ? " (tmpfs cannot do O_DIRECT: use a loop device or "
+                                                                     "zram on it, see docs/benchmarks.md)" : "");
+    return std::nullopt;
+  }
+  if (S_ISBLK(st.st_mode)) {
+    const long long bytes = sys::block_device_size(t.fd.get());
+    if (bytes < 0) return std::nullopt;
+    t.size = static_cast<std::uint64_t>(bytes);
+    t.description = fmt::format("{} (block device, {} MiB)", path, t.size >> 20);
+  } else if (S_ISREG(st.st_mode)) {
+    t.size = static_cast<std::uint64_t>(st.st_size);
+    t.description = fmt::format("{} (file, {} MiB)", path, t.size >> 20);
+  } else {
+    std::cerr << fmt::format("ringfence bench: target {}: not a regular file or a block device\n", path);
+    return std::nullopt;
+  }
+  return t;
+}
+
+// Median and spread of one (row, depth) cell over the repeats.
+struct Cell {
+  std::vector<bench::JobResult> runs;
+  std::string unsupported;  // why the row could not run
+  const bench::JobResult* median() const {
+    if (runs.empty()) return nullptr;
+    std::vector<const bench::JobResult*> sorted;
+    for (const auto& r : runs) sorted.push_back(&r);
+    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->iops() < b->iops(); });
+    return sorted[sorted.size() / 2];
+  }
+};
+
+std::string kiops(const Cell& cell) {
+  if (!cell.unsupported.empty()) return "unsupported";
+  const bench::JobResult* m = cell.median();
+  if (m == nullptr) return "–";
+  std::string text = fmt::format("{:.1f}", m->iops() / 1000);
+  if (cell.runs.size() > 1) {
+    const auto [lo, hi] = std::minmax_element(cell.runs.begin(), cell.runs.end(),
+                                              [](const auto& a, const auto& b) { return a.iops() < b.iops(); });
+    text += fmt::format(" ({:.1f}–{:.1f})", lo->iops() / 1000, hi->iops() / 1000);
+  }
+  return text;
+}
+
+std::string micros(std::uint64_t ns) { return fmt::format("{:.1f}", static_cast<double>(ns) / 1000.0); }
+
+}  // namespace
+
+int run_bench(const BenchArgs& args) {
+  const auto pattern = bench::pattern_from_name(args.rw);
+  if (!pattern) {
+    std::cerr << fmt::format("ringfence bench: --rw {}: use randread, randwrite or randrw\n", args.rw);
+    return 2;
+  }
+  std::vector<HostRow> rows;
+  for (const std::string& name : args.rows) {
+    const auto row = row_from_name(name);
+    if (!row) {
+      std::cerr << fmt::format("ringfence bench: --rows: unknown row {} (rows: bare, bare-sqpoll, bare-sqpoll-iopoll, "
+                               "restricted)\n", name);
+      return 2;
+    }
+    rows.push_back(*row);
+  }
+  const bool writes = *pattern != bench::Pattern::RandRead;
+
+  TempDir dir("ringfence-bench");
+  std::string target_path = args.target;
+  if (target_path.empty()) {
+    if (dir.path().empty()) {
+      std::cerr << "ringfence bench: cannot create a temporary directory: " << std::strerror(errno) << "\n";
+      return 1;
+    }
+    target_path = dir.path() + "/target";
+    std::cerr << fmt::format("ringfence bench: laying out a {} MiB file in {}\n", args.size >> 20, dir.path());
+    if (!lay_out(target_path, args.size)) {
+      std::cerr << fmt::format("ringfence bench: cannot write {}: {}\n", target_path, std::strerror(errno));
+      return 1;
+    }
+  }
+  auto target = open_target(target_path, writes);
+  if (!target) return 1;
+  if (target->size < args.bs) {
+    std::cerr << fmt::format("ringfence bench: target {} is smaller than one block ({} bytes)\n", target_path, args.bs);
+    return 1;
+  }
+
+  // Pinning: the submitting thread on CPU 0, the SQPOLL thread on CPU 1, for every row alike.
+  const unsigned cpus = std::thread::hardware_concurrency();
+  std::optional<unsigned> app_cpu, sq_cpu;
+  if (cpus >= 2) {
+    app_cpu = 0;
+    sq_cpu = 1;
+  } else {
+    std::cerr << "ringfence bench: warning: fewer than 2 CPUs; the SQPOLL rows share a CPU with the application\n";
+  }
+  const IopollStatus iopoll = probe_iopoll(target_path);
+
+  std::map<std::pair<HostRow, std::uint32_t>, Cell> cells;
+  const std::size_t total = args.repeat * args.iodepths.size() * rows.size();
+  std::size_t done = 0;
+  const auto per_job = std::chrono::duration<double>(args.runtime_s + args.ramp_s);
+  // Interleaved: every row at a depth, then the next depth, then the whole table again.
+  for (unsigned rep = 0; rep < args.repeat; ++rep) {
+    for (std::uint32_t depth : args.iodepths) {
+      for (HostRow row : rows) {
+        Cell& cell = cells[{row, depth}];
+        ++done;
+        if (row == HostRow::BareSqpollIopoll && !iopoll.supported) {
+          cell.unsupported = iopoll.detail;
+          continue;
+        }
+        const double left = per_job.count() * static_cast<double>(total - done + 1);
+        std::cerr << fmt::format("\rringfence bench: {} iodepth={} run {}/{} (about {:.0f} s left)   ",
+                                 bench::host_row_name(row), depth, rep + 1, args.repeat, left)
+                  << std::flush;
+        bench::JobSpec spec;
+        spec.fd = target->fd.get();
+        spec.size_bytes = target->size;
+        spec.block_bytes = args.bs;
+        spec.depth = depth;
+        spec.pattern = *pattern;
+        spec.ramp = std::chrono::milliseconds(static_cast<long>(args.ramp_s * 1000));
+        spec.runtime = std::chrono::milliseconds(static_cast<long>(args.runtime_s * 1000));
+        spec.seed = 1 + rep;
+        spec.app_cpu = app_cpu;
+        spec.sqpoll_cpu = sq_cpu;
+        auto result = bench::run_host_job(row, spec);
+        if (!result) {
+          cell.unsupported = result.error();
+          continue;
+        }
+        if (result->errors != 0) {
+          std::cerr << fmt::format("\nringfence bench: {} iodepth={}: {} I/O errors (first: {})\n",
+                                   bench::host_row_name(row), depth, result->errors, std::strerror(-result->first_error));
+        }
+        cell.runs.push_back(std::move(*result));
+      }
+    }
+  }
+  std::cerr << "\r" << std::string(78, ' ') << "\r";
+
+  std::cout << fmt::format("ringfence bench: rw={} bs={} ioengine=io_uring direct=1, runtime {:.1f} s after {:.1f} s "
+                           "ramp, {} repeat(s) (median{})\n",
+                           args.rw, args.bs, args.runtime_s, args.ramp_s, args.repeat,
+                           args.repeat > 1 ? ", with min–max" : "");
+  std::cout << fmt::format("target: {}; kernel {}; {} CPUs{}\n\n", target->description, kernel_release(), cpus,
+                           app_cpu ? "; application on CPU 0, SQPOLL thread on CPU 1" : "");
+
+  std::vector<std::string> header{"kIOPS"};
+  for (std::uint32_t d : args.iodepths) header.push_back(fmt::format("iodepth={}", d));
+  MarkdownTable table(header);
+  MarkdownTable ratios(header);
+  for (HostRow row : rows) {
+    std::vector<std::string> line{std::string(bench::host_row_name(row))};
+    std::vector<std::string> ratio{std::string(bench::host_row_name(row))};
+    for (std::uint32_t d : args.iodepths) {
+      const Cell& cell = cells[{row, d}];
+      line.push_back(kiops(cell));
+      const bench::JobResult* m = cell.median();
+      const bench::JobResult* base = cells[{HostRow::Bare, d}].median();
+      ratio.push_back(m != nullptr && base != nullptr && base->iops() > 0 ? fmt::format("{:.2f}", m->iops() / base->iops())
+                                                                          : "–");
+    }
+    table.add_row(std::move(line));
+    ratios.add_row(std::move(ratio));
+  }
+  std::cout << table.render() << "\n";
+  if (std::find(rows.begin(), rows.end(), HostRow::Bare) != rows.end()) {
+    std::cout << "Relative to bare at the same iodepth:\n\n" << ratios.render() << "\n";
+  }
+
+  MarkdownTable latency({"row", "iodepth", "clat p50 µs", "p99 µs", "p99.9 µs", "CPU µs per I/O", "I/Os"});
+  for (HostRow row : rows) {
+    for (std::uint32_t d : args.iodepths) {
+      const Cell& cell = cells[{row, d}];
+      const bench::JobResult* m = cell.median();
+      if (m == nullptr) {
+        latency.add_row({std::string(bench::host_row_name(row)), std::to_string(d),
+                         cell.unsupported.empty() ? "–" : "unsupported", "", "", "", ""});
+        continue;
+      }
+      latency.add_row({std::string(bench::host_row_name(row)), std::to_string(d), micros(m->latency.percentile(50)),
+                       micros(m->latency.percentile(99)), micros(m->latency.percentile(99.9)),
+                       fmt::format("{:.2f}", m->cpu_us_per_io()), std::to_string(m->ios)});
+    }
+  }
+  std::cout << "Completion latency and CPU (the median run):\n\n" << latency.render() << "\n";
+
+  bool any_unsupported = false;
+  for (HostRow row : rows) {
+    const Cell& cell = cells[{row, args.iodepths.front()}];
+    if (!cell.unsupported.empty()) {
+      std::cout << fmt::format("{}: unsupported: {}\n", bench::host_row_name(row), cell.unsupported);
+      any_unsupported = true;
+    }
+  }
+  if (any_unsupported) std::cout << "\n";
+  return 0;
+}
+
+}  // namespace rf::cli

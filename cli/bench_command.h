@@ -1,0 +1,25 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rf::cli {
+
+struct BenchArgs {
+  std::string rw = "randread";
+  std::uint32_t bs = 4096;
+  std::vector<std::uint32_t> iodepths{1, 8, 16, 32};
+  double runtime_s = 5.0;
+  double ramp_s = 1.0;
+  std::string target;            // empty: a file of `size` bytes in a temporary directory
+  std::uint64_t size = 1ull << 30;
+  std::vector<std::string> rows{"bare", "bare-sqpoll", "bare-sqpoll-iopoll", "restricted"};
+  unsigned repeat = 1;
+};
+
+// `ringfence bench`: the kIOPS table (rows × iodepth), ratios to the bare row, completion
+// latency percentiles and CPU per I/O, as Markdown on stdout; progress on stderr.
+int run_bench(const BenchArgs& args);
+
+}  // namespace rf::cli
