@@ -16,6 +16,7 @@
 
 #include "cli/markdown_table.h"
 #include "engine/block_job.h"
+#include "engine/fio_job.h"
 #include "ring/iopoll_probe.h"
 #include "ring/kernel_facts.h"
 #include "sys/syscalls.h"
@@ -29,9 +30,17 @@ namespace {
 
 using bench::HostRow;
 
-std::optional<HostRow> row_from_name(const std::string& name) {
+// A row of the table: one of the host rows, or fio.
+struct Row {
+  std::string name;
+  std::optional<HostRow> host;  // empty: the fio row
+  bool operator<(const Row& other) const { return name < other.name; }
+};
+
+std::optional<Row> row_from_name(const std::string& name) {
+  if (name == "fio") return Row{name, std::nullopt};
   for (HostRow r : {HostRow::Bare, HostRow::BareSqpoll, HostRow::BareSqpollIopoll, HostRow::Restricted}) {
-    if (bench::host_row_name(r) == name) return r;
+    if (bench::host_row_name(r) == name) return Row{name, r};
   }
   return std::nullopt;
 }
@@ -91,26 +100,26 @@ std::optional<Target> open_target(const std::string& path, bool writes) {
 
 // Median and spread of one (row, depth) cell over the repeats.
 struct Cell {
-  std::vector<bench::JobResult> runs;
+  std::vector<bench::RowSummary> runs;
   std::string unsupported;  // why the row could not run
-  const bench::JobResult* median() const {
+  const bench::RowSummary* median() const {
     if (runs.empty()) return nullptr;
-    std::vector<const bench::JobResult*> sorted;
+    std::vector<const bench::RowSummary*> sorted;
     for (const auto& r : runs) sorted.push_back(&r);
-    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->iops() < b->iops(); });
+    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->iops < b->iops; });
     return sorted[sorted.size() / 2];
   }
 };
 
 std::string kiops(const Cell& cell) {
   if (!cell.unsupported.empty()) return "unsupported";
-  const bench::JobResult* m = cell.median();
+  const bench::RowSummary* m = cell.median();
   if (m == nullptr) return "–";
-  std::string text = fmt::format("{:.1f}", m->iops() / 1000);
+  std::string text = fmt::format("{:.1f}", m->iops / 1000);
   if (cell.runs.size() > 1) {
     const auto [lo, hi] = std::minmax_element(cell.runs.begin(), cell.runs.end(),
-                                              [](const auto& a, const auto& b) { return a.iops() < b.iops(); });
-    text += fmt::format(" ({:.1f}–{:.1f})", lo->iops() / 1000, hi->iops() / 1000);
+                                              [](const auto& a, const auto& b) { return a.iops < b.iops; });
+    text += fmt::format(" ({:.1f}–{:.1f})", lo->iops / 1000, hi->iops / 1000);
   }
   return text;
 }
@@ -125,12 +134,12 @@ int run_bench(const BenchArgs& args) {
     std::cerr << fmt::format("ringfence bench: --rw {}: use randread, randwrite or randrw\n", args.rw);
     return 2;
   }
-  std::vector<HostRow> rows;
+  std::vector<Row> rows;
   for (const std::string& name : args.rows) {
     const auto row = row_from_name(name);
     if (!row) {
       std::cerr << fmt::format("ringfence bench: --rows: unknown row {} (rows: bare, bare-sqpoll, bare-sqpoll-iopoll, "
-                               "restricted)\n", name);
+                               "restricted, fio)\n", name);
       return 2;
     }
     rows.push_back(*row);
@@ -169,24 +178,35 @@ int run_bench(const BenchArgs& args) {
   }
   const IopollStatus iopoll = probe_iopoll(target_path);
 
-  std::map<std::pair<HostRow, std::uint32_t>, Cell> cells;
+  std::map<std::pair<std::string, std::uint32_t>, Cell> cells;
   const std::size_t total = args.repeat * args.iodepths.size() * rows.size();
   std::size_t done = 0;
   const auto per_job = std::chrono::duration<double>(args.runtime_s + args.ramp_s);
   // Interleaved: every row at a depth, then the next depth, then the whole table again.
   for (unsigned rep = 0; rep < args.repeat; ++rep) {
     for (std::uint32_t depth : args.iodepths) {
-      for (HostRow row : rows) {
-        Cell& cell = cells[{row, depth}];
+      for (const Row& row : rows) {
+        Cell& cell = cells[{row.name, depth}];
         ++done;
-        if (row == HostRow::BareSqpollIopoll && !iopoll.supported) {
+        if (row.host == HostRow::BareSqpollIopoll && !iopoll.supported) {
           cell.unsupported = iopoll.detail;
           continue;
         }
         const double left = per_job.count() * static_cast<double>(total - done + 1);
-        std::cerr << fmt::format("\rringfence bench: {} iodepth={} run {}/{} (about {:.0f} s left)   ",
-                                 bench::host_row_name(row), depth, rep + 1, args.repeat, left)
+        std::cerr << fmt::format("\rringfence bench: {} iodepth={} run {}/{} (about {:.0f} s left)   ", row.name, depth,
+                                 rep + 1, args.repeat, left)
                   << std::flush;
+        if (!row.host) {
+          bench::FioJob job{target_path, target->size, args.bs, depth, *pattern, args.ramp_s, args.runtime_s,
+                            app_cpu, sq_cpu, iopoll.supported};
+          auto summary = bench::run_fio_job(job);
+          if (!summary) {
+            cell.unsupported = summary.error();
+          } else {
+            cell.runs.push_back(*summary);
+          }
+          continue;
+        }
         bench::JobSpec spec;
         spec.fd = target->fd.get();
         spec.size_bytes = target->size;
@@ -198,16 +218,16 @@ int run_bench(const BenchArgs& args) {
         spec.seed = 1 + rep;
         spec.app_cpu = app_cpu;
         spec.sqpoll_cpu = sq_cpu;
-        auto result = bench::run_host_job(row, spec);
+        auto result = bench::run_host_job(*row.host, spec);
         if (!result) {
           cell.unsupported = result.error();
           continue;
         }
         if (result->errors != 0) {
-          std::cerr << fmt::format("\nringfence bench: {} iodepth={}: {} I/O errors (first: {})\n",
-                                   bench::host_row_name(row), depth, result->errors, std::strerror(-result->first_error));
+          std::cerr << fmt::format("\nringfence bench: {} iodepth={}: {} I/O errors (first: {})\n", row.name, depth,
+                                   result->errors, std::strerror(-result->first_error));
         }
-        cell.runs.push_back(std::move(*result));
+        cell.runs.push_back(bench::summarize(*result));
       }
     }
   }
@@ -224,47 +244,44 @@ int run_bench(const BenchArgs& args) {
   for (std::uint32_t d : args.iodepths) header.push_back(fmt::format("iodepth={}", d));
   MarkdownTable table(header);
   MarkdownTable ratios(header);
-  for (HostRow row : rows) {
-    std::vector<std::string> line{std::string(bench::host_row_name(row))};
-    std::vector<std::string> ratio{std::string(bench::host_row_name(row))};
+  for (const Row& row : rows) {
+    std::vector<std::string> line{row.name};
+    std::vector<std::string> ratio{row.name};
     for (std::uint32_t d : args.iodepths) {
-      const Cell& cell = cells[{row, d}];
+      const Cell& cell = cells[{row.name, d}];
       line.push_back(kiops(cell));
-      const bench::JobResult* m = cell.median();
-      const bench::JobResult* base = cells[{HostRow::Bare, d}].median();
-      ratio.push_back(m != nullptr && base != nullptr && base->iops() > 0 ? fmt::format("{:.2f}", m->iops() / base->iops())
-                                                                          : "–");
+      const bench::RowSummary* m = cell.median();
+      const bench::RowSummary* base = cells[{"bare", d}].median();
+      ratio.push_back(m != nullptr && base != nullptr && base->iops > 0 ? fmt::format("{:.2f}", m->iops / base->iops) : "–");
     }
     table.add_row(std::move(line));
     ratios.add_row(std::move(ratio));
   }
   std::cout << table.render() << "\n";
-  if (std::find(rows.begin(), rows.end(), HostRow::Bare) != rows.end()) {
+  if (std::any_of(rows.begin(), rows.end(), [](const Row& r) { return r.name == "bare"; })) {
     std::cout << "Relative to bare at the same iodepth:\n\n" << ratios.render() << "\n";
   }
 
   MarkdownTable latency({"row", "iodepth", "clat p50 µs", "p99 µs", "p99.9 µs", "CPU µs per I/O", "I/Os"});
-  for (HostRow row : rows) {
+  for (const Row& row : rows) {
     for (std::uint32_t d : args.iodepths) {
-      const Cell& cell = cells[{row, d}];
-      const bench::JobResult* m = cell.median();
+      const Cell& cell = cells[{row.name, d}];
+      const bench::RowSummary* m = cell.median();
       if (m == nullptr) {
-        latency.add_row({std::string(bench::host_row_name(row)), std::to_string(d),
-                         cell.unsupported.empty() ? "–" : "unsupported", "", "", "", ""});
+        latency.add_row({row.name, std::to_string(d), cell.unsupported.empty() ? "–" : "unsupported", "", "", "", ""});
         continue;
       }
-      latency.add_row({std::string(bench::host_row_name(row)), std::to_string(d), micros(m->latency.percentile(50)),
-                       micros(m->latency.percentile(99)), micros(m->latency.percentile(99.9)),
-                       fmt::format("{:.2f}", m->cpu_us_per_io()), std::to_string(m->ios)});
+      latency.add_row({row.name, std::to_string(d), micros(m->p50_ns), micros(m->p99_ns), micros(m->p999_ns),
+                       fmt::format("{:.2f}", m->cpu_us_per_io), std::to_string(m->ios)});
     }
   }
   std::cout << "Completion latency and CPU (the median run):\n\n" << latency.render() << "\n";
 
   bool any_unsupported = false;
-  for (HostRow row : rows) {
-    const Cell& cell = cells[{row, args.iodepths.front()}];
+  for (const Row& row : rows) {
+    const Cell& cell = cells[{row.name, args.iodepths.front()}];
     if (!cell.unsupported.empty()) {
-      std::cout << fmt::format("{}: unsupported: {}\n", bench::host_row_name(row), cell.unsupported);
+      std::cout << fmt::format("{}: unsupported: {}\n", row.name, cell.unsupported);
       any_unsupported = true;
     }
   }

@@ -14,7 +14,7 @@ struct BenchArgs {
   double ramp_s = 1.0;
   std::string target;            // empty: a file of `size` bytes in a temporary directory
   std::uint64_t size = 1ull << 30;
-  std::vector<std::string> rows{"bare", "bare-sqpoll", "bare-sqpoll-iopoll", "restricted"};
+  std::vector<std::string> rows{"bare", "bare-sqpoll", "bare-sqpoll-iopoll", "restricted", "fio"};
   unsigned repeat = 1;
 };
 

@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
                     "A file or block device (default: a new file of --size in a temporary directory)");
   bench->add_option("--size", bench_args.size, "Size of the default target file, e.g. 1G or 256M")
       ->transform(CLI::AsSizeValue(false));
-  bench->add_option("--rows", bench_args.rows, "Rows to run: bare, bare-sqpoll, bare-sqpoll-iopoll, restricted")
+  bench->add_option("--rows", bench_args.rows, "Rows to run: bare, bare-sqpoll, bare-sqpoll-iopoll, restricted, fio")
       ->delimiter(',');
   bench->add_option("--repeat", bench_args.repeat, "Run the whole table this many times, interleaved; report the "
                                                    "median and the spread")

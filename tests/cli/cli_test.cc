@@ -140,6 +140,14 @@ TEST(CliTest, BenchPrintsTheTableForEachRowAndDepth) {
   EXPECT_FALSE(contains(run.output, "I/O errors")) << run.output;
 }
 
+TEST(CliTest, BenchRunsFioAsTheReferenceRow) {
+  RF_REQUIRE(rf::test::sqpoll_feature());
+  const CliRun run = ringfence("bench --size 16M --runtime 0.3 --ramp 0 --iodepth 1 --rows bare,fio");
+  EXPECT_EQ(run.status, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "| fio   |")) << run.output;
+  EXPECT_FALSE(contains(run.output, "unsupported")) << run.output;  // install-deps.sh installs fio
+}
+
 TEST(CliTest, BenchRefusesAMissingTargetAndUnknownRows) {
   const CliRun missing = ringfence("bench --target /nonexistent/disk --runtime 0.1");
   EXPECT_EQ(missing.status, 1) << missing.output;

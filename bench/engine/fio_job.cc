@@ -1,0 +1,122 @@
+#include "engine/fio_job.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "util/unique_fd.h"
+
+extern char** environ;
+
+namespace rf::bench {
+
+RowSummary summarize(const JobResult& r) {
+  return RowSummary{r.iops(), r.ios, r.latency.percentile(50), r.latency.percentile(99), r.latency.percentile(99.9),
+                    r.cpu_us_per_io()};
+}
+
+std::vector<std::string> fio_command(const FioJob& job) {
+  std::vector<std::string> argv{"fio",
+                                "--name=ringfence",
+                                "--filename=" + job.target,
+                                fmt::format("--size={}", job.size_bytes),
+                                fmt::format("--rw={}", pattern_name(job.pattern)),
+                                fmt::format("--bs={}", job.block_bytes),
+                                "--direct=1",
+                                "--ioengine=io_uring",
+                                fmt::format("--iodepth={}", job.depth),
+                                fmt::format("--ramp_time={}", job.ramp_s),
+                                fmt::format("--runtime={}", job.runtime_s),
+                                "--time_based",
+                                "--registerfiles=1",
+                                "--fixedbufs=1",
+                                "--sqthread_poll=1",
+                                "--norandommap",
+                                "--randrepeat=0",
+                                // With sqthread_poll fio's clat is not usable (it has no submit
+                                // time to start from: a mean of about 1 s was seen); its total
+                                // latency, lat, is submission to completion, as ours is.
+                                "--lat_percentiles=1",
+                                "--output-format=json"};
+  if (job.sqpoll_cpu) argv.push_back(fmt::format("--sqthread_poll_cpu={}", *job.sqpoll_cpu));
+  if (job.app_cpu) argv.push_back(fmt::format("--cpus_allowed={}", *job.app_cpu));
+  if (job.hipri) argv.push_back("--hipri=1");
+  return argv;
+}
+
+Result<RowSummary, std::string> parse_fio_json(const std::string& text, Pattern pattern) {
+  const nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.contains("jobs") || !doc["jobs"].is_array() || doc["jobs"].empty()) {
+    return unexpected(std::string("fio's output is not the JSON report expected (no jobs)"));
+  }
+  const nlohmann::json& job = doc["jobs"][0];
+  RowSummary s;
+  double runtime_ms = 0;
+  // A mixed job reports reads and writes separately; the table wants their sum, and the
+  // latency of the reads (fio's own summaries do the same per direction).
+  for (const char* dir : {"read", "write"}) {
+    if (!job.contains(dir)) continue;
+    const nlohmann::json& d = job[dir];
+    s.iops += d.value("iops", 0.0);
+    s.ios += d.value("total_ios", std::uint64_t{0});
+    runtime_ms = std::max(runtime_ms, d.value("runtime", 0.0));
+    const bool latency_from_here = pattern == Pattern::RandWrite ? std::string(dir) == "write" : std::string(dir) == "read";
+    if (latency_from_here && d.contains("lat_ns") && d["lat_ns"].contains("percentile")) {
+      const nlohmann::json& p = d["lat_ns"]["percentile"];
+      s.p50_ns = p.value("50.000000", std::uint64_t{0});
+      s.p99_ns = p.value("99.000000", std::uint64_t{0});
+      s.p999_ns = p.value("99.900000", std::uint64_t{0});
+    }
+  }
+  // usr_cpu and sys_cpu are percentages of one CPU over the job's runtime.
+  const double cpu_fraction = (job.value("usr_cpu", 0.0) + job.value("sys_cpu", 0.0)) / 100.0;
+  if (s.ios != 0) s.cpu_us_per_io = cpu_fraction * runtime_ms * 1000.0 / static_cast<double>(s.ios);
+  return s;
+}
+
+Result<RowSummary, std::string> run_fio_job(const FioJob& job) {
+  std::vector<std::string> args = fio_command(job);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return unexpected(fmt::format("pipe: {}", std::strerror(errno)));
+  UniqueFd read_end(pipe_fds[0]);
+  UniqueFd write_end(pipe_fds[1]);
+  posix_spawn_file_actions_t actions;
+  ::posix_spawn_file_actions_init(&actions);
+  ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
+  pid_t pid = -1;
+  const int rc = ::posix_spawnp(&pid, "fio", &actions, nullptr, argv.data(), environ);
+  ::posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return unexpected(fmt::format("cannot run fio: {} (install Debian's fio package)", std::strerror(rc)));
+  write_end.reset();
+  std::string output;
+  std::array<char, 4096> chunk{};
+  for (ssize_t n; (n = ::read(read_end.get(), chunk.data(), chunk.size())) != 0;) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    output.append(chunk.data(), static_cast<std::size_t>(n));
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return unexpected(fmt::format("fio failed (exit status {}); its command: {}", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                                  fmt::join(args, " ")));
+  }
+  return parse_fio_json(output, job.pattern);
+}
+
+}  // namespace rf::bench
