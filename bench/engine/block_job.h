@@ -21,9 +21,11 @@ std::string_view pattern_name(Pattern pattern);  // fio's rw= names
 std::optional<Pattern> pattern_from_name(std::string_view name);
 
 // The host-side rows (the guest rows run in a guest process: ringfence demo's machinery).
+// SQPOLL rows reap by polling the CQ in user space (as fio does with sqthread_poll); `bare`
+// waits for completions in io_uring_enter.
 enum class HostRow {
   Bare,              // io_uring (liburing), registered file and buffer, interrupt-driven completions
-  BareSqpoll,        // the same with SQPOLL
+  BareSqpoll,        // the same with SQPOLL, the CQ polled
   BareSqpollIopoll,  // the same with IOPOLL, where the target polls
   Restricted,        // BareSqpoll built by ringfence: R_DISABLED + blk-passthrough + self-check
 };
