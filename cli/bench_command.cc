@@ -34,7 +34,6 @@ using bench::HostRow;
 struct Row {
   std::string name;
   std::optional<HostRow> host;  // empty: the fio row
-  bool operator<(const Row& other) const { return name < other.name; }
 };
 
 std::optional<Row> row_from_name(const std::string& name) {
@@ -85,7 +84,11 @@ std::optional<Target> open_target(const std::string& path, bool writes) {
   }
   if (S_ISBLK(st.st_mode)) {
     const long long bytes = sys::block_device_size(t.fd.get());
-    if (bytes < 0) return std::nullopt;
+    if (bytes < 0) {
+      std::cerr << fmt::format("ringfence bench: target {}: cannot read its size: {}\n", path,
+                               std::strerror(static_cast<int>(-bytes)));
+      return std::nullopt;
+    }
     t.size = static_cast<std::uint64_t>(bytes);
     t.description = fmt::format("{} (block device, {} MiB)", path, t.size >> 20);
   } else if (S_ISREG(st.st_mode)) {

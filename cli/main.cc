@@ -54,22 +54,29 @@ int main(int argc, char** argv) {
   auto* bench = app.add_subcommand("bench", "Measure kIOPS, completion latency and CPU per I/O of a fio-like job "
                                             "(random 4 KiB I/O, O_DIRECT) for each ring row and iodepth");
   bench->add_option("--rw", bench_args.rw, "randread, randwrite or randrw (writes overwrite the target)")
-      ->check(CLI::IsMember({"randread", "randwrite", "randrw"}));
-  bench->add_option("--bs", bench_args.bs, "Block size in bytes")->check(CLI::Range(512u, 1u << 20));
+      ->check(CLI::IsMember({"randread", "randwrite", "randrw"}))
+      ->capture_default_str();
+  bench->add_option("--bs", bench_args.bs, "Block size in bytes")->check(CLI::Range(512u, 1u << 20))
+      ->capture_default_str();
   bench->add_option("--iodepth", bench_args.iodepths, "I/Os in flight, a list: 1,8,16,32")
       ->delimiter(',')
-      ->check(CLI::Range(1u, 4096u));
-  bench->add_option("--runtime", bench_args.runtime_s, "Measured seconds per job")->check(CLI::Range(0.05, 3600.0));
-  bench->add_option("--ramp", bench_args.ramp_s, "Seconds per job before measuring")->check(CLI::Range(0.0, 600.0));
+      ->check(CLI::Range(1u, 4096u))
+      ->capture_default_str();
+  bench->add_option("--runtime", bench_args.runtime_s, "Measured seconds per job")->check(CLI::Range(0.05, 3600.0))
+      ->capture_default_str();
+  bench->add_option("--ramp", bench_args.ramp_s, "Seconds per job before measuring")->check(CLI::Range(0.0, 600.0))
+      ->capture_default_str();
   bench->add_option("--target", bench_args.target,
                     "A file or block device (default: a new file of --size in a temporary directory)");
-  bench->add_option("--size", bench_args.size, "Size of the default target file, e.g. 1G or 256M")
+  bench->add_option("--size", bench_args.size, "Size of the default target file, e.g. 1G (the default) or 256M")
       ->transform(CLI::AsSizeValue(false));
   bench->add_option("--rows", bench_args.rows, "Rows to run: bare, bare-sqpoll, bare-sqpoll-iopoll, restricted, fio")
-      ->delimiter(',');
-  bench->add_option("--repeat", bench_args.repeat, "Run the whole table this many times, interleaved; report the "
+      ->delimiter(',')
+      ->capture_default_str();
+  bench->add_option("--repeat", bench_args.repeat, "Run the whole table this many times, interleaved, and report the "
                                                    "median and the spread")
-      ->check(CLI::Range(1u, 100u));
+      ->check(CLI::Range(1u, 100u))
+      ->capture_default_str();
   auto* audit = app.add_subcommand("audit", "Build a ring for each built-in policy, run its self-check and print the "
                                             "enforcement matrix (exit 1 if any check fails)");
 
