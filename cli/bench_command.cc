@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -17,6 +18,7 @@
 #include "cli/markdown_table.h"
 #include "engine/block_job.h"
 #include "engine/fio_job.h"
+#include "engine/json_report.h"
 #include "ring/iopoll_probe.h"
 #include "ring/kernel_facts.h"
 #include "sys/syscalls.h"
@@ -279,6 +281,23 @@ int run_bench(const BenchArgs& args) {
     }
   }
   std::cout << "Completion latency and CPU (the median run):\n\n" << latency.render() << "\n";
+
+  if (!args.json_path.empty()) {
+    std::vector<bench::ReportCell> report_cells;
+    for (const Row& row : rows) {
+      for (std::uint32_t d : args.iodepths) {
+        const Cell& cell = cells[{row.name, d}];
+        report_cells.push_back({row.name, d, cell.median(), cell.unsupported});
+      }
+    }
+    const bench::ReportHeader report_header{args.version, *pattern, args.bs, args.ramp_s, args.runtime_s, target_path};
+    std::ofstream out(args.json_path);
+    out << bench::fio_shaped_report(report_header, report_cells).dump(2) << "\n";
+    if (!out) {
+      std::cerr << fmt::format("ringfence bench: cannot write {}: {}\n", args.json_path, std::strerror(errno));
+      return 1;
+    }
+  }
 
   bool any_unsupported = false;
   for (const Row& row : rows) {

@@ -16,6 +16,8 @@ struct BenchArgs {
   std::uint64_t size = 1ull << 30;
   std::vector<std::string> rows{"bare", "bare-sqpoll", "bare-sqpoll-iopoll", "restricted", "fio"};
   unsigned repeat = 1;
+  std::string json_path;  // --json FILE: the results in fio's JSON shape
+  std::string version;    // ringfence's, for the JSON report
 };
 
 // `ringfence bench`: the kIOPS table (rows × iodepth), ratios to the bare row, completion

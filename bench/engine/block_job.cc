@@ -48,11 +48,16 @@ Result<Completion, std::string> spin_for_completion(Peek&& peek) {
   }
 }
 
-std::chrono::nanoseconds process_cpu() {
+// The process's user and system CPU time (the SQPOLL thread and io-wq workers included: they
+// belong to the process).
+struct CpuTimes {
+  std::chrono::nanoseconds user{0}, system{0};
+};
+CpuTimes process_cpu() {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
-  return std::chrono::seconds(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-         std::chrono::microseconds(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+  return CpuTimes{std::chrono::seconds(usage.ru_utime.tv_sec) + std::chrono::microseconds(usage.ru_utime.tv_usec),
+                  std::chrono::seconds(usage.ru_stime.tv_sec) + std::chrono::microseconds(usage.ru_stime.tv_usec)};
 }
 
 // The baseline rows: plain io_uring through liburing, no restrictions, nothing of ringfence's.
@@ -186,9 +191,11 @@ Result<JobResult, std::string> drive(Queue& q, const JobSpec& spec, std::byte* b
   std::mt19937_64 rng(spec.seed);
   const std::uint64_t blocks = spec.size_bytes / spec.block_bytes;
   std::vector<Clock::time_point> started(spec.depth);
+  std::vector<bool> is_write(spec.depth);
   const auto issue = [&](std::uint32_t slot) {
     const bool write = spec.pattern == Pattern::RandWrite || (spec.pattern == Pattern::RandRW && (rng() & 1) != 0);
     const std::uint64_t offset = (rng() % blocks) * spec.block_bytes;
+    is_write[slot] = write;
     started[slot] = Clock::now();
     return q.push(write, buffer + std::uint64_t{slot} * spec.block_bytes, spec.block_bytes, offset, slot);
   };
@@ -201,7 +208,7 @@ Result<JobResult, std::string> drive(Queue& q, const JobSpec& spec, std::byte* b
   bool measuring = spec.ramp.count() == 0;
   Clock::time_point measure_start = Clock::now();
   Clock::time_point end = measure_start + spec.runtime;  // set again when the ramp ends
-  std::chrono::nanoseconds cpu_start = process_cpu();
+  CpuTimes cpu_start = process_cpu();
   std::uint32_t in_flight = spec.depth;
   bool done = false;
   std::vector<std::uint32_t> reissue;
@@ -220,6 +227,7 @@ Result<JobResult, std::string> drive(Queue& q, const JobSpec& spec, std::byte* b
       if (measuring && !done) {
         result.latency.record(static_cast<std::uint64_t>((now - started[c->slot]).count()));
         ++result.ios;
+        ++(is_write[c->slot] ? result.writes : result.reads);
       }
       if (!done) reissue.push_back(static_cast<std::uint32_t>(c->slot));
       c = q.peek();
@@ -234,7 +242,10 @@ Result<JobResult, std::string> drive(Queue& q, const JobSpec& spec, std::byte* b
     if (measuring && !done && now >= end) {
       done = true;
       result.measured = now - measure_start;
-      result.cpu = process_cpu() - cpu_start;
+      const CpuTimes cpu_end = process_cpu();
+      result.cpu_user = cpu_end.user - cpu_start.user;
+      result.cpu_system = cpu_end.system - cpu_start.system;
+      result.cpu = result.cpu_user + result.cpu_system;
       reissue.clear();  // let what is in flight drain
     }
     for (std::uint32_t slot : reissue) {

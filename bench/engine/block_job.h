@@ -46,10 +46,12 @@ struct JobSpec {
 
 struct JobResult {
   std::uint64_t ios = 0;  // completed during the measured runtime
+  std::uint64_t reads = 0, writes = 0;  // of those
   std::uint64_t errors = 0;
   int first_error = 0;  // -errno of the first failed completion
   std::chrono::nanoseconds measured{0};
   std::chrono::nanoseconds cpu{0};  // process CPU time during the measured runtime
+  std::chrono::nanoseconds cpu_user{0}, cpu_system{0};  // its two halves
   LatencyHistogram latency;
   double iops() const;
   double cpu_us_per_io() const;

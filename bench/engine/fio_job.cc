@@ -20,8 +20,24 @@ extern char** environ;
 namespace rf::bench {
 
 RowSummary summarize(const JobResult& r) {
-  return RowSummary{r.iops(), r.ios, r.latency.percentile(50), r.latency.percentile(99), r.latency.percentile(99.9),
-                    r.cpu_us_per_io()};
+  RowSummary s;
+  s.iops = r.iops();
+  s.ios = r.ios;
+  s.reads = r.reads;
+  s.writes = r.writes;
+  s.runtime_ms = std::chrono::duration<double, std::milli>(r.measured).count();
+  s.p50_ns = r.latency.percentile(50);
+  s.p99_ns = r.latency.percentile(99);
+  s.p999_ns = r.latency.percentile(99.9);
+  s.min_ns = r.latency.min();
+  s.max_ns = r.latency.max();
+  s.mean_ns = r.latency.mean();
+  s.cpu_us_per_io = r.cpu_us_per_io();
+  if (s.runtime_ms > 0) {
+    s.usr_cpu_pct = std::chrono::duration<double, std::milli>(r.cpu_user).count() / s.runtime_ms * 100.0;
+    s.sys_cpu_pct = std::chrono::duration<double, std::milli>(r.cpu_system).count() / s.runtime_ms * 100.0;
+  }
+  return s;
 }
 
 std::vector<std::string> fio_command(const FioJob& job) {
@@ -67,7 +83,9 @@ Result<RowSummary, std::string> parse_fio_json(const std::string& text, Pattern 
     if (!job.contains(dir)) continue;
     const nlohmann::json& d = job[dir];
     s.iops += d.value("iops", 0.0);
-    s.ios += d.value("total_ios", std::uint64_t{0});
+    const std::uint64_t ios = d.value("total_ios", std::uint64_t{0});
+    s.ios += ios;
+    (std::string(dir) == "read" ? s.reads : s.writes) = ios;
     runtime_ms = std::max(runtime_ms, d.value("runtime", 0.0));
     const bool latency_from_here = pattern == Pattern::RandWrite ? std::string(dir) == "write" : std::string(dir) == "read";
     if (latency_from_here && d.contains("lat_ns") && d["lat_ns"].contains("percentile")) {
@@ -75,10 +93,16 @@ Result<RowSummary, std::string> parse_fio_json(const std::string& text, Pattern 
       s.p50_ns = p.value("50.000000", std::uint64_t{0});
       s.p99_ns = p.value("99.000000", std::uint64_t{0});
       s.p999_ns = p.value("99.900000", std::uint64_t{0});
+      s.min_ns = d["lat_ns"].value("min", std::uint64_t{0});
+      s.max_ns = d["lat_ns"].value("max", std::uint64_t{0});
+      s.mean_ns = d["lat_ns"].value("mean", 0.0);
     }
   }
   // usr_cpu and sys_cpu are percentages of one CPU over the job's runtime.
-  const double cpu_fraction = (job.value("usr_cpu", 0.0) + job.value("sys_cpu", 0.0)) / 100.0;
+  s.runtime_ms = runtime_ms;
+  s.usr_cpu_pct = job.value("usr_cpu", 0.0);
+  s.sys_cpu_pct = job.value("sys_cpu", 0.0);
+  const double cpu_fraction = (s.usr_cpu_pct + s.sys_cpu_pct) / 100.0;
   if (s.ios != 0) s.cpu_us_per_io = cpu_fraction * runtime_ms * 1000.0 / static_cast<double>(s.ios);
   return s;
 }

@@ -16,8 +16,13 @@ namespace rf::bench {
 struct RowSummary {
   double iops = 0;
   std::uint64_t ios = 0;
+  std::uint64_t reads = 0, writes = 0;
+  double runtime_ms = 0;
   std::uint64_t p50_ns = 0, p99_ns = 0, p999_ns = 0;
+  std::uint64_t min_ns = 0, max_ns = 0;
+  double mean_ns = 0;
   double cpu_us_per_io = 0;
+  double usr_cpu_pct = 0, sys_cpu_pct = 0;  // of one CPU over the runtime, as fio reports them
 };
 RowSummary summarize(const JobResult& result);
 

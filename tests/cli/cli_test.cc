@@ -140,6 +140,24 @@ TEST(CliTest, BenchPrintsTheTableForEachRowAndDepth) {
   EXPECT_FALSE(contains(run.output, "I/O errors")) << run.output;
 }
 
+TEST(CliTest, BenchWritesAFioShapedJsonReport) {
+  RF_REQUIRE(rf::test::sqpoll_feature());
+  char path[] = "/tmp/ringfence-bench-json-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  const CliRun run = ringfence(std::string("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 2 --rows bare --json ") + path);
+  EXPECT_EQ(run.status, 0) << run.output;
+  std::ifstream in(path);
+  const nlohmann::json report = nlohmann::json::parse(in, nullptr, false);
+  ::unlink(path);
+  ASSERT_FALSE(report.is_discarded());
+  ASSERT_EQ(report["jobs"].size(), 1u);
+  EXPECT_EQ(report["jobs"][0]["jobname"], "bare-iodepth2");
+  EXPECT_GT(report["jobs"][0]["read"]["iops"].get<double>(), 0.0);
+  EXPECT_GT(report["jobs"][0]["read"]["clat_ns"]["percentile"]["99.000000"].get<std::uint64_t>(), 0u);
+}
+
 TEST(CliTest, BenchRunsFioAsTheReferenceRow) {
   RF_REQUIRE(rf::test::sqpoll_feature());
   const CliRun run = ringfence("bench --size 16M --runtime 0.3 --ramp 0 --iodepth 1 --rows bare,fio");
