@@ -19,6 +19,7 @@
 #include "engine/block_job.h"
 #include "engine/fio_job.h"
 #include "engine/json_report.h"
+#include "engine/plot.h"
 #include "ring/iopoll_probe.h"
 #include "ring/kernel_facts.h"
 #include "sys/syscalls.h"
@@ -295,6 +296,31 @@ int run_bench(const BenchArgs& args) {
     out << bench::fio_shaped_report(report_header, report_cells).dump(2) << "\n";
     if (!out) {
       std::cerr << fmt::format("ringfence bench: cannot write {}: {}\n", args.json_path, std::strerror(errno));
+      return 1;
+    }
+  }
+
+  if (!args.plot_path.empty()) {
+    bench::PlotInput plot{fmt::format("ringfence bench: rw={} bs={}, {}", args.rw, args.bs, target->description),
+                          args.iodepths, {}};
+    for (const Row& row : rows) {
+      bench::PlotSeries series{row.name, {}, {}, {}};
+      for (std::uint32_t d : args.iodepths) {
+        const Cell& cell = cells[{row.name, d}];
+        const bench::RowSummary* m = cell.median();
+        double lo = 0, hi = 0;
+        for (const auto& run : cell.runs) {
+          lo = lo == 0 ? run.iops : std::min(lo, run.iops);
+          hi = std::max(hi, run.iops);
+        }
+        series.median_kiops.push_back(m != nullptr ? m->iops / 1000 : 0);
+        series.min_kiops.push_back(lo / 1000);
+        series.max_kiops.push_back(hi / 1000);
+      }
+      plot.series.push_back(std::move(series));
+    }
+    if (auto drawn = bench::draw_plot(plot, args.plot_path); !drawn) {
+      std::cerr << "ringfence bench: " << drawn.error() << "\n";
       return 1;
     }
   }

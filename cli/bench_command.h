@@ -17,6 +17,7 @@ struct BenchArgs {
   std::vector<std::string> rows{"bare", "bare-sqpoll", "bare-sqpoll-iopoll", "restricted", "fio"};
   unsigned repeat = 1;
   std::string json_path;  // --json FILE: the results in fio's JSON shape
+  std::string plot_path;  // --plot FILE.png: kIOPS against iodepth, drawn by gnuplot
   std::string version;    // ringfence's, for the JSON report
 };
 

@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 100u))
       ->capture_default_str();
   bench->add_option("--json", bench_args.json_path, "Also write the results to FILE in fio's JSON shape");
+  bench->add_option("--plot", bench_args.plot_path, "Also draw kIOPS against iodepth into FILE.png (gnuplot)");
   bench_args.version = RF_VERSION;
   auto* audit = app.add_subcommand("audit", "Build a ring for each built-in policy, run its self-check and print the "
                                             "enforcement matrix (exit 1 if any check fails)");

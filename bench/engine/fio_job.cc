@@ -1,21 +1,11 @@
 #include "engine/fio_job.h"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <array>
-#include <cerrno>
 #include <algorithm>
-#include <cstring>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "util/unique_fd.h"
-
-extern char** environ;
+#include "engine/child_program.h"
 
 namespace rf::bench {
 
@@ -108,39 +98,13 @@ Result<RowSummary, std::string> parse_fio_json(const std::string& text, Pattern 
 }
 
 Result<RowSummary, std::string> run_fio_job(const FioJob& job) {
-  std::vector<std::string> args = fio_command(job);
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return unexpected(fmt::format("pipe: {}", std::strerror(errno)));
-  UniqueFd read_end(pipe_fds[0]);
-  UniqueFd write_end(pipe_fds[1]);
-  posix_spawn_file_actions_t actions;
-  ::posix_spawn_file_actions_init(&actions);
-  ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
-  pid_t pid = -1;
-  const int rc = ::posix_spawnp(&pid, "fio", &actions, nullptr, argv.data(), environ);
-  ::posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return unexpected(fmt::format("cannot run fio: {} (install Debian's fio package)", std::strerror(rc)));
-  write_end.reset();
-  std::string output;
-  std::array<char, 4096> chunk{};
-  for (ssize_t n; (n = ::read(read_end.get(), chunk.data(), chunk.size())) != 0;) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    output.append(chunk.data(), static_cast<std::size_t>(n));
+  const std::vector<std::string> args = fio_command(job);
+  auto run = run_program(args);
+  if (!run) return unexpected(run.error() + " (install Debian's fio package)");
+  if (run->exit_status != 0) {
+    return unexpected(fmt::format("fio failed (exit status {}); its command: {}", run->exit_status, fmt::join(args, " ")));
   }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return unexpected(fmt::format("fio failed (exit status {}); its command: {}", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                                  fmt::join(args, " ")));
-  }
-  return parse_fio_json(output, job.pattern);
+  return parse_fio_json(run->output, job.pattern);
 }
 
 }  // namespace rf::bench

@@ -158,6 +158,21 @@ TEST(CliTest, BenchWritesAFioShapedJsonReport) {
   EXPECT_GT(report["jobs"][0]["read"]["clat_ns"]["percentile"]["99.000000"].get<std::uint64_t>(), 0u);
 }
 
+TEST(CliTest, BenchDrawsAPlotWithGnuplot) {
+  RF_REQUIRE(rf::test::sqpoll_feature());
+  char path[] = "/tmp/ringfence-bench-plot-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  const CliRun run = ringfence(std::string("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 1,2 --rows bare --plot ") + path);
+  EXPECT_EQ(run.status, 0) << run.output;
+  std::ifstream in(path, std::ios::binary);
+  char magic[8] = {};
+  in.read(magic, sizeof(magic));
+  ::unlink(path);
+  EXPECT_EQ(std::string(magic + 1, 3), "PNG") << "not a PNG file";
+}
+
 TEST(CliTest, BenchRunsFioAsTheReferenceRow) {
   RF_REQUIRE(rf::test::sqpoll_feature());
   const CliRun run = ringfence("bench --size 16M --runtime 0.3 --ramp 0 --iodepth 1 --rows bare,fio");
