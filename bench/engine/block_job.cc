@@ -15,6 +15,7 @@
 #include "restrictions/policy_compiler.h"
 #include "restrictions/policy_loader.h"
 #include "ring/setup.h"
+#include "util/cpu_relax.h"
 #include "util/mmap_region.h"
 
 namespace rf::bench {
@@ -27,12 +28,6 @@ struct Completion {
   std::uint64_t slot = 0;
   std::int32_t res = 0;
 };
-
-void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 // SQPOLL rows reap by polling the CQ in user space, as fio's io_uring engine does with
 // sqthread_poll (and as the proposal's polling guest did): no system call on the data path.

@@ -1,6 +1,7 @@
 #include "guest/workload.h"
 
 #include "guest/pattern.h"
+#include "util/cpu_relax.h"
 
 namespace rf::guest {
 
@@ -18,12 +19,6 @@ struct Xorshift {
     return state;
   }
 };
-
-void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 class Run {
  public:

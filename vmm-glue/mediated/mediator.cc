@@ -12,16 +12,11 @@
 #include <fmt/format.h>
 
 #include "abi/ring_descriptor.h"
+#include "util/cpu_relax.h"
 
 namespace rf {
 
 namespace {
-
-void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 void drain(int fd) {
   std::uint64_t count = 0;
