@@ -18,6 +18,7 @@
 #include "cli/markdown_table.h"
 #include "engine/block_job.h"
 #include "engine/fio_job.h"
+#include "engine/guest_job.h"
 #include "engine/json_report.h"
 #include "engine/plot.h"
 #include "ring/iopoll_probe.h"
@@ -31,20 +32,53 @@ namespace rf::cli {
 
 namespace {
 
+using bench::GuestRow;
 using bench::HostRow;
 
-// A row of the table: one of the host rows, or fio.
+// A row of the table: a host row, a guest row, or fio; and the row it is compared with.
 struct Row {
   std::string name;
-  std::optional<HostRow> host;  // empty: the fio row
+  std::optional<HostRow> host;
+  std::optional<GuestRow> guest;
+  std::string baseline;  // empty for bare, the baseline of them all
 };
 
+constexpr const char* kRowNames = "bare, bare-sqpoll, bare-sqpoll-iopoll, restricted, passthrough, mediated, fio";
+
 std::optional<Row> row_from_name(const std::string& name) {
-  if (name == "fio") return Row{name, std::nullopt};
+  // What each row is measured against: the same ring shape without the thing it adds. fio runs
+  // with sqthread_poll, so it is compared with bare-sqpoll (that comparison checks our load
+  // generator); mediated submits from a thread without SQPOLL, so it is compared with bare.
+  if (name == "fio") return Row{name, std::nullopt, std::nullopt, "bare-sqpoll"};
   for (HostRow r : {HostRow::Bare, HostRow::BareSqpoll, HostRow::BareSqpollIopoll, HostRow::Restricted}) {
-    if (bench::host_row_name(r) == name) return Row{name, r};
+    if (bench::host_row_name(r) != name) continue;
+    const char* baseline = r == HostRow::Bare ? "" : r == HostRow::BareSqpoll ? "bare" : "bare-sqpoll";
+    return Row{name, r, std::nullopt, baseline};
+  }
+  for (GuestRow r : {GuestRow::Passthrough, GuestRow::Mediated}) {
+    if (bench::guest_row_name(r) != name) continue;
+    return Row{name, std::nullopt, r, r == GuestRow::Passthrough ? "bare-sqpoll" : "bare"};
   }
   return std::nullopt;
+}
+
+// ringfence's performance targets: numerator / denominator (medians, at the same depth) must
+// lie in [low, high] at every depth from `min_depth`.
+struct PerformanceTarget {
+  std::string numerator, denominator;
+  double low, high;
+  std::uint32_t min_depth;
+  std::string text;
+};
+
+const std::vector<PerformanceTarget>& performance_targets() {
+  static const std::vector<PerformanceTarget> targets{
+      {"restricted", "bare-sqpoll", 0.99, 1e9, 1, "restricted ≥ 0.99 × bare-sqpoll"},
+      {"passthrough", "bare-sqpoll", 0.97, 1e9, 1, "passthrough ≥ 0.97 × bare-sqpoll"},
+      {"mediated", "bare", 0.90, 1e9, 8, "mediated ≥ 0.90 × bare (iodepth ≥ 8)"},
+      {"bare-sqpoll", "fio", 0.95, 1.05, 1, "bare-sqpoll within ±5% of fio"},
+  };
+  return targets;
 }
 
 // Lays out a new file the way fio does: written in full, so reads hit real data.
@@ -144,8 +178,7 @@ int run_bench(const BenchArgs& args) {
   for (const std::string& name : args.rows) {
     const auto row = row_from_name(name);
     if (!row) {
-      std::cerr << fmt::format("ringfence bench: --rows: unknown row {} (rows: bare, bare-sqpoll, bare-sqpoll-iopoll, "
-                               "restricted, fio)\n", name);
+      std::cerr << fmt::format("ringfence bench: --rows: unknown row {} (rows: {})\n", name, kRowNames);
       return 2;
     }
     rows.push_back(*row);
@@ -202,7 +235,7 @@ int run_bench(const BenchArgs& args) {
         std::cerr << fmt::format("\rringfence bench: {} iodepth={} run {}/{} (about {:.0f} s left)   ", row.name, depth,
                                  rep + 1, args.repeat, left)
                   << std::flush;
-        if (!row.host) {
+        if (!row.host && !row.guest) {
           bench::FioJob job{target_path, target->size, args.bs, depth, *pattern, args.ramp_s, args.runtime_s,
                             app_cpu, sq_cpu, iopoll.supported};
           auto summary = bench::run_fio_job(job);
@@ -224,7 +257,8 @@ int run_bench(const BenchArgs& args) {
         spec.seed = 1 + rep;
         spec.app_cpu = app_cpu;
         spec.sqpoll_cpu = sq_cpu;
-        auto result = bench::run_host_job(*row.host, spec);
+        auto result = row.host ? bench::run_host_job(*row.host, spec)
+                               : bench::run_guest_job(*row.guest, bench::GuestJobSpec{spec, target_path, {}});
         if (!result) {
           cell.unsupported = result.error();
           continue;
@@ -249,24 +283,53 @@ int run_bench(const BenchArgs& args) {
   std::vector<std::string> header{"kIOPS"};
   for (std::uint32_t d : args.iodepths) header.push_back(fmt::format("iodepth={}", d));
   MarkdownTable table(header);
-  MarkdownTable ratios(header);
   for (const Row& row : rows) {
     std::vector<std::string> line{row.name};
-    std::vector<std::string> ratio{row.name};
-    for (std::uint32_t d : args.iodepths) {
-      const Cell& cell = cells[{row.name, d}];
-      line.push_back(kiops(cell));
-      const bench::RowSummary* m = cell.median();
-      const bench::RowSummary* base = cells[{"bare", d}].median();
-      ratio.push_back(m != nullptr && base != nullptr && base->iops > 0 ? fmt::format("{:.2f}", m->iops / base->iops) : "–");
-    }
+    for (std::uint32_t d : args.iodepths) line.push_back(kiops(cells[{row.name, d}]));
     table.add_row(std::move(line));
-    ratios.add_row(std::move(ratio));
   }
   std::cout << table.render() << "\n";
-  if (std::any_of(rows.begin(), rows.end(), [](const Row& r) { return r.name == "bare"; })) {
-    std::cout << "Relative to bare at the same iodepth:\n\n" << ratios.render() << "\n";
+
+  // The median of `a` over the median of `b` at `depth`, when both ran.
+  const auto ratio_of = [&cells](const std::string& a, const std::string& b, std::uint32_t depth) -> std::optional<double> {
+    const bench::RowSummary* x = cells[{a, depth}].median();
+    const bench::RowSummary* y = cells[{b, depth}].median();
+    if (x == nullptr || y == nullptr || y->iops <= 0) return std::nullopt;
+    return x->iops / y->iops;
+  };
+  std::vector<std::string> ratio_header{"row / baseline"};
+  for (std::uint32_t d : args.iodepths) ratio_header.push_back(fmt::format("iodepth={}", d));
+  MarkdownTable ratios(ratio_header);
+  for (const Row& row : rows) {
+    if (row.baseline.empty()) continue;
+    std::vector<std::string> line{fmt::format("{} / {}", row.name, row.baseline)};
+    for (std::uint32_t d : args.iodepths) {
+      const auto r = ratio_of(row.name, row.baseline, d);
+      line.push_back(r ? fmt::format("{:.2f}", *r) : "–");
+    }
+    ratios.add_row(std::move(line));
   }
+  if (ratios.rows() != 0) std::cout << "Each row relative to its baseline at the same iodepth:\n\n" << ratios.render() << "\n";
+
+  // The targets whose two rows both ran: the ratio at each depth, met or missed.
+  std::vector<std::string> target_header{"target"};
+  for (std::uint32_t d : args.iodepths) target_header.push_back(fmt::format("iodepth={}", d));
+  MarkdownTable targets(target_header);
+  for (const PerformanceTarget& t : performance_targets()) {
+    std::vector<std::string> line{t.text};
+    bool any = false;
+    for (std::uint32_t d : args.iodepths) {
+      const auto r = ratio_of(t.numerator, t.denominator, d);
+      if (!r || d < t.min_depth) {
+        line.push_back("–");
+        continue;
+      }
+      any = true;
+      line.push_back(fmt::format("{:.2f} {}", *r, *r >= t.low && *r <= t.high ? "met" : "MISSED"));
+    }
+    if (any) targets.add_row(std::move(line));
+  }
+  if (targets.rows() != 0) std::cout << "Targets (ratio of medians):\n\n" << targets.render() << "\n";
 
   MarkdownTable latency({"row", "iodepth", "clat p50 µs", "p99 µs", "p99.9 µs", "CPU µs per I/O", "I/Os"});
   for (const Row& row : rows) {

@@ -14,7 +14,8 @@ struct BenchArgs {
   double ramp_s = 1.0;
   std::string target;            // empty: a file of `size` bytes in a temporary directory
   std::uint64_t size = 1ull << 30;
-  std::vector<std::string> rows{"bare", "bare-sqpoll", "bare-sqpoll-iopoll", "restricted", "fio"};
+  std::vector<std::string> rows{"bare",        "bare-sqpoll", "bare-sqpoll-iopoll", "restricted",
+                                "passthrough", "mediated",    "fio"};
   unsigned repeat = 1;
   std::string json_path;  // --json FILE: the results in fio's JSON shape
   std::string plot_path;  // --plot FILE.png: kIOPS against iodepth, drawn by gnuplot

@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
                     "A file or block device (default: a new file of --size in a temporary directory)");
   bench->add_option("--size", bench_args.size, "Size of the default target file, e.g. 1G (the default) or 256M")
       ->transform(CLI::AsSizeValue(false));
-  bench->add_option("--rows", bench_args.rows, "Rows to run: bare, bare-sqpoll, bare-sqpoll-iopoll, restricted, fio")
+  bench->add_option("--rows", bench_args.rows, "Rows to run: bare, bare-sqpoll, bare-sqpoll-iopoll, restricted, "
+                                               "passthrough, mediated, fio")
       ->delimiter(',')
       ->capture_default_str();
   bench->add_option("--repeat", bench_args.repeat, "Run the whole table this many times, interleaved, and report the "

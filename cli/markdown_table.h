@@ -11,6 +11,7 @@ class MarkdownTable {
  public:
   explicit MarkdownTable(std::vector<std::string> header) : header_(std::move(header)) {}
   void add_row(std::vector<std::string> cells) { rows_.push_back(std::move(cells)); }
+  std::size_t rows() const { return rows_.size(); }
   std::string render() const;
 
  private:

@@ -1,9 +1,6 @@
 #include "engine/block_job.h"
 
 #include <liburing.h>
-#include <pthread.h>
-#include <sched.h>
-#include <sys/resource.h>
 
 #include <cerrno>
 #include <cstring>
@@ -12,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/cpu_times.h"
+#include "engine/scoped_pin.h"
 #include "restrictions/policy_compiler.h"
 #include "restrictions/policy_loader.h"
 #include "ring/setup.h"
@@ -41,18 +40,6 @@ Result<Completion, std::string> spin_for_completion(Peek&& peek) {
       return unexpected(std::string("no completion within 30 s"));
     }
   }
-}
-
-// The process's user and system CPU time (the SQPOLL thread and io-wq workers included: they
-// belong to the process).
-struct CpuTimes {
-  std::chrono::nanoseconds user{0}, system{0};
-};
-CpuTimes process_cpu() {
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  return CpuTimes{std::chrono::seconds(usage.ru_utime.tv_sec) + std::chrono::microseconds(usage.ru_utime.tv_usec),
-                  std::chrono::seconds(usage.ru_stime.tv_sec) + std::chrono::microseconds(usage.ru_stime.tv_usec)};
 }
 
 // The baseline rows: plain io_uring through liburing, no restrictions, nothing of ringfence's.
@@ -203,7 +190,7 @@ Result<JobResult, std::string> drive(Queue& q, const JobSpec& spec, std::byte* b
   bool measuring = spec.ramp.count() == 0;
   Clock::time_point measure_start = Clock::now();
   Clock::time_point end = measure_start + spec.runtime;  // set again when the ramp ends
-  CpuTimes cpu_start = process_cpu();
+  CpuTimes cpu_start = own_cpu_times();
   std::uint32_t in_flight = spec.depth;
   bool done = false;
   std::vector<std::uint32_t> reissue;
@@ -232,15 +219,15 @@ Result<JobResult, std::string> drive(Queue& q, const JobSpec& spec, std::byte* b
       measuring = true;
       measure_start = now;
       end = now + spec.runtime;
-      cpu_start = process_cpu();
+      cpu_start = own_cpu_times();
     }
     if (measuring && !done && now >= end) {
       done = true;
       result.measured = now - measure_start;
-      const CpuTimes cpu_end = process_cpu();
-      result.cpu_user = cpu_end.user - cpu_start.user;
-      result.cpu_system = cpu_end.system - cpu_start.system;
-      result.cpu = result.cpu_user + result.cpu_system;
+      const CpuTimes used = own_cpu_times() - cpu_start;
+      result.cpu_user = used.user;
+      result.cpu_system = used.system;
+      result.cpu = used.total();
       reissue.clear();  // let what is in flight drain
     }
     for (std::uint32_t slot : reissue) {
@@ -252,27 +239,6 @@ Result<JobResult, std::string> drive(Queue& q, const JobSpec& spec, std::byte* b
   }
   return result;
 }
-
-// Pins the calling thread to `cpu` for the job and restores its affinity afterwards.
-class ScopedPin {
- public:
-  explicit ScopedPin(std::optional<unsigned> cpu) {
-    if (!cpu || ::pthread_getaffinity_np(::pthread_self(), sizeof(saved_), &saved_) != 0) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(*cpu, &set);
-    pinned_ = ::pthread_setaffinity_np(::pthread_self(), sizeof(set), &set) == 0;
-  }
-  ~ScopedPin() {
-    if (pinned_) ::pthread_setaffinity_np(::pthread_self(), sizeof(saved_), &saved_);
-  }
-  ScopedPin(const ScopedPin&) = delete;
-  ScopedPin& operator=(const ScopedPin&) = delete;
-
- private:
-  cpu_set_t saved_{};
-  bool pinned_ = false;
-};
 
 }  // namespace
 

@@ -6,11 +6,13 @@
 #include <array>
 #include <cstdint>
 
+#include "util/log_linear_buckets.h"
+
 namespace rf::bench {
 
 class LatencyHistogram {
  public:
-  void record(std::uint64_t ns);
+  void record(std::uint64_t ns, std::uint64_t times = 1);
   void merge(const LatencyHistogram& other);
 
   std::uint64_t count() const { return count_; }
@@ -22,13 +24,7 @@ class LatencyHistogram {
   std::uint64_t percentile(double percent) const;
 
  private:
-  static constexpr unsigned kSubBits = 6;  // 64 sub-buckets per power of two
-  static constexpr unsigned kSub = 1u << kSubBits;
-  static constexpr unsigned kBuckets = (64 - kSubBits + 1) * kSub;
-  static unsigned bucket_of(std::uint64_t ns);
-  static std::uint64_t upper_bound_of(unsigned bucket);  // the largest value a bucket holds
-
-  std::array<std::uint64_t, kBuckets> buckets_{};
+  std::array<std::uint64_t, buckets::kCount> buckets_{};
   std::uint64_t count_ = 0;
   std::uint64_t sum_ = 0;
   std::uint64_t min_ = UINT64_MAX;

@@ -57,5 +57,16 @@ TEST(LatencyHistogram, HandlesTheExtremesAndMerges) {
   EXPECT_LE(a.percentile(60), 500u + 500u / 64);
 }
 
+TEST(LatencyHistogram, RecordingAValueManyTimesIsRecordingItThatOften) {
+  LatencyHistogram many, one_by_one;
+  many.record(1000, 5);
+  many.record(70, 0);  // nothing
+  for (int i = 0; i < 5; ++i) one_by_one.record(1000);
+  EXPECT_EQ(many.count(), 5u);
+  EXPECT_EQ(many.min(), 1000u);
+  EXPECT_DOUBLE_EQ(many.mean(), one_by_one.mean());
+  for (double p : {1.0, 50.0, 100.0}) EXPECT_EQ(many.percentile(p), one_by_one.percentile(p)) << p;
+}
+
 }  // namespace
 }  // namespace rf::bench

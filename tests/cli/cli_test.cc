@@ -130,12 +130,23 @@ TEST(CliTest, PolicySeccompPrintsTheGuestsAllowList) {
 
 TEST(CliTest, BenchPrintsTheTableForEachRowAndDepth) {
   RF_REQUIRE(rf::test::sqpoll_feature());
+  RF_REQUIRE(rf::test::no_mmap_feature());
   RF_REQUIRE(rf::test::restrictions_feature());
-  const CliRun run = ringfence("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 1,4 --rows bare,restricted");
+  const CliRun run = ringfence("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 1,8 "
+                               "--rows bare,bare-sqpoll,restricted,passthrough,mediated");
   EXPECT_EQ(run.status, 0) << run.output;
-  EXPECT_TRUE(contains(run.output, "| kIOPS      | iodepth=1 | iodepth=4 |")) << run.output;
-  EXPECT_TRUE(contains(run.output, "Relative to bare at the same iodepth")) << run.output;
-  EXPECT_TRUE(contains(run.output, "| restricted | 4       |")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| kIOPS       | iodepth=1 | iodepth=8 |")) << run.output;
+  for (const char* row : {"| bare        | ", "| passthrough | ", "| mediated    | "}) {
+    EXPECT_TRUE(contains(run.output, row)) << row << "\n" << run.output;
+  }
+  // Each row against its own baseline, and the targets with a verdict per depth.
+  EXPECT_TRUE(contains(run.output, "| restricted / bare-sqpoll  |")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| passthrough / bare-sqpoll |")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| mediated / bare           |")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| restricted ≥ 0.99 × bare-sqpoll      |")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| mediated ≥ 0.90 × bare (iodepth ≥ 8) | – ")) << run.output;  // not below 8
+  EXPECT_FALSE(contains(run.output, "within ±5% of fio")) << "fio did not run\n" << run.output;
+  EXPECT_TRUE(contains(run.output, "| mediated    | 8       |")) << run.output;
   EXPECT_FALSE(contains(run.output, "unsupported")) << run.output;
   EXPECT_FALSE(contains(run.output, "I/O errors")) << run.output;
 }
@@ -146,16 +157,20 @@ TEST(CliTest, BenchWritesAFioShapedJsonReport) {
   const int fd = ::mkstemp(path);
   ASSERT_GE(fd, 0);
   ::close(fd);
-  const CliRun run = ringfence(std::string("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 2 --rows bare --json ") + path);
+  const CliRun run =
+      ringfence(std::string("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 2 --rows bare,passthrough --json ") + path);
   EXPECT_EQ(run.status, 0) << run.output;
   std::ifstream in(path);
   const nlohmann::json report = nlohmann::json::parse(in, nullptr, false);
   ::unlink(path);
   ASSERT_FALSE(report.is_discarded());
-  ASSERT_EQ(report["jobs"].size(), 1u);
+  ASSERT_EQ(report["jobs"].size(), 2u);
   EXPECT_EQ(report["jobs"][0]["jobname"], "bare-iodepth2");
-  EXPECT_GT(report["jobs"][0]["read"]["iops"].get<double>(), 0.0);
-  EXPECT_GT(report["jobs"][0]["read"]["clat_ns"]["percentile"]["99.000000"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(report["jobs"][1]["jobname"], "passthrough-iodepth2");
+  for (const auto& job : report["jobs"]) {
+    EXPECT_GT(job["read"]["iops"].get<double>(), 0.0) << job["jobname"];
+    EXPECT_GT(job["read"]["clat_ns"]["percentile"]["99.000000"].get<std::uint64_t>(), 0u) << job["jobname"];
+  }
 }
 
 TEST(CliTest, BenchDrawsAPlotWithGnuplot) {

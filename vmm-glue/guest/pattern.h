@@ -1,6 +1,7 @@
 // The data the verified workload writes: every 8-byte word of every block is a function of
 // (seed, pass, block, word), so the guest can check what it reads back and the VMM can check
-// the disk image afterwards without trusting anything the guest reports.
+// the disk image afterwards without trusting anything the guest reports. Also the generator
+// the guest workloads draw block orders and offsets from.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +14,17 @@ constexpr std::uint64_t splitmix64(std::uint64_t x) {
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
   return x ^ (x >> 31);
 }
+
+// A fast generator for block orders and offsets (xorshift64; the state must not be 0).
+struct Xorshift {
+  std::uint64_t state;
+  constexpr std::uint64_t next() {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  }
+};
 
 constexpr std::uint64_t pattern_word(std::uint64_t seed, std::uint32_t pass, std::uint64_t block,
                                      std::uint64_t word) {

@@ -22,6 +22,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "guest/bench_workload.h"
 #include "guest/driver.h"
 #include "guest/process_report.h"
 #include "guest/workload.h"
@@ -126,17 +127,24 @@ int main(int argc, char** argv) {
   std::string probe_op = "read";
   rf::guest::WorkloadConfig config;
   std::string scenario = "verify", forbidden;
+  std::string rw = "randread";
+  std::uint32_t block_bytes = 4096;
+  std::uint64_t control_gpa = 0;
   app.add_option("--region", region_texts, "GPA:BYTES:MEMFD_OFFSET[:ro]")->required();
   app.add_option("--descriptor", descriptor_gpa, "guest-physical address of the ring descriptor")->required();
   app.add_option("--report", report_gpa, "guest-physical address of the report page")->required();
   app.add_option("--scratch-gpa", scratch_gpa, "guest RAM the workload may use");
   app.add_option("--scratch-bytes", scratch_bytes, "its size");
-  app.add_option("--scenario", scenario, "verify | flood | probe | forbidden-syscall")
-      ->check(CLI::IsMember({"verify", "flood", "probe", "forbidden-syscall"}));
+  app.add_option("--scenario", scenario, "verify | bench | flood | probe | forbidden-syscall")
+      ->check(CLI::IsMember({"verify", "bench", "flood", "probe", "forbidden-syscall"}));
   app.add_option("--seed", config.seed);
   app.add_option("--passes", config.passes);
   app.add_option("--depth", config.depth);
   app.add_flag("--poll", config.poll, "poll the CQ with notifications off instead of waiting");
+  app.add_option("--rw", rw, "bench: randread, randwrite or randrw")
+      ->check(CLI::IsMember({"randread", "randwrite", "randrw"}));
+  app.add_option("--bs", block_bytes, "bench: block size in bytes");
+  app.add_option("--control", control_gpa, "bench: guest-physical address of the VMM's BenchControl word");
   app.add_option("--probe-op", probe_op, "probe: the one raw SQE's opcode")->check(CLI::IsMember({"read", "write"}));
   app.add_option("--probe-addr", probe_addr, "probe: its raw address (default: the scratch memory's)");
   app.add_option("--probe-offset", probe_offset, "probe: its disk offset");
@@ -187,6 +195,21 @@ int main(int argc, char** argv) {
     config.scratch_gpa = scratch_gpa;
     config.scratch_bytes = scratch_bytes;
     if (rf::guest::run_verified_workload(driver, config, out->workload) != rf::guest::WorkloadStatus::Ok) {
+      code = GuestExit::Workload;
+    }
+  } else if (scenario == "bench") {
+    rf::guest::BenchConfig bench;
+    bench.seed = config.seed;
+    bench.block_bytes = block_bytes;
+    bench.depth = config.depth;
+    bench.poll = config.poll;
+    bench.pattern = rw == "randwrite" ? rf::guest::BenchPattern::RandWrite
+                    : rw == "randrw"  ? rf::guest::BenchPattern::RandRW
+                                      : rf::guest::BenchPattern::RandRead;
+    bench.control_gpa = control_gpa;
+    bench.scratch_gpa = scratch_gpa;
+    bench.scratch_bytes = scratch_bytes;
+    if (rf::guest::run_bench_workload(driver, bench, out->bench) != rf::guest::BenchStatus::Ok) {
       code = GuestExit::Workload;
     }
   } else if (scenario == "flood") {

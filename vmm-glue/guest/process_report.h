@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "guest/bench_workload.h"
 #include "guest/driver.h"
 #include "guest/workload.h"
 
@@ -24,7 +25,7 @@ enum class GuestExit : int {
   Setup = 3,     // mapping guest memory failed
   Seccomp = 4,   // the filter could not be installed
   Attach = 5,    // the descriptor was refused (report.attach_status says why)
-  Workload = 6,  // the workload failed (report.workload.status says why)
+  Workload = 6,  // the workload failed (report.workload.status or report.bench.status says why)
 };
 
 inline const char* guest_exit_name(int code) {
@@ -43,7 +44,8 @@ struct ProcessReport {
   std::uint64_t magic = 0;
   AttachStatus attach_status = AttachStatus::Ok;
   abi::DecodeStatus decode_status = abi::DecodeStatus::Ok;
-  WorkloadReport workload{};
+  WorkloadReport workload{};  // the verify scenario's
+  BenchReport bench{};        // the bench scenario's
   DriverCounters counters{};
   std::int32_t probe_result = 0;  // the probe scenario's completion result
   std::uint32_t probe_done = 0;

@@ -10,16 +10,6 @@ namespace {
 constexpr std::uint64_t kFlushTag = ~std::uint64_t{0};
 constexpr unsigned kSlotBits = 16;  // tag = block << 16 | slot
 
-struct Xorshift {
-  std::uint64_t state;
-  std::uint64_t next() {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return state;
-  }
-};
-
 class Run {
  public:
   Run(Driver& driver, const WorkloadConfig& config, WorkloadReport& report, unsigned char* slots,

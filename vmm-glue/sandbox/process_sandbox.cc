@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <atomic>
+
 #include <fmt/format.h>
 
 #include "guest/pattern.h"
@@ -50,14 +52,14 @@ Result<ProcessSandbox, SandboxError> ProcessSandbox::create(std::vector<Disk> di
   if (!memory) return unexpected(error(SandboxErrc::Memory, memory.error().sys_errno, memory.error().message));
   const GuestRegion& first = memory->regions().front();
   const GuestRegion& last = memory->regions().back();
-  const std::uint64_t report_end = kReportPage.value() + page_size();
+  const std::uint64_t report_end = kControlPage.value() + page_size();
   const GuestAddress window = config.mode == abi::Mode::Passthrough ? config.passthrough.device_window
                                                                     : config.mediated.device_window;
   if (first.base.value() > kReportPage.value() || first.bytes < report_end - first.base.value() || first.read_only ||
       last.read_only || report_end > window.value()) {
     return unexpected(error(SandboxErrc::Memory, 0,
                             fmt::format("guest RAM must start at or below {:#x} with a writable region that holds the "
-                                        "report page before the device window, and end in a writable region",
+                                        "report and control pages before the device window, and end in a writable region",
                                         kReportPage.value())));
   }
   ProcessSandbox sandbox;
@@ -106,9 +108,19 @@ Result<GuestProcess, GuestProcessError> ProcessSandbox::spawn(std::vector<std::s
   launch.kick_fd = device_->kick_fd();
   launch.notify_fd = device_->notify_fd();
   launch.scenario_args = {"--scratch-gpa", std::to_string(scratch_.value()), "--scratch-bytes",
-                          std::to_string(scratch_bytes_)};
+                          std::to_string(scratch_bytes_), "--control", std::to_string(kControlPage.value())};
   launch.scenario_args.insert(launch.scenario_args.end(), scenario_args.begin(), scenario_args.end());
   return GuestProcess::spawn(launch);
+}
+
+void ProcessSandbox::set_bench_phase(guest::BenchPhase phase) {
+  // create() checked that the first region is writable and holds the control page.
+  auto span = memory_->translate(kControlPage, sizeof(guest::BenchControl), DeviceAccess::WritesGuest);
+  if (!span) return;
+  // SAFETY: a page-aligned word of guest RAM that only the VMM writes; the guest loads it
+  // atomically, so the store must be atomic too.
+  std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(span->host))
+      .store(static_cast<std::uint32_t>(phase), std::memory_order_release);
 }
 
 Result<VerifiedRunReport, SandboxError> run_verified_guest(ProcessSandbox& sandbox, const VerifiedRunConfig& config) {

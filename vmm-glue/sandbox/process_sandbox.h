@@ -3,6 +3,7 @@
 //
 // Guest-physical layout (memfd-backed; by default one region at GPA 0):
 //   0x1000              the guest's report page (ProcessReport), in the first region
+//   0x2000              the VMM's control page (the bench scenario's BenchControl), ditto
 //   device_window       the ring descriptor, then the rings (PassthroughConfig, 0x10000)
 //   scratch             the last region: from its start, or from the next 2 MiB boundary after
 //                       the device window when the window is in it
@@ -35,6 +36,7 @@ struct SandboxConfig {
 };
 
 inline constexpr GuestAddress kReportPage{0x1000};
+inline constexpr GuestAddress kControlPage{0x2000};
 
 class ProcessSandbox {
  public:
@@ -48,11 +50,14 @@ class ProcessSandbox {
   GuestAddress scratch() const { return scratch_; }
   std::uint64_t scratch_bytes() const { return scratch_bytes_; }
 
-  // Starts ringfence-guest on this sandbox with extra arguments (--scenario ...).
+  // Starts ringfence-guest on this sandbox with extra arguments (--scenario ...). It inherits
+  // the calling thread's CPU affinity.
   Result<GuestProcess, GuestProcessError> spawn(std::vector<std::string> scenario_args) const;
   // Tears the device down (doorbell thread, ring) and releases guest RAM, in that order. Nothing
   // but the destructor may be called afterwards.
   void close();
+  // Tells a guest running the bench scenario which phase the run is in (kControlPage).
+  void set_bench_phase(guest::BenchPhase phase);
   // The guest's report, after it ended.
   std::optional<guest::ProcessReport> report() const { return read_process_report(*memory_, kReportPage); }
 
