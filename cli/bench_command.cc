@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/bench_scale.h"
 #include "cli/markdown_table.h"
 #include "engine/block_job.h"
 #include "engine/fio_job.h"
@@ -166,55 +167,18 @@ std::string kiops(const Cell& cell) {
 
 std::string micros(std::uint64_t ns) { return fmt::format("{:.1f}", static_cast<double>(ns) / 1000.0); }
 
-}  // namespace
+// The table's jobs: where they go, and the target they open.
+struct BenchSetup {
+  BenchPlacement where;
+  const Target* target;
+};
 
-int run_bench(const BenchArgs& args) {
-  const auto pattern = bench::pattern_from_name(args.rw);
-  if (!pattern) {
-    std::cerr << fmt::format("ringfence bench: --rw {}: use randread, randwrite or randrw\n", args.rw);
-    return 2;
-  }
-  std::vector<Row> rows;
-  for (const std::string& name : args.rows) {
-    const auto row = row_from_name(name);
-    if (!row) {
-      std::cerr << fmt::format("ringfence bench: --rows: unknown row {} (rows: {})\n", name, kRowNames);
-      return 2;
-    }
-    rows.push_back(*row);
-  }
-  const bool writes = *pattern != bench::Pattern::RandRead;
-
-  TempDir dir("ringfence-bench");
-  std::string target_path = args.target;
-  if (target_path.empty()) {
-    if (dir.path().empty()) {
-      std::cerr << "ringfence bench: cannot create a temporary directory: " << std::strerror(errno) << "\n";
-      return 1;
-    }
-    target_path = dir.path() + "/target";
-    std::cerr << fmt::format("ringfence bench: laying out a {} MiB file in {}\n", args.size >> 20, dir.path());
-    if (!lay_out(target_path, args.size)) {
-      std::cerr << fmt::format("ringfence bench: cannot write {}: {}\n", target_path, std::strerror(errno));
-      return 1;
-    }
-  }
-  auto target = open_target(target_path, writes);
-  if (!target) return 1;
-  if (target->size < args.bs) {
-    std::cerr << fmt::format("ringfence bench: target {} is smaller than one block ({} bytes)\n", target_path, args.bs);
-    return 1;
-  }
-
-  // Pinning: the submitting thread on CPU 0, the SQPOLL thread on CPU 1, for every row alike.
-  const unsigned cpus = std::thread::hardware_concurrency();
-  std::optional<unsigned> app_cpu, sq_cpu;
-  if (cpus >= 2) {
-    app_cpu = 0;
-    sq_cpu = 1;
-  } else {
-    std::cerr << "ringfence bench: warning: fewer than 2 CPUs; the SQPOLL rows share a CPU with the application\n";
-  }
+// The table: every row at every depth, repeated; then kIOPS, ratios, targets, latency, CPU.
+int run_table(const BenchArgs& args, const std::vector<Row>& rows, const BenchSetup& setup) {
+  const std::string& target_path = setup.where.target_path;
+  const Target& target = *setup.target;
+  const bench::Pattern pattern = setup.where.pattern;
+  const std::optional<unsigned> app_cpu = setup.where.app_cpu, sq_cpu = setup.where.sq_cpu;
   const IopollStatus iopoll = probe_iopoll(target_path);
 
   std::map<std::pair<std::string, std::uint32_t>, Cell> cells;
@@ -236,7 +200,7 @@ int run_bench(const BenchArgs& args) {
                                  rep + 1, args.repeat, left)
                   << std::flush;
         if (!row.host && !row.guest) {
-          bench::FioJob job{target_path, target->size, args.bs, depth, *pattern, args.ramp_s, args.runtime_s,
+          bench::FioJob job{target_path, target.size, args.bs, depth, pattern, args.ramp_s, args.runtime_s,
                             app_cpu, sq_cpu, iopoll.supported};
           auto summary = bench::run_fio_job(job);
           if (!summary) {
@@ -247,11 +211,11 @@ int run_bench(const BenchArgs& args) {
           continue;
         }
         bench::JobSpec spec;
-        spec.fd = target->fd.get();
-        spec.size_bytes = target->size;
+        spec.fd = target.fd.get();
+        spec.size_bytes = target.size;
         spec.block_bytes = args.bs;
         spec.depth = depth;
-        spec.pattern = *pattern;
+        spec.pattern = pattern;
         spec.ramp = std::chrono::milliseconds(static_cast<long>(args.ramp_s * 1000));
         spec.runtime = std::chrono::milliseconds(static_cast<long>(args.runtime_s * 1000));
         spec.seed = 1 + rep;
@@ -277,7 +241,7 @@ int run_bench(const BenchArgs& args) {
                            "ramp, {} repeat(s) (median{})\n",
                            args.rw, args.bs, args.runtime_s, args.ramp_s, args.repeat,
                            args.repeat > 1 ? ", with min–max" : "");
-  std::cout << fmt::format("target: {}; kernel {}; {} CPUs{}\n\n", target->description, kernel_release(), cpus,
+  std::cout << fmt::format("target: {}; kernel {}; {} CPUs{}\n\n", target.description, kernel_release(), setup.where.cpus,
                            app_cpu ? "; application on CPU 0, SQPOLL thread on CPU 1" : "");
 
   std::vector<std::string> header{"kIOPS"};
@@ -354,7 +318,7 @@ int run_bench(const BenchArgs& args) {
         report_cells.push_back({row.name, d, cell.median(), cell.unsupported});
       }
     }
-    const bench::ReportHeader report_header{args.version, *pattern, args.bs, args.ramp_s, args.runtime_s, target_path};
+    const bench::ReportHeader report_header{args.version, pattern, args.bs, args.ramp_s, args.runtime_s, target_path};
     std::ofstream out(args.json_path);
     out << bench::fio_shaped_report(report_header, report_cells).dump(2) << "\n";
     if (!out) {
@@ -364,7 +328,7 @@ int run_bench(const BenchArgs& args) {
   }
 
   if (!args.plot_path.empty()) {
-    bench::PlotInput plot{fmt::format("ringfence bench: rw={} bs={}, {}", args.rw, args.bs, target->description),
+    bench::PlotInput plot{fmt::format("ringfence bench: rw={} bs={}, {}", args.rw, args.bs, target.description),
                           args.iodepths, {}};
     for (const Row& row : rows) {
       bench::PlotSeries series{row.name, {}, {}, {}};
@@ -397,6 +361,68 @@ int run_bench(const BenchArgs& args) {
     }
   }
   if (any_unsupported) std::cout << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int run_bench(const BenchArgs& args) {
+  const auto pattern = bench::pattern_from_name(args.rw);
+  if (!pattern) {
+    std::cerr << fmt::format("ringfence bench: --rw {}: use randread, randwrite or randrw\n", args.rw);
+    return 2;
+  }
+  std::vector<Row> rows;
+  const bool no_table = args.rows.size() == 1 && args.rows.front() == "none";
+  for (const std::string& name : no_table ? std::vector<std::string>{} : args.rows) {
+    const auto row = row_from_name(name);
+    if (!row) {
+      std::cerr << fmt::format("ringfence bench: --rows: unknown row {} (rows: {}; or none)\n", name, kRowNames);
+      return 2;
+    }
+    rows.push_back(*row);
+  }
+  if (rows.empty() && !args.scale) {
+    std::cerr << "ringfence bench: --rows none leaves nothing to run: add --scale, or name some rows\n";
+    return 2;
+  }
+  const bool writes = *pattern != bench::Pattern::RandRead;
+
+  TempDir dir("ringfence-bench");
+  std::string target_path = args.target;
+  if (target_path.empty()) {
+    if (dir.path().empty()) {
+      std::cerr << "ringfence bench: cannot create a temporary directory: " << std::strerror(errno) << "\n";
+      return 1;
+    }
+    target_path = dir.path() + "/target";
+    std::cerr << fmt::format("ringfence bench: laying out a {} MiB file in {}\n", args.size >> 20, dir.path());
+    if (!lay_out(target_path, args.size)) {
+      std::cerr << fmt::format("ringfence bench: cannot write {}: {}\n", target_path, std::strerror(errno));
+      return 1;
+    }
+  }
+  auto target = open_target(target_path, writes);
+  if (!target) return 1;
+  if (target->size < args.bs) {
+    std::cerr << fmt::format("ringfence bench: target {} is smaller than one block ({} bytes)\n", target_path, args.bs);
+    return 1;
+  }
+
+  // Pinning: the submitting thread on CPU 0, the SQPOLL thread on CPU 1, for every row alike.
+  const unsigned cpus = std::thread::hardware_concurrency();
+  std::optional<unsigned> app_cpu, sq_cpu;
+  if (cpus >= 2) {
+    app_cpu = 0;
+    sq_cpu = 1;
+  } else {
+    std::cerr << "ringfence bench: warning: fewer than 2 CPUs; the SQPOLL rows share a CPU with the application\n";
+  }
+  const BenchSetup setup{{*pattern, target_path, cpus, app_cpu, sq_cpu}, &*target};
+  if (!rows.empty()) {
+    if (const int status = run_table(args, rows, setup); status != 0) return status;
+  }
+  if (args.scale) return run_scale(args, setup.where);
   return 0;
 }
 

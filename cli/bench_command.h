@@ -15,7 +15,10 @@ struct BenchArgs {
   std::string target;            // empty: a file of `size` bytes in a temporary directory
   std::uint64_t size = 1ull << 30;
   std::vector<std::string> rows{"bare",        "bare-sqpoll", "bare-sqpoll-iopoll", "restricted",
-                                "passthrough", "mediated",    "fio"};
+                                "passthrough", "mediated",    "fio"};  // "none": no table
+  bool scale = false;  // --scale: the scale section after the table
+  std::vector<unsigned> scale_guests{1, 2, 4, 8};
+  std::uint32_t scale_iodepth = 8;  // per guest
   unsigned repeat = 1;
   std::string json_path;  // --json FILE: the results in fio's JSON shape
   std::string plot_path;  // --plot FILE.png: kIOPS against iodepth, drawn by gnuplot

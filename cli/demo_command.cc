@@ -163,7 +163,7 @@ ModeRun run_mode(abi::Mode mode, const std::string& image, const DemoArgs& args)
     out.error = sandbox.error().message;
     return out;
   }
-  out.setup = sandbox->device().setup_time();
+  out.setup = sandbox->device().setup_times().total;
   out.sq_entries = sandbox->device().header().ring.sq_entries;
   out.cq_entries = sandbox->device().header().ring.cq_entries;
 

@@ -71,8 +71,18 @@ int main(int argc, char** argv) {
   bench->add_option("--size", bench_args.size, "Size of the default target file, e.g. 1G (the default) or 256M")
       ->transform(CLI::AsSizeValue(false));
   bench->add_option("--rows", bench_args.rows, "Rows to run: bare, bare-sqpoll, bare-sqpoll-iopoll, restricted, "
-                                               "passthrough, mediated, fio")
+                                               "passthrough, mediated, fio; or none (with --scale)")
       ->delimiter(',')
+      ->capture_default_str();
+  bench->add_flag("--scale", bench_args.scale, "After the table (or alone, with --rows none): device set-up time, "
+                                               "guest RAM registration per GiB, and aggregate kIOPS with several "
+                                               "passthrough guests, with and without a shared SQPOLL thread");
+  bench->add_option("--scale-guests", bench_args.scale_guests, "--scale: the numbers of guests to run at once")
+      ->delimiter(',')
+      ->check(CLI::Range(1u, 64u))
+      ->capture_default_str();
+  bench->add_option("--scale-iodepth", bench_args.scale_iodepth, "--scale: I/Os in flight per guest")
+      ->check(CLI::Range(1u, 256u))
       ->capture_default_str();
   bench->add_option("--repeat", bench_args.repeat, "Run the whole table this many times, interleaved, and report the "
                                                    "median and the spread")

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cstring>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -21,25 +22,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The VMM's view of one instant: its clock, the cycle counter, and the CPU both sides used.
-struct Snapshot {
-  Clock::time_point clock;
-  unsigned long long cycles = 0;
-  CpuTimes vmm;
-  CpuTimes guest;
-};
-
-std::optional<Snapshot> snapshot(pid_t guest) {
-  Snapshot s;
-  s.vmm = own_cpu_times();
-  const auto guest_cpu = process_cpu_times(guest);
-  if (!guest_cpu) return std::nullopt;
-  s.guest = *guest_cpu;
-  s.clock = Clock::now();
-  s.cycles = read_cycle_counter();
-  return s;
-}
-
 std::string guest_failure(const GuestExitStatus& exit, const std::optional<guest::ProcessReport>& report) {
   std::string text = fmt::format("the guest {}", exit.describe());
   if (report) {
@@ -50,14 +32,6 @@ std::string guest_failure(const GuestExitStatus& exit, const std::optional<guest
     text += ")";
   }
   return text;
-}
-
-// Lets the guest run for `period`; an error if it ended meanwhile or cannot be waited for.
-Result<void, std::string> let_run(GuestProcess& guest, ProcessSandbox& sandbox, std::chrono::milliseconds period) {
-  auto ended = guest.wait(period);
-  if (ended) return unexpected(guest_failure(*ended, sandbox.report()) + " before the run was over");
-  if (ended.error().code != GuestProcessErrc::Timeout) return unexpected(ended.error().message);
-  return {};
 }
 
 // The guest's latency histogram (ticks, at the start of its scratch memory), copied out once and
@@ -87,11 +61,15 @@ std::string_view guest_row_name(GuestRow row) {
   return "?";
 }
 
-Result<JobResult, std::string> run_guest_job(GuestRow row, const GuestJobSpec& spec) {
+Result<std::unique_ptr<GuestBench>, std::string> GuestBench::start(GuestRow row, const GuestJobSpec& spec,
+                                                                   const GuestBench* share_sqpoll) {
   const JobSpec& job = spec.job;
   if (!kHaveCycleCounter) return unexpected(std::string("the guest needs a cycle counter (x86-64 or AArch64) to time I/O"));
   if (job.depth == 0 || job.depth > guest::kWorkloadMaxDepth) {
     return unexpected(fmt::format("the guest rows keep 1 to {} I/Os in flight", guest::kWorkloadMaxDepth));
+  }
+  if (share_sqpoll != nullptr && (row != GuestRow::Passthrough || share_sqpoll->sandbox_->passthrough() == nullptr)) {
+    return unexpected(std::string("only passthrough guests have an SQPOLL thread to share"));
   }
   DiskOptions disk_options;
   disk_options.read_only = job.pattern == Pattern::RandRead;
@@ -111,6 +89,7 @@ Result<JobResult, std::string> run_guest_job(GuestRow row, const GuestJobSpec& s
   const unsigned queue_depth = std::bit_ceil(std::max(job.depth, 8u));
   config.passthrough.queue_depth = queue_depth;
   config.passthrough.sqpoll_cpu = job.sqpoll_cpu;
+  if (share_sqpoll != nullptr) config.passthrough.share_sqpoll_with = share_sqpoll->sandbox_->passthrough();
   config.mediated.queue_depth = queue_depth;
   config.mediated.mediator.cpu = job.sqpoll_cpu;
   // The report and control pages and the device window fit in the first 2 MiB; the scratch
@@ -123,39 +102,68 @@ Result<JobResult, std::string> run_guest_job(GuestRow row, const GuestJobSpec& s
   auto sandbox = ProcessSandbox::create(std::move(disks), config);
   if (!sandbox) return unexpected(sandbox.error().message);
 
+  std::unique_ptr<GuestBench> bench(new GuestBench);
+  bench->sandbox_ = std::make_unique<ProcessSandbox>(std::move(*sandbox));
   std::vector<std::string> args{"--scenario", "bench", "--rw", std::string(pattern_name(job.pattern)), "--bs",
                                 std::to_string(job.block_bytes), "--depth", std::to_string(job.depth), "--seed",
-                                std::to_string(job.seed), "--poll"};
-  std::optional<GuestProcess> guest;
-  {
-    const ScopedPin pin(job.app_cpu);  // the guest inherits it
-    auto spawned = sandbox->spawn(std::move(args));
-    if (!spawned) return unexpected(spawned.error().message);
-    guest.emplace(std::move(*spawned));
-  }
+                                std::to_string(job.seed)};
+  if (spec.poll) args.emplace_back("--poll");
+  const ScopedPin pin(job.app_cpu);  // the guest inherits it
+  auto spawned = bench->sandbox_->spawn(std::move(args));
+  if (!spawned) return unexpected(spawned.error().message);
+  bench->guest_ = std::make_unique<GuestProcess>(std::move(*spawned));
+  return bench;
+}
 
-  RF_TRY_VOID(let_run(*guest, *sandbox, job.ramp));
-  const auto start = snapshot(guest->pid());
-  sandbox->set_bench_phase(guest::BenchPhase::Measure);
-  RF_TRY_VOID(let_run(*guest, *sandbox, job.runtime));
-  const auto end = snapshot(guest->pid());
-  sandbox->set_bench_phase(guest::BenchPhase::Stop);
-  auto exit = guest->wait(std::chrono::seconds(30));
+GuestBench::~GuestBench() {
+  guest_.reset();  // killed and reaped before its device and RAM go
+  sandbox_.reset();
+}
+
+GuestBench::Mark GuestBench::mark() const {
+  Mark m;
+  m.cpu = process_cpu_times(guest_->pid());
+  m.clock = Clock::now();
+  m.cycles = read_cycle_counter();
+  return m;
+}
+
+Result<void, std::string> GuestBench::check_running() {
+  auto ended = guest_->wait(std::chrono::milliseconds(0));
+  if (ended) return unexpected(guest_failure(*ended, sandbox_->report()) + " before the run was over");
+  if (ended.error().code != GuestProcessErrc::Timeout) return unexpected(ended.error().message);
+  return {};
+}
+
+void GuestBench::measure() {
+  measure_mark_ = mark();
+  sandbox_->set_bench_phase(guest::BenchPhase::Measure);
+}
+
+void GuestBench::stop() {
+  stop_mark_ = mark();
+  sandbox_->set_bench_phase(guest::BenchPhase::Stop);
+}
+
+Result<JobResult, std::string> GuestBench::result() {
+  auto exit = guest_->wait(std::chrono::seconds(30));
   if (!exit) return unexpected(fmt::format("the guest did not stop: {}", exit.error().message));
-  const auto report = sandbox->report();
+  const auto report = sandbox_->report();
   if (!exit->exited || exit->code != 0 || !report || report->bench.status != guest::BenchStatus::Ok) {
     return unexpected(guest_failure(*exit, report));
   }
-  if (!start || !end) return unexpected(std::string("cannot read the guest's CPU time from /proc"));
+  if (!measure_mark_.cpu || !stop_mark_.cpu) return unexpected(std::string("cannot read the guest's CPU time from /proc"));
 
-  // GUEST-CONTROLLED: the report. The guest saw Measure after `start` and Stop after `end`, so its
-  // window must start after ours did and have a positive length.
+  // GUEST-CONTROLLED: the report. The guest saw Measure after measure() and Stop after stop(),
+  // so its window must start after ours did and have a positive length.
   const guest::BenchReport& b = report->bench;
-  const double elapsed_ns = static_cast<double>(std::chrono::nanoseconds(end->clock - start->clock).count());
-  if (end->cycles <= start->cycles || elapsed_ns <= 0 || b.ticks_start < start->cycles || b.ticks_end <= b.ticks_start) {
+  const double elapsed_ns =
+      static_cast<double>(std::chrono::nanoseconds(stop_mark_.clock - measure_mark_.clock).count());
+  if (stop_mark_.cycles <= measure_mark_.cycles || elapsed_ns <= 0 || b.ticks_start < measure_mark_.cycles ||
+      b.ticks_end <= b.ticks_start) {
     return unexpected(std::string("the guest's timing is inconsistent with the VMM's cycle counter"));
   }
-  const double ticks_per_ns = static_cast<double>(end->cycles - start->cycles) / elapsed_ns;
+  const double ticks_per_ns = static_cast<double>(stop_mark_.cycles - measure_mark_.cycles) / elapsed_ns;
   JobResult result;
   result.ios = b.ios;
   result.reads = b.reads;
@@ -164,12 +172,84 @@ Result<JobResult, std::string> run_guest_job(GuestRow row, const GuestJobSpec& s
   result.first_error = b.first_error;
   result.measured = std::chrono::nanoseconds(static_cast<long long>(static_cast<double>(b.ticks_end - b.ticks_start) /
                                                                     ticks_per_ns));
-  const CpuTimes used = (end->vmm - start->vmm) + (end->guest - start->guest);
+  const CpuTimes used = *stop_mark_.cpu - *measure_mark_.cpu;
   result.cpu_user = used.user;
   result.cpu_system = used.system;
   result.cpu = used.total();
-  result.latency = guest_latency(*sandbox, ticks_per_ns);
+  result.latency = guest_latency(*sandbox_, ticks_per_ns);
   return result;
+}
+
+namespace {
+
+// Lets the guests run for `period`; an error if one of them ended meanwhile.
+Result<void, std::string> let_run(const std::vector<std::unique_ptr<GuestBench>>& guests,
+                                  std::chrono::milliseconds period) {
+  std::this_thread::sleep_for(period);
+  for (const auto& g : guests) RF_TRY_VOID(g->check_running());
+  return {};
+}
+
+// Ramp, measure, stop, for all of `guests` together; the VMM's CPU time over the window.
+Result<FleetResult, std::string> run_together(const std::vector<std::unique_ptr<GuestBench>>& guests,
+                                              const JobSpec& job) {
+  RF_TRY_VOID(let_run(guests, job.ramp));
+  const CpuTimes vmm_start = own_cpu_times();
+  for (const auto& g : guests) g->measure();
+  RF_TRY_VOID(let_run(guests, job.runtime));
+  for (const auto& g : guests) g->stop();
+  FleetResult fleet;
+  fleet.vmm_cpu = own_cpu_times() - vmm_start;
+  for (const auto& g : guests) {
+    auto r = g->result();
+    if (!r) return unexpected(std::move(r).error());
+    fleet.guests.push_back(std::move(*r));
+  }
+  return fleet;
+}
+
+}  // namespace
+
+Result<JobResult, std::string> run_guest_job(GuestRow row, const GuestJobSpec& spec) {
+  std::vector<std::unique_ptr<GuestBench>> guests;
+  auto bench = GuestBench::start(row, spec);
+  if (!bench) return unexpected(std::move(bench).error());
+  guests.push_back(std::move(*bench));
+  auto fleet = run_together(guests, spec.job);
+  if (!fleet) return unexpected(std::move(fleet).error());
+  JobResult result = std::move(fleet->guests.front());
+  result.cpu_user += fleet->vmm_cpu.user;
+  result.cpu_system += fleet->vmm_cpu.system;
+  result.cpu += fleet->vmm_cpu.total();
+  return result;
+}
+
+double FleetResult::total_iops() const {
+  double total = 0;
+  for (const JobResult& g : guests) total += g.iops();
+  return total;
+}
+
+double FleetResult::cpu_us_per_io() const {
+  std::chrono::nanoseconds cpu = vmm_cpu.total();
+  std::uint64_t ios = 0;
+  for (const JobResult& g : guests) {
+    cpu += g.cpu;
+    ios += g.ios;
+  }
+  return ios == 0 ? 0.0 : std::chrono::duration<double, std::micro>(cpu).count() / static_cast<double>(ios);
+}
+
+Result<FleetResult, std::string> run_guest_fleet(const GuestJobSpec& spec, unsigned guests, bool share_sqpoll) {
+  std::vector<std::unique_ptr<GuestBench>> fleet;
+  for (unsigned i = 0; i < guests; ++i) {
+    GuestJobSpec own = spec;
+    own.job.seed = spec.job.seed + i;  // different offsets per guest
+    auto bench = GuestBench::start(GuestRow::Passthrough, own, share_sqpoll && i > 0 ? fleet.front().get() : nullptr);
+    if (!bench) return unexpected(fmt::format("guest {}: {}", i + 1, bench.error()));
+    fleet.push_back(std::move(*bench));
+  }
+  return run_together(fleet, spec.job);
 }
 
 }  // namespace rf::bench

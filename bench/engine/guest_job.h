@@ -3,17 +3,27 @@
 // exactly as `ringfence demo` runs it:
 //   passthrough  the guest's SQEs go straight to the restricted SQPOLL ring in its RAM;
 //   mediated     the mediator thread validates and translates every SQE onto a private ring.
-// The guest polls its CQ (as the SQPOLL host rows and fio with sqthread_poll do) and times each
-// I/O with the cycle counter; the VMM flips the run's phase in guest RAM and converts ticks to
-// time from its own clock. CPU time is the VMM's (SQPOLL thread or mediator included) plus the
-// guest process's.
+// The guest times each I/O with the cycle counter; the VMM flips the run's phase in guest RAM
+// and converts ticks to time from its own clock. CPU time is the VMM's (SQPOLL thread or
+// mediator included) plus the guest processes'.
 #pragma once
 
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/block_job.h"
+#include "engine/cpu_times.h"
 #include "util/result.h"
+
+namespace rf {
+class ProcessSandbox;
+class GuestProcess;
+}  // namespace rf
 
 namespace rf::bench {
 
@@ -24,11 +34,57 @@ struct GuestJobSpec {
   JobSpec job;  // job.fd is not used: the device opens the target itself
   std::string target;  // path of the file or block device
   std::string guest_binary;  // ringfence-guest; empty: default_guest_binary()
+  bool poll = true;  // the guest polls its CQ (as fio with sqthread_poll); false: it waits for notifications
 };
 
-// The disk is registered as it is (a regular file is not put behind a loop device, see
-// docs/benchmarks.md), read-only for rw=randread. app_cpu pins the guest process, sqpoll_cpu the
-// SQPOLL thread or the mediator.
+// One guest process running the bench scenario on its own sandboxed device: started in the ramp
+// phase, then measure(), stop() and result(). The disk is registered as it is (a regular file
+// is not put behind a loop device, see docs/benchmarks.md), read-only for rw=randread. app_cpu
+// pins the guest process, sqpoll_cpu the SQPOLL thread or the mediator.
+class GuestBench {
+ public:
+  // `share_sqpoll` (passthrough only): attach to that guest's SQPOLL thread instead of starting one.
+  static Result<std::unique_ptr<GuestBench>, std::string> start(GuestRow row, const GuestJobSpec& spec,
+                                                                const GuestBench* share_sqpoll = nullptr);
+  ~GuestBench();
+  GuestBench(const GuestBench&) = delete;
+  GuestBench& operator=(const GuestBench&) = delete;
+
+  // An error if the guest has ended (it should run until stop()).
+  Result<void, std::string> check_running();
+  void measure();  // notes the VMM's clock and counter and tells the guest to count
+  void stop();     // notes them again and tells the guest to drain and exit
+  // Waits for the guest to exit and turns its report into a result. Its CPU time is the guest
+  // process's only: the caller adds the VMM's.
+  Result<JobResult, std::string> result();
+
+ private:
+  struct Mark {
+    std::chrono::steady_clock::time_point clock;
+    unsigned long long cycles = 0;
+    std::optional<CpuTimes> cpu;
+  };
+  GuestBench() = default;
+  Mark mark() const;
+
+  std::unique_ptr<ProcessSandbox> sandbox_;
+  std::unique_ptr<GuestProcess> guest_;  // after the sandbox: killed before its device goes
+  Mark measure_mark_, stop_mark_;
+};
+
+// One guest: ramp, measure for the runtime, stop; the VMM's CPU time included.
 Result<JobResult, std::string> run_guest_job(GuestRow row, const GuestJobSpec& spec);
+
+// `guests` passthrough guests at once, each on its own ring and device, measured over the same
+// window; with `share_sqpoll` every ring after the first attaches to the first one's SQPOLL
+// thread. One result per guest, in order; `vmm_cpu` is the VMM process's CPU time in the
+// window (every SQPOLL thread included), to add once to the guests' own.
+struct FleetResult {
+  std::vector<JobResult> guests;
+  CpuTimes vmm_cpu;
+  double total_iops() const;
+  double cpu_us_per_io() const;
+};
+Result<FleetResult, std::string> run_guest_fleet(const GuestJobSpec& spec, unsigned guests, bool share_sqpoll);
 
 }  // namespace rf::bench

@@ -196,6 +196,25 @@ TEST(CliTest, BenchRunsFioAsTheReferenceRow) {
   EXPECT_FALSE(contains(run.output, "unsupported")) << run.output;  // install-deps.sh installs fio
 }
 
+TEST(CliTest, BenchScaleMeasuresSetUpRegistrationAndSeveralGuests) {
+  RF_REQUIRE(rf::test::sqpoll_feature());
+  RF_REQUIRE(rf::test::no_mmap_feature());
+  RF_REQUIRE(rf::test::restrictions_feature());
+  const CliRun run = ringfence("bench --rows none --scale --scale-guests 1,2 --scale-iodepth 4 --size 16M "
+                               "--runtime 0.2 --ramp 0");
+  EXPECT_EQ(run.status, 0) << run.output;
+  EXPECT_FALSE(contains(run.output, "| kIOPS ")) << "--rows none runs no table\n" << run.output;
+  EXPECT_TRUE(contains(run.output, "Device set-up, median of 50")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| passthrough | ")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| mediated    | ")) << run.output;
+  EXPECT_TRUE(contains(run.output, "passthrough set-up without buffer pinning < 1 ms: ")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| 1024 MiB  | yes ")) << run.output;
+  EXPECT_TRUE(contains(run.output, "iodepth=4 per guest")) << run.output;
+  EXPECT_TRUE(contains(run.output, "\n| 1      | ")) << run.output;
+  EXPECT_TRUE(contains(run.output, "\n| 2      | ")) << run.output;
+  EXPECT_FALSE(contains(run.output, "I/O errors")) << run.output;
+}
+
 TEST(CliTest, BenchRefusesAMissingTargetAndUnknownRows) {
   const CliRun missing = ringfence("bench --target /nonexistent/disk --runtime 0.1");
   EXPECT_EQ(missing.status, 1) << missing.output;
@@ -203,6 +222,9 @@ TEST(CliTest, BenchRefusesAMissingTargetAndUnknownRows) {
   const CliRun rows = ringfence("bench --rows bare,warp --runtime 0.1");
   EXPECT_EQ(rows.status, 2) << rows.output;
   EXPECT_TRUE(contains(rows.output, "unknown row warp")) << rows.output;
+  const CliRun none = ringfence("bench --rows none --runtime 0.1");
+  EXPECT_EQ(none.status, 2) << none.output;
+  EXPECT_TRUE(contains(none.output, "--scale")) << none.output;
 }
 
 TEST(CliTest, DemoRefusesBadOptions) {

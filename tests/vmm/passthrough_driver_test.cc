@@ -3,6 +3,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -154,6 +157,43 @@ TEST_F(PassthroughDriverTest, AReadOnlyDiskGetsTheReadOnlyPolicy) {
   // A guest that writes anyway: the policy (blk-passthrough-ro) denies the opcode.
   EXPECT_EQ(one_raw(raw(abi::kOpWriteFixed, address_of(host(kScratch)), 0)).result, -EACCES);
   EXPECT_EQ(one({guest::Op::Read, 0, 0, kScratch, 4096, 1}).result, 4096);
+}
+
+// The SQPOLL threads behind this process's io_uring instances, from each ring's fdinfo
+// ("SqThread: <tid>", -1 without one): distinct thread ids.
+std::set<long> sqpoll_threads() {
+  std::set<long> threads;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink(entry.path(), ec).string() != "anon_inode:[io_uring]") continue;
+    std::ifstream info("/proc/self/fdinfo/" + entry.path().filename().string());
+    for (std::string line; std::getline(info, line);) {
+      if (line.rfind("SqThread:", 0) == 0) {
+        const long tid = std::stol(line.substr(9));
+        if (tid > 0) threads.insert(tid);
+      }
+    }
+  }
+  return threads;
+}
+
+TEST(PassthroughSharedSqpoll, ADeviceCanShareAnotherDevicesSqpollThread) {
+  RF_REQUIRE(test::sqpoll_feature());
+  RF_REQUIRE(test::no_mmap_feature());
+  RF_REQUIRE(test::restrictions_feature());
+  RF_REQUIRE(test::loop_device_feature());
+  for (bool share : {false, true}) {
+    test::TestDevice first, second;
+    ASSERT_NO_FATAL_FAILURE(first.start());
+    test::DeviceSetup setup;
+    if (share) setup.passthrough.share_sqpoll_with = first.passthrough_;
+    ASSERT_NO_FATAL_FAILURE(second.start(setup));
+    EXPECT_EQ(sqpoll_threads().size(), share ? 1u : 2u) << (share ? "shared" : "separate");
+    // Both rings are served.
+    for (test::TestDevice* d : {&first, &second}) {
+      EXPECT_EQ(d->one({guest::Op::Read, 0, 4096, kScratch, 4096, 1}).result, 4096) << (share ? "shared" : "separate");
+    }
+  }
 }
 
 TEST(PassthroughDeviceConfig, RefusesAWindowOutsideGuestRam) {

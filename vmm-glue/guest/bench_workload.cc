@@ -17,55 +17,78 @@ class BenchRun {
         rng_{splitmix64(config.seed) | 1} {}
 
   BenchStatus run() {
-    for (std::uint32_t slot = 0; slot < report_.depth; ++slot) {
-      if (!issue(slot)) return BenchStatus::Refused;
-    }
-    driver_.submit();
+    for (std::uint32_t slot = 0; slot < report_.depth; ++slot) free_[free_count_++] = slot;
     Completion done[kWorkloadMaxDepth];
-    while (driver_.in_flight() != 0) {
+    while (true) {
+      // Issue every free slot the SQ takes. QueueFull with slots free means the device has not
+      // yet moved the SQ head past SQEs whose completions already came: retry after reaping.
+      while (!stopping_ && free_count_ != 0) {
+        const RequestStatus status = issue(free_[free_count_ - 1]);
+        if (status == RequestStatus::QueueFull) break;
+        if (status != RequestStatus::Ok) {
+          report_.first_refusal = status;
+          driver_.submit();
+          drain();
+          return BenchStatus::Refused;
+        }
+        --free_count_;
+      }
+      driver_.submit();
+      if (driver_.in_flight() == 0) {
+        if (stopping_) return BenchStatus::Ok;
+        cpu_relax();  // the SQ head has yet to move
+        follow_phase();
+        continue;
+      }
       const std::uint32_t n = reap(done);
       const unsigned long long now = read_cycle_counter();
       for (std::uint32_t i = 0; i < n; ++i) complete(done[i], now);
       follow_phase();
-      if (stopping_) continue;  // drain what is in flight, issue nothing new
-      for (std::uint32_t i = 0; i < n; ++i) {
-        if (done[i].tag < report_.depth && !issue(static_cast<std::uint32_t>(done[i].tag))) return BenchStatus::Refused;
-      }
-      driver_.submit();
     }
-    return BenchStatus::Ok;
   }
 
  private:
+  // Polls until at least one completion, or, with slots waiting for SQ space, returns 0 after
+  // one look; waits for a notification when not polling.
   std::uint32_t reap(Completion* done) {
     if (!config_.poll) return driver_.reap_wait(done, kWorkloadMaxDepth);
     std::uint32_t n = 0;
-    while ((n = driver_.reap(done, kWorkloadMaxDepth)) == 0) cpu_relax();
+    while ((n = driver_.reap(done, kWorkloadMaxDepth)) == 0 && (free_count_ == 0 || stopping_)) cpu_relax();
     return n;
   }
 
-  bool issue(std::uint32_t slot) {
+  void drain() {
+    Completion done[kWorkloadMaxDepth];
+    while (driver_.in_flight() != 0) {
+      if (driver_.reap(done, kWorkloadMaxDepth) == 0) cpu_relax();
+    }
+  }
+
+  RequestStatus issue(std::uint32_t slot) {
     const bool write = config_.pattern == BenchPattern::RandWrite ||
                        (config_.pattern == BenchPattern::RandRW && (rng_.next() & 1) != 0);
     const std::uint64_t offset = (rng_.next() % blocks_) * config_.block_bytes;
     const std::uint64_t gpa = config_.scratch_gpa + kBenchDataOffset + std::uint64_t{slot} * config_.block_bytes;
-    is_write_[slot] = write;
-    started_[slot] = read_cycle_counter();
+    const unsigned long long now = read_cycle_counter();
     const RequestStatus status = driver_.queue({write ? Op::Write : Op::Read, config_.disk, offset, gpa,
                                                 config_.block_bytes, slot});
-    if (status == RequestStatus::Ok) return true;
-    report_.first_refusal = status;
-    return false;
+    if (status == RequestStatus::Ok) {
+      is_write_[slot] = write;
+      started_[slot] = now;
+    }
+    return status;
   }
 
   void complete(const Completion& c, unsigned long long now) {
     // The tag is the slot we gave the request; a device that hands back another is an error.
     const std::uint64_t slot = c.tag;
-    if ((slot >= report_.depth || c.result != static_cast<std::int32_t>(config_.block_bytes)) &&
+    if ((slot >= report_.depth || free_count_ >= report_.depth || c.result != static_cast<std::int32_t>(config_.block_bytes)) &&
         report_.errors++ == 0) {
       report_.first_error = c.result;
     }
-    if (slot >= report_.depth || !measuring_ || stopping_) return;
+    if (slot >= report_.depth || free_count_ >= report_.depth) return;  // not a request we have in flight
+    free_[free_count_++] = static_cast<std::uint32_t>(slot);
+    if (!measuring_ || stopping_) return;
     ++histogram_[buckets::bucket_of(now - started_[slot])];
     ++report_.ios;
     ++(is_write_[slot] ? report_.writes : report_.reads);
@@ -92,6 +115,8 @@ class BenchRun {
   Xorshift rng_;
   bool measuring_ = false;
   bool stopping_ = false;
+  std::uint32_t free_[kWorkloadMaxDepth] = {};  // slots with no request in flight
+  std::uint32_t free_count_ = 0;
   unsigned long long started_[kWorkloadMaxDepth] = {};
   bool is_write_[kWorkloadMaxDepth] = {};
 };

@@ -8,6 +8,7 @@ namespace rf {
 Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(GuestMemory& memory, std::vector<Disk> disks,
                                                                             const MediatedConfig& config) {
   const auto start = std::chrono::steady_clock::now();
+  DeviceSetupTimes times;
   RF_TRY_VOID(check_device_basics(disks, config.device_window));
   if (!is_power_of_two(config.queue_depth) || config.queue_depth > kMaxSqEntries / 2) {
     return unexpected(config_error(fmt::format("the queue depth must be a power of two up to {} (it is {})",
@@ -28,7 +29,7 @@ Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(Gues
   options.sq_entries = layout.cq_entries;
   auto ring_eventfd = make_eventfd("the private ring's completions");
   if (!ring_eventfd) return unexpected(std::move(ring_eventfd).error());
-  auto ring = build_device_ring(options, disks, memory, *buffers, ring_eventfd->get(), *restrictions);
+  auto ring = build_device_ring(options, disks, memory, *buffers, ring_eventfd->get(), *restrictions, times);
   if (!ring) return unexpected(std::move(ring).error());
   auto kick = make_eventfd("the doorbell");
   if (!kick) return unexpected(std::move(kick).error());
@@ -73,7 +74,8 @@ Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(Gues
   if (auto started = d.mediator_->start(); !started) {
     return unexpected(DeviceError{DeviceErrc::Thread, 0, started.error()});
   }
-  d.setup_time_ = std::chrono::steady_clock::now() - start;
+  d.setup_times_ = times;
+  d.setup_times_.total = std::chrono::steady_clock::now() - start;
   return device;
 }
 

@@ -15,6 +15,7 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
                                                                                   std::vector<Disk> disks,
                                                                                   const PassthroughConfig& config) {
   const auto start = std::chrono::steady_clock::now();
+  DeviceSetupTimes times;
   RF_TRY_VOID(check_device_basics(disks, config.device_window));
   const bool all_read_only = std::all_of(disks.begin(), disks.end(), [](const Disk& d) { return d.read_only(); });
   auto restrictions = device_restrictions(config.restrictions, all_read_only ? "blk-passthrough-ro" : "blk-passthrough");
@@ -27,6 +28,7 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   RingOptions options;
   options.sq_entries = config.queue_depth;
   options.sqpoll = SqPollOptions{config.sqpoll_cpu, config.sqpoll_idle};
+  if (config.share_sqpoll_with != nullptr) options.attach_wq_fd = config.share_sqpoll_with->ring_.fd();
   auto layout = ring_memory_layout(options);
   if (!layout) return unexpected(ring_error(layout.error()));
   const std::uint64_t descriptor_bytes = descriptor_window_bytes(disks.size(), buffers->windows);
@@ -42,7 +44,7 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   if (!notify) return unexpected(std::move(notify).error());
   auto stop = make_eventfd("the doorbell thread's shutdown");
   if (!stop) return unexpected(std::move(stop).error());
-  auto ring = build_device_ring(options, disks, memory, *buffers, notify->get(), *restrictions);
+  auto ring = build_device_ring(options, disks, memory, *buffers, notify->get(), *restrictions, times);
   if (!ring) return unexpected(std::move(ring).error());
 
   std::unique_ptr<PassthroughDevice> device(new PassthroughDevice(std::move(*ring), std::move(disks)));
@@ -77,7 +79,8 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   h.disk_count = static_cast<std::uint32_t>(d.disks_.size());
   h.window_count = static_cast<std::uint32_t>(d.windows_.size());
   RF_TRY_VOID(write_descriptor(*base, descriptor_bytes, h, d.disks_, d.windows_));
-  d.setup_time_ = std::chrono::steady_clock::now() - start;
+  d.setup_times_ = times;
+  d.setup_times_.total = std::chrono::steady_clock::now() - start;
   try {
     d.doorbell_ = std::thread([&d] { d.doorbell_loop(); });
   } catch (const std::system_error& e) {

@@ -26,6 +26,8 @@
 
 namespace rf {
 
+class PassthroughDevice;
+
 struct PassthroughConfig {
   // Page-aligned guest-physical address of the device window (descriptor, then rings), which
   // must lie inside one writable region.
@@ -33,6 +35,11 @@ struct PassthroughConfig {
   unsigned queue_depth = 64;  // SQ entries; the CQ has twice as many
   std::optional<unsigned> sqpoll_cpu;
   std::chrono::milliseconds sqpoll_idle{1000};
+  // Share another device's SQPOLL thread (IORING_SETUP_ATTACH_WQ) instead of starting one: one
+  // kernel thread then serves every ring attached to it, in turn. sqpoll_cpu and sqpoll_idle
+  // are the first device's. It must be a device of this process and outlive this one's set-up
+  // (the kernel keeps the thread while any attached ring lives).
+  const PassthroughDevice* share_sqpoll_with = nullptr;
   // Default: the built-in blk-passthrough policy (blk-passthrough-ro when every disk is
   // read-only).
   std::optional<RestrictionSet> restrictions;
