@@ -331,6 +331,9 @@ int run_table(const BenchArgs& args, const std::vector<Row>& rows, const BenchSe
     bench::PlotInput plot{fmt::format("ringfence bench: rw={} bs={}, {}", args.rw, args.bs, target.description),
                           args.iodepths, {}};
     for (const Row& row : rows) {
+      const bool ran = std::any_of(args.iodepths.begin(), args.iodepths.end(),
+                                   [&](std::uint32_t d) { return cells[{row.name, d}].median() != nullptr; });
+      if (!ran) continue;  // an unsupported row has no line to draw
       bench::PlotSeries series{row.name, {}, {}, {}};
       for (std::uint32_t d : args.iodepths) {
         const Cell& cell = cells[{row.name, d}];

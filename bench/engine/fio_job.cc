@@ -23,6 +23,7 @@ RowSummary summarize(const JobResult& r) {
   s.max_ns = r.latency.max();
   s.mean_ns = r.latency.mean();
   s.cpu_us_per_io = r.cpu_us_per_io();
+  s.latency_bins = r.latency.bins();
   if (s.runtime_ms > 0) {
     s.usr_cpu_pct = std::chrono::duration<double, std::milli>(r.cpu_user).count() / s.runtime_ms * 100.0;
     s.sys_cpu_pct = std::chrono::duration<double, std::milli>(r.cpu_system).count() / s.runtime_ms * 100.0;

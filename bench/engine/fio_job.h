@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/block_job.h"
@@ -23,6 +24,7 @@ struct RowSummary {
   double mean_ns = 0;
   double cpu_us_per_io = 0;
   double usr_cpu_pct = 0, sys_cpu_pct = 0;  // of one CPU over the runtime, as fio reports them
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> latency_bins;  // (ns, count); empty for fio's row
 };
 RowSummary summarize(const JobResult& result);
 

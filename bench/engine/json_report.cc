@@ -20,6 +20,13 @@ nlohmann::json direction(const RowSummary& s, std::uint64_t ios, std::uint32_t b
        {{"50.000000", ios == 0 ? 0 : s.p50_ns}, {"99.000000", ios == 0 ? 0 : s.p99_ns},
         {"99.900000", ios == 0 ? 0 : s.p999_ns}}},
   };
+  // fio's json+ histogram: latency in ns (a bucket's upper bound) -> count, as fio's own
+  // readers (fio_jsonplus_clat2csv) take it.
+  if (ios != 0 && !s.latency_bins.empty()) {
+    nlohmann::json bins = nlohmann::json::object();
+    for (const auto& [ns, count] : s.latency_bins) bins[std::to_string(ns)] = count;
+    latency["bins"] = std::move(bins);
+  }
   return {
       {"io_bytes", ios * block_bytes},
       {"io_kbytes", ios * block_bytes / 1024},
@@ -49,10 +56,12 @@ nlohmann::json fio_shaped_report(const ReportHeader& h, const std::vector<Report
       const RowSummary empty;
       job["read"] = direction(empty, 0, h.block_bytes);
       job["write"] = direction(empty, 0, h.block_bytes);
+      job["trim"] = direction(empty, 0, h.block_bytes);
     } else {
       job["error"] = 0;
       job["read"] = direction(*c.median, c.median->reads, h.block_bytes);
       job["write"] = direction(*c.median, c.median->writes, h.block_bytes);
+      job["trim"] = direction(RowSummary{}, 0, h.block_bytes);  // fio always has one
       job["usr_cpu"] = c.median->usr_cpu_pct;
       job["sys_cpu"] = c.median->sys_cpu_pct;
     }

@@ -36,4 +36,12 @@ std::uint64_t LatencyHistogram::percentile(double percent) const {
   return max_;
 }
 
+std::vector<std::pair<std::uint64_t, std::uint64_t>> LatencyHistogram::bins() const {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  for (unsigned i = 0; i < buckets::kCount; ++i) {
+    if (buckets_[i] != 0) out.emplace_back(buckets::upper_bound_of(i), buckets_[i]);
+  }
+  return out;
+}
+
 }  // namespace rf::bench

@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "util/log_linear_buckets.h"
 
@@ -22,6 +24,9 @@ class LatencyHistogram {
   // The smallest recorded value v (to bucket precision) such that at least `percent`% of the
   // values are <= v; 0 when empty. percent in (0, 100].
   std::uint64_t percentile(double percent) const;
+  // The non-empty buckets as (largest value the bucket holds, count), in increasing order: fio's
+  // json+ "bins".
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> bins() const;
 
  private:
   std::array<std::uint64_t, buckets::kCount> buckets_{};

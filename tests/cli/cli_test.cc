@@ -9,6 +9,7 @@
 
 #include "support/kernel_caps.h"
 #include "support/run_command.h"
+#include "util/temp_dir.h"
 
 namespace {
 
@@ -151,18 +152,17 @@ TEST(CliTest, BenchPrintsTheTableForEachRowAndDepth) {
   EXPECT_FALSE(contains(run.output, "I/O errors")) << run.output;
 }
 
-TEST(CliTest, BenchWritesAFioShapedJsonReport) {
+TEST(CliTest, BenchWritesAFioShapedJsonReportThatFiosOwnReaderAccepts) {
   RF_REQUIRE(rf::test::sqpoll_feature());
-  char path[] = "/tmp/ringfence-bench-json-XXXXXX";
-  const int fd = ::mkstemp(path);
-  ASSERT_GE(fd, 0);
-  ::close(fd);
+  RF_REQUIRE(rf::test::no_mmap_feature());
+  RF_REQUIRE(rf::test::restrictions_feature());
+  const rf::TempDir dir("ringfence-test");
+  const std::string path = dir.path() + "/report.json";
   const CliRun run =
-      ringfence(std::string("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 2 --rows bare,passthrough --json ") + path);
+      ringfence("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 2 --rows bare,passthrough --json " + path);
   EXPECT_EQ(run.status, 0) << run.output;
   std::ifstream in(path);
   const nlohmann::json report = nlohmann::json::parse(in, nullptr, false);
-  ::unlink(path);
   ASSERT_FALSE(report.is_discarded());
   ASSERT_EQ(report["jobs"].size(), 2u);
   EXPECT_EQ(report["jobs"][0]["jobname"], "bare-iodepth2");
@@ -170,7 +170,21 @@ TEST(CliTest, BenchWritesAFioShapedJsonReport) {
   for (const auto& job : report["jobs"]) {
     EXPECT_GT(job["read"]["iops"].get<double>(), 0.0) << job["jobname"];
     EXPECT_GT(job["read"]["clat_ns"]["percentile"]["99.000000"].get<std::uint64_t>(), 0u) << job["jobname"];
+    std::uint64_t binned = 0;
+    for (const auto& [ns, count] : job["read"]["clat_ns"]["bins"].items()) binned += count.get<std::uint64_t>();
+    EXPECT_EQ(binned, job["read"]["total_ios"].get<std::uint64_t>()) << job["jobname"];
   }
+  // fio's own json+ reader (shipped with Debian's fio) turns it into one CSV per job, and its
+  // --validate mode checks every CSV count against the JSON's bins.
+  const std::string csv = dir.path() + "/latency.csv";
+  const rf::test::CommandRun convert = rf::test::run_command("fio_jsonplus_clat2csv " + path + " " + csv + " 2>&1");
+  EXPECT_EQ(convert.status, 0) << convert.output;
+  EXPECT_TRUE(contains(convert.output, "latency_job1.csv generated")) << convert.output;
+  const rf::test::CommandRun validate =
+      rf::test::run_command("fio_jsonplus_clat2csv " + path + " " + csv + " --validate 2>&1");
+  EXPECT_EQ(validate.status, 0) << validate.output;
+  EXPECT_TRUE(contains(validate.output, "latency_job0.csv validated")) << validate.output;
+  EXPECT_TRUE(contains(validate.output, "latency_job1.csv validated")) << validate.output;
 }
 
 TEST(CliTest, BenchDrawsAPlotWithGnuplot) {

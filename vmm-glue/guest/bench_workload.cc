@@ -80,13 +80,14 @@ class BenchRun {
   }
 
   void complete(const Completion& c, unsigned long long now) {
-    // The tag is the slot we gave the request; a device that hands back another is an error.
+    // The tag is the slot we gave the request; a device that hands back another, or more
+    // completions than we have requests in flight, is an error.
     const std::uint64_t slot = c.tag;
-    if ((slot >= report_.depth || free_count_ >= report_.depth || c.result != static_cast<std::int32_t>(config_.block_bytes)) &&
-        report_.errors++ == 0) {
+    const bool ours = slot < report_.depth && free_count_ < report_.depth;
+    if ((!ours || c.result != static_cast<std::int32_t>(config_.block_bytes)) && report_.errors++ == 0) {
       report_.first_error = c.result;
     }
-    if (slot >= report_.depth || free_count_ >= report_.depth) return;  // not a request we have in flight
+    if (!ours) return;
     free_[free_count_++] = static_cast<std::uint32_t>(slot);
     if (!measuring_ || stopping_) return;
     ++histogram_[buckets::bucket_of(now - started_[slot])];

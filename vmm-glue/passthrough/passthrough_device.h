@@ -36,9 +36,10 @@ struct PassthroughConfig {
   std::optional<unsigned> sqpoll_cpu;
   std::chrono::milliseconds sqpoll_idle{1000};
   // Share another device's SQPOLL thread (IORING_SETUP_ATTACH_WQ) instead of starting one: one
-  // kernel thread then serves every ring attached to it, in turn. sqpoll_cpu and sqpoll_idle
-  // are the first device's. It must be a device of this process and outlive this one's set-up
-  // (the kernel keeps the thread while any attached ring lives).
+  // kernel thread then serves every ring attached to it, in turn. The thread keeps the first
+  // device's CPU, and idles for the longest sqpoll_idle of the rings attached. It must be a
+  // device of this process and outlive this one's set-up (the kernel keeps the thread while
+  // any attached ring lives).
   const PassthroughDevice* share_sqpoll_with = nullptr;
   // Default: the built-in blk-passthrough policy (blk-passthrough-ro when every disk is
   // read-only).
