@@ -242,7 +242,7 @@ int run_table(const BenchArgs& args, const std::vector<Row>& rows, const BenchSe
                            args.rw, args.bs, args.runtime_s, args.ramp_s, args.repeat,
                            args.repeat > 1 ? ", with min–max" : "");
   std::cout << fmt::format("target: {}; kernel {}; {} CPUs{}\n\n", target.description, kernel_release(), setup.where.cpus,
-                           app_cpu ? "; application on CPU 0, SQPOLL thread on CPU 1" : "");
+                           app_cpu ? "; application or guest on CPU 0, SQPOLL thread or mediator on CPU 1" : "");
 
   std::vector<std::string> header{"kIOPS"};
   for (std::uint32_t d : args.iodepths) header.push_back(fmt::format("iodepth={}", d));
@@ -419,7 +419,7 @@ int run_bench(const BenchArgs& args) {
     app_cpu = 0;
     sq_cpu = 1;
   } else {
-    std::cerr << "ringfence bench: warning: fewer than 2 CPUs; the SQPOLL rows share a CPU with the application\n";
+    std::cerr << "ringfence bench: warning: fewer than 2 CPUs; the SQPOLL thread or mediator shares a CPU with the application or guest\n";
   }
   const BenchSetup setup{{*pattern, target_path, cpus, app_cpu, sq_cpu}, &*target};
   if (!rows.empty()) {
