@@ -21,8 +21,11 @@ constexpr std::chrono::microseconds kSetupTarget{1000};
 
 std::string ms(std::chrono::nanoseconds t) { return fmt::format("{:.3f}", std::chrono::duration<double, std::milli>(t).count()); }
 
+void clear_progress() { std::cerr << "\r" << std::string(78, ' ') << "\r"; }
+
 void progress(const std::string& what) {
-  std::cerr << "\r" << std::string(78, ' ') << "\rringfence bench: scale: " << what << std::flush;
+  clear_progress();
+  std::cerr << "ringfence bench: scale: " << what << std::flush;
 }
 
 bool print_setup(const BenchPlacement& where) {
@@ -48,7 +51,7 @@ bool print_setup(const BenchPlacement& where) {
     verdicts.push_back(fmt::format("{} set-up without buffer pinning < 1 ms: {} ms, {}", name, ms(without),
                                    without < kSetupTarget ? "met" : "MISSED"));
   }
-  std::cerr << "\r" << std::string(78, ' ') << "\r";
+  clear_progress();
   std::cout << fmt::format("Device set-up, median of {} (ms; {} MiB of guest RAM, one disk):\n\n", kSetupSamples,
                            kSetupRam >> 20)
             << table.render() << "\n";
@@ -71,7 +74,7 @@ bool print_registration(const BenchPlacement& where) {
                      ms(r->register_buffers), fmt::format("{:.0f}", r->ms_per_gib())});
     }
   }
-  std::cerr << "\r" << std::string(78, ' ') << "\r";
+  clear_progress();
   std::cout << "Guest RAM registration (memfd guest RAM pinned as fixed buffers):\n\n" << table.render() << "\n";
   return true;
 }
@@ -110,7 +113,7 @@ bool print_fleet(const BenchArgs& args, const BenchPlacement& where) {
     }
     table.add_row(std::move(line));
   }
-  std::cerr << "\r" << std::string(78, ' ') << "\r";
+  clear_progress();
   std::cout << fmt::format("Aggregate kIOPS, passthrough guests each on its own ring and device (rw={} bs={} iodepth={} "
                            "per guest, guests waiting for notifications; runtime {:.1f} s after {:.1f} s ramp; "
                            "guests on CPU {}, SQPOLL threads on CPU {}):\n\n",

@@ -115,10 +115,8 @@ Result<std::unique_ptr<GuestBench>, std::string> GuestBench::start(GuestRow row,
   return bench;
 }
 
-GuestBench::~GuestBench() {
-  guest_.reset();  // killed and reaped before its device and RAM go
-  sandbox_.reset();
-}
+// Members go in reverse order: the guest is killed and reaped before its device and RAM.
+GuestBench::~GuestBench() = default;
 
 GuestBench::Mark GuestBench::mark() const {
   Mark m;

@@ -9,6 +9,7 @@
 
 #include "ring/iopoll_probe.h"
 #include "support/kernel_caps.h"
+#include "support/test_disk.h"
 #include "util/temp_dir.h"
 #include "util/unique_fd.h"
 
@@ -19,13 +20,10 @@ class BlockJobTest : public ::testing::Test {
  protected:
   void SetUp() override {
     RF_REQUIRE(test::io_uring_feature());
-    path_ = dir_.path() + "/target";
-    UniqueFd w(::open(path_.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
-    ASSERT_TRUE(w);
-    std::vector<char> chunk(1 << 20, 'x');
-    for (int i = 0; i < 8; ++i) ASSERT_EQ(::write(w.get(), chunk.data(), chunk.size()), static_cast<ssize_t>(chunk.size()));
+    path_ = test::write_bench_target(dir_);
+    ASSERT_FALSE(path_.empty());
+    if (!test::takes_direct_io(path_)) GTEST_SKIP() << "the temporary directory's file system cannot do O_DIRECT";
     fd_.reset(::open(path_.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC));
-    if (!fd_ && errno == EINVAL) GTEST_SKIP() << "the temporary directory's file system cannot do O_DIRECT";
     ASSERT_TRUE(fd_);
   }
   JobSpec spec(std::uint32_t depth, Pattern pattern = Pattern::RandRead) const {

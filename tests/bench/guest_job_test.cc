@@ -3,18 +3,13 @@
 // and a guest that fails or a job the guest cannot run is a clear error.
 #include "engine/guest_job.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <vector>
-
 #include <gtest/gtest.h>
 
 #include "guest/workload.h"
 #include "support/kernel_caps.h"
+#include "support/test_disk.h"
 #include "util/cycle_counter.h"
 #include "util/temp_dir.h"
-#include "util/unique_fd.h"
 
 namespace rf::bench {
 namespace {
@@ -26,13 +21,9 @@ class GuestJobTest : public ::testing::Test {
     RF_REQUIRE(test::no_mmap_feature());
     RF_REQUIRE(test::restrictions_feature());
     if (!kHaveCycleCounter) GTEST_SKIP() << "no cycle counter the guest can read on this CPU";
-    path_ = dir_.path() + "/target";
-    UniqueFd w(::open(path_.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
-    ASSERT_TRUE(w);
-    std::vector<char> chunk(1 << 20, 'x');
-    for (int i = 0; i < 8; ++i) ASSERT_EQ(::write(w.get(), chunk.data(), chunk.size()), static_cast<ssize_t>(chunk.size()));
-    UniqueFd direct(::open(path_.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
-    if (!direct && errno == EINVAL) GTEST_SKIP() << "the temporary directory's file system cannot do O_DIRECT";
+    path_ = test::write_bench_target(dir_);
+    ASSERT_FALSE(path_.empty());
+    if (!test::takes_direct_io(path_)) GTEST_SKIP() << "the temporary directory's file system cannot do O_DIRECT";
   }
   GuestJobSpec spec(std::uint32_t depth, Pattern pattern = Pattern::RandRead) const {
     GuestJobSpec s;
