@@ -107,6 +107,21 @@ Result<Disk, DiskError> Disk::open(const std::string& path, const DiskOptions& o
   return disk;
 }
 
+Result<Disk, DiskError> Disk::duplicate() const {
+  const int fd = ::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return unexpected(open_error(path_, errno, "cannot be duplicated"));
+  Disk copy;
+  copy.fd_ = UniqueFd(fd);
+  copy.size_bytes_ = size_bytes_;
+  copy.logical_block_size_ = logical_block_size_;
+  copy.read_only_ = read_only_;
+  copy.kind_ = kind_;
+  copy.path_ = path_;
+  copy.device_path_ = device_path_;
+  copy.loop_direct_io_ = loop_direct_io_;
+  return copy;
+}
+
 std::string Disk::describe() const {
   std::string text = path_;
   std::string io;

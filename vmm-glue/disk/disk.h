@@ -45,6 +45,10 @@ class Disk {
  public:
   static Result<Disk, DiskError> open(const std::string& path, const DiskOptions& options);
 
+  // Another handle on the same disk (a dup of its descriptor): a loop device stays attached while
+  // any handle lives. For a VMM that gives the same disk to one device after another.
+  Result<Disk, DiskError> duplicate() const;
+
   Disk(Disk&&) noexcept = default;
   Disk& operator=(Disk&&) noexcept = default;
 

@@ -24,6 +24,7 @@
 
 #include "guest/bench_workload.h"
 #include "guest/driver.h"
+#include "guest/hostile_guest.h"
 #include "guest/process_report.h"
 #include "guest/workload.h"
 #include "restrictions/guest_seccomp.h"
@@ -130,13 +131,14 @@ int main(int argc, char** argv) {
   std::string rw = "randread";
   std::uint32_t block_bytes = 4096;
   std::uint64_t control_gpa = 0;
+  std::uint64_t program_gpa = 0;
   app.add_option("--region", region_texts, "GPA:BYTES:MEMFD_OFFSET[:ro]")->required();
   app.add_option("--descriptor", descriptor_gpa, "guest-physical address of the ring descriptor")->required();
   app.add_option("--report", report_gpa, "guest-physical address of the report page")->required();
   app.add_option("--scratch-gpa", scratch_gpa, "guest RAM the workload may use");
   app.add_option("--scratch-bytes", scratch_bytes, "its size");
-  app.add_option("--scenario", scenario, "verify | bench | flood | probe | forbidden-syscall")
-      ->check(CLI::IsMember({"verify", "bench", "flood", "probe", "forbidden-syscall"}));
+  app.add_option("--scenario", scenario, "verify | bench | fuzz | flood | probe | forbidden-syscall")
+      ->check(CLI::IsMember({"verify", "bench", "fuzz", "flood", "probe", "forbidden-syscall"}));
   app.add_option("--seed", config.seed);
   app.add_option("--passes", config.passes);
   app.add_option("--depth", config.depth);
@@ -145,6 +147,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"randread", "randwrite", "randrw"}));
   app.add_option("--bs", block_bytes, "bench: block size in bytes");
   app.add_option("--control", control_gpa, "bench: guest-physical address of the VMM's BenchControl word");
+  app.add_option("--program", program_gpa, "fuzz: guest-physical address of the VMM's FuzzProgram");
   app.add_option("--probe-op", probe_op, "probe: the one raw SQE's opcode")->check(CLI::IsMember({"read", "write"}));
   app.add_option("--probe-addr", probe_addr, "probe: its raw address (default: the scratch memory's)");
   app.add_option("--probe-offset", probe_offset, "probe: its disk offset");
@@ -210,6 +213,10 @@ int main(int argc, char** argv) {
     bench.scratch_gpa = scratch_gpa;
     bench.scratch_bytes = scratch_bytes;
     if (rf::guest::run_bench_workload(driver, bench, out->bench) != rf::guest::BenchStatus::Ok) {
+      code = GuestExit::Workload;
+    }
+  } else if (scenario == "fuzz") {
+    if (rf::guest::run_fuzz_program(driver, platform, program_gpa, out->fuzz) != rf::guest::FuzzStatus::Ok) {
       code = GuestExit::Workload;
     }
   } else if (scenario == "flood") {

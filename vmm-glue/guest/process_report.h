@@ -8,6 +8,7 @@
 
 #include "guest/bench_workload.h"
 #include "guest/driver.h"
+#include "guest/fuzz_program.h"
 #include "guest/workload.h"
 
 namespace rf::guest {
@@ -25,7 +26,7 @@ enum class GuestExit : int {
   Setup = 3,     // mapping guest memory failed
   Seccomp = 4,   // the filter could not be installed
   Attach = 5,    // the descriptor was refused (report.attach_status says why)
-  Workload = 6,  // the workload failed (report.workload.status or report.bench.status says why)
+  Workload = 6,  // the workload failed (report.workload, .bench or .fuzz status says why)
 };
 
 inline const char* guest_exit_name(int code) {
@@ -46,6 +47,7 @@ struct ProcessReport {
   abi::DecodeStatus decode_status = abi::DecodeStatus::Ok;
   WorkloadReport workload{};  // the verify scenario's
   BenchReport bench{};        // the bench scenario's
+  FuzzGuestReport fuzz{};     // the fuzz scenario's
   DriverCounters counters{};
   std::int32_t probe_result = 0;  // the probe scenario's completion result
   std::uint32_t probe_done = 0;

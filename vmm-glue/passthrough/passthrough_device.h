@@ -55,6 +55,9 @@ class PassthroughDevice final : public GuestDevice {
   ~PassthroughDevice() override;
 
   const RingInfo& ring_info() const { return ring_.info(); }
+  // The kernel ring's descriptor, borrowed, for audits that read /proc/self/fdinfo (the guest
+  // never sees it).
+  int ring_fd() const { return ring_.fd(); }
   const RestrictionSet& restrictions() const { return ring_.restrictions(); }
   const SelfCheckReport& self_check() const override { return ring_.self_check(); }
   // Doorbells the VMM turned into SQPOLL wake-ups.
