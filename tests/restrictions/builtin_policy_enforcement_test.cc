@@ -176,5 +176,32 @@ TEST(BufferSelectRestriction, IsRefusedWithEaccesOnAnOpcodeThatCanSelect) {
   EXPECT_EQ(test::run_one(*ring, read), -EACCES);
 }
 
+// A kernel fact `ringfence fuzz` found (docs/threat-model.md): the kernel applies an SQE's link
+// and CQE-skip flags even when the restrictions deny the SQE. A denied link head with
+// IOSQE_CQE_SKIP_SUCCESS completes with -EACCES, and every SQE linked after it is cancelled
+// with no CQE at all: three SQEs, one CQE. The guest only hides its own completions (nothing
+// runs), but "every SQE gets exactly one CQE" does not hold for a restricted ring, so the
+// fuzzer counts such episodes as inexact. If a kernel changes this, this test says so.
+TEST(RestrictedRingKernelFacts, ADeniedLinkHeadWithCqeSkipSuccessHidesItsChainsCompletions) {
+  RF_REQUIRE(test::restrictions_feature());
+  RestrictionSet set;
+  set.allow(SqeOpcode::Nop);  // and no flag at all
+  auto ring = test::make_ring(set);
+  ASSERT_TRUE(ring) << ring.error().message;
+  Sqe head = Sqe::nop().with_user_data(1).with_flags(sqe_flag::kIoLink | sqe_flag::kCqeSkipSuccess);
+  Sqe middle = Sqe::nop().with_user_data(2).with_flags(sqe_flag::kIoLink);
+  Sqe last = Sqe::nop().with_user_data(3);
+  ASSERT_TRUE(ring->try_push(head) && ring->try_push(middle) && ring->try_push(last));
+  auto submitted = ring->submit();
+  ASSERT_TRUE(submitted) << submitted.error().message;
+  EXPECT_EQ(*submitted, 3u);
+  auto first = ring->wait_completion(test::kWait);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->user_data, 1u);
+  EXPECT_EQ(first->res, -EACCES);
+  ::usleep(50'000);
+  EXPECT_FALSE(ring->pop_completion()) << "the linked SQEs completed: the kernel no longer hides their CQEs";
+}
+
 }  // namespace
 }  // namespace rf

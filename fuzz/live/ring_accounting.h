@@ -1,0 +1,50 @@
+// Ring accounting: after a hostile guest ends, did every SQE the device took get exactly one
+// CQE? The answer comes from the device side, never from the guest:
+//   passthrough  the kernel's own counters in /proc/self/fdinfo of the ring (CachedSqHead: SQEs
+//                taken; CachedCqTail plus the overflow list: CQEs posted); first the guest's SQ
+//                tail is pulled back to within one ring of the kernel's head, so that a tail
+//                jump cannot keep the SQPOLL thread eating garbage for billions of entries;
+//   mediated     the mediator's counters (consumed = completed + refused, nothing in flight), or
+//                the device marked broken with a reason the guest caused.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "fuzz/live/program.h"
+#include "mediated/mediated_device.h"
+#include "passthrough/passthrough_device.h"
+#include "util/result.h"
+
+namespace rf::fuzz {
+
+struct KernelRingCounters {
+  std::uint32_t sq_head = 0;   // CachedSqHead: SQEs the kernel has taken
+  std::uint32_t cq_tail = 0;   // CachedCqTail: CQEs it has written to the CQ
+  std::uint64_t overflow = 0;  // CQEs waiting in its overflow list
+};
+
+// Parses the fdinfo text of an io_uring descriptor; nullopt if a counter is missing.
+std::optional<KernelRingCounters> parse_ring_fdinfo(std::string_view text);
+Result<KernelRingCounters, std::string> read_ring_fdinfo(int ring_fd);
+
+struct Settlement {
+  std::uint64_t consumed = 0;  // SQEs the device took
+  std::uint64_t completed = 0;  // CQEs it posted (passthrough) / completions it wrote (mediated)
+  std::uint64_t dropped = 0;   // SQEs the kernel dropped (invalid index entries)
+  std::uint64_t refused = 0;   // mediated: SQEs the validator refused
+  bool exact = true;           // false: drops could not be counted, only "no more CQEs than SQEs" was checked
+  BrokenReason broken = BrokenReason::None;
+  std::string broken_detail;
+  std::optional<std::string> violation;
+};
+
+// The passthrough device's ring after its guest ended. `start` is the counters before the guest ran.
+Settlement settle_passthrough(PassthroughDevice& device, GuestMemory& memory, const KernelRingCounters& start,
+                              DropAccounting drops, std::chrono::milliseconds timeout);
+Settlement settle_mediated(const MediatedDevice& device, std::chrono::milliseconds timeout);
+
+}  // namespace rf::fuzz
