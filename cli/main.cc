@@ -8,6 +8,7 @@
 #include "cli/audit_command.h"
 #include "cli/bench_command.h"
 #include "cli/demo_command.h"
+#include "cli/fuzz_command.h"
 #include "cli/policy_command.h"
 #include "cli/probe_command.h"
 
@@ -91,6 +92,19 @@ int main(int argc, char** argv) {
   bench->add_option("--json", bench_args.json_path, "Also write the results to FILE in fio's JSON shape");
   bench->add_option("--plot", bench_args.plot_path, "Also draw kIOPS against iodepth into FILE.png (gnuplot)");
   bench_args.version = RF_VERSION;
+  rf::cli::FuzzArgs fuzz_args;
+  auto* fuzz = app.add_subcommand("fuzz", "Attack a live sandboxed device with a hostile guest process (random and "
+                                          "structure-aware SQEs, ring scribbles, tail jumps, never reaping) while the VMM "
+                                          "checks its invariants after every episode; exit 1 on a violation");
+  fuzz->add_option("--mode", fuzz_args.mode, "passthrough or mediated")->check(CLI::IsMember({"passthrough", "mediated"}));
+  fuzz->add_option("--seconds", fuzz_args.seconds, "How long to run")->check(CLI::Range(0.1, 86400.0))->capture_default_str();
+  fuzz->add_option("--seed", fuzz_args.seed, "Seed of every episode's program (default: from the clock; printed)");
+  fuzz->add_option("--episodes", fuzz_args.episodes, "Stop after this many episodes")->check(CLI::Range(1u, 100000000u));
+  fuzz->add_option("--json", fuzz_args.json_path, "Write the results, and the program of an episode that broke an "
+                                                  "invariant or hung, to FILE");
+  fuzz->add_option("--replay", fuzz_args.replay_path, "Run the failing episode recorded in FILE (from --json) again")
+      ->excludes("--mode");
+  fuzz_args.version = RF_VERSION;
   auto* audit = app.add_subcommand("audit", "Build a ring for each built-in policy, run its self-check and print the "
                                             "enforcement matrix (exit 1 if any check fails)");
 
@@ -106,6 +120,7 @@ int main(int argc, char** argv) {
     if (demo->parsed()) return rf::cli::run_demo(demo_args);
     if (audit->parsed()) return rf::cli::run_audit();
     if (bench->parsed()) return rf::cli::run_bench(bench_args);
+    if (fuzz->parsed()) return rf::cli::run_fuzz(fuzz_args);
   } catch (const std::exception& e) {
     std::cerr << "ringfence: " << e.what() << "\n";
     return 1;

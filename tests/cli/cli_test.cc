@@ -30,7 +30,7 @@ bool contains(const std::string& s, const std::string& needle) { return s.find(n
 TEST(CliTest, HelpListsTheCommands) {
   const CliRun run = ringfence("--help");
   EXPECT_EQ(run.status, 0);
-  for (const char* cmd : {"probe", "policy", "demo", "audit", "bench"}) EXPECT_TRUE(contains(run.output, cmd)) << run.output;
+  for (const char* cmd : {"probe", "policy", "demo", "audit", "bench", "fuzz"}) EXPECT_TRUE(contains(run.output, cmd)) << run.output;
   const CliRun policy_help = ringfence("policy --help");
   for (const char* cmd : {"check", "explain", "list", "names"}) EXPECT_TRUE(contains(policy_help.output, cmd));
 }
@@ -258,6 +258,41 @@ TEST(CliTest, AuditPassesEveryCheck) {
   EXPECT_FALSE(contains(run.output, "| ✗")) << run.output;    // a failed cell
   EXPECT_FALSE(contains(run.output, "\n  ✗ ")) << run.output;  // a failure line
   EXPECT_TRUE(contains(run.output, "| every denied SQE opcode")) << run.output;
+}
+
+TEST(CliTest, FuzzRunsAHostileGuestInEachModeAndReportsItsInvariants) {
+  RF_REQUIRE(rf::test::restrictions_feature());
+  RF_REQUIRE(rf::test::sqpoll_feature());
+  RF_REQUIRE(rf::test::no_mmap_feature());
+  RF_REQUIRE(rf::test::loop_device_feature());
+  rf::TempDir dir("rf-cli-fuzz");
+  for (const std::string mode : {"passthrough", "mediated"}) {
+    const std::string path = dir.path() + "/" + mode + ".json";
+    const CliRun run = ringfence("fuzz --mode " + mode + " --seconds 2 --seed 5 --json " + path);
+    EXPECT_EQ(run.status, 0) << run.output;
+    EXPECT_TRUE(contains(run.output, "ringfence fuzz: " + mode + " mode, seed 5")) << run.output;
+    EXPECT_TRUE(contains(run.output, "| one-cqe-per-sqe")) << run.output;
+    EXPECT_TRUE(contains(run.output, "256/256 / 256/256")) << run.output;
+    std::ifstream in(path);
+    const auto json = nlohmann::json::parse(in, nullptr, false);
+    ASSERT_FALSE(json.is_discarded());
+    EXPECT_EQ(json["mode"], mode);
+    EXPECT_EQ(json["seed"], 5);
+    EXPECT_GT(json["episodes"].get<int>(), 0);
+    EXPECT_GT(json["sqes_per_second"].get<double>(), 0.0);
+    EXPECT_TRUE(json["violation"].is_null());
+    for (const auto& [name, tally] : json["invariants"].items()) {
+      EXPECT_EQ(tally["violated"], 0) << name;
+      EXPECT_GT(tally["checked"].get<int>(), 0) << name;
+    }
+    // A clean run's report has nothing to replay, and says so.
+    const CliRun replay = ringfence("fuzz --replay " + path);
+    EXPECT_EQ(replay.status, 2) << replay.output;
+    EXPECT_TRUE(contains(replay.output, "nothing to replay")) << replay.output;
+  }
+  const CliRun no_mode = ringfence("fuzz --seconds 1");
+  EXPECT_EQ(no_mode.status, 2);
+  EXPECT_TRUE(contains(no_mode.output, "--mode passthrough or --mode mediated is required")) << no_mode.output;
 }
 
 }  // namespace

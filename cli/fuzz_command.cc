@@ -1,0 +1,159 @@
+#include "cli/fuzz_command.h"
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "cli/markdown_table.h"
+#include "fuzz/live/campaign.h"
+#include "fuzz/live/fuzz_report.h"
+
+namespace rf::cli {
+
+namespace {
+
+using namespace rf::fuzz;
+
+std::string with_commas(std::uint64_t v) {
+  std::string digits = std::to_string(v), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i != 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string describe_violations(const std::vector<Violation>& violations) {
+  std::string out;
+  for (const Violation& v : violations) out += fmt::format("  - {}: {}\n", v.invariant, v.detail);
+  return out;
+}
+
+bool write_json(const std::string& path, const nlohmann::json& j) {
+  std::ofstream out(path);
+  out << j.dump(2) << "\n";
+  out.close();
+  if (!out) std::cerr << fmt::format("ringfence fuzz: cannot write {}\n", path);
+  return static_cast<bool>(out);
+}
+
+int replay(const FuzzArgs& args) {
+  auto c = read_replay_case(args.replay_path);
+  if (!c) {
+    std::cerr << "ringfence fuzz: --replay " << c.error() << "\n";
+    return 2;
+  }
+  auto rig = FuzzRig::create(c->rig);
+  if (!rig) {
+    std::cerr << "ringfence fuzz: " << rig.error() << "\n";
+    return 2;
+  }
+  std::cout << fmt::format("Replaying episode {} of seed {} ({} actions) in {} mode\n", c->program.episode, c->program.seed,
+                           c->program.actions.size(), mode_name(c->rig.mode));
+  auto result = (*rig)->run(c->program);
+  if (!result) {
+    std::cerr << "ringfence fuzz: " << result.error() << "\n";
+    return 2;
+  }
+  std::cout << fmt::format("The device took {} SQEs and posted {} completions ({} refused, {} dropped){}\n",
+                           result->settlement.consumed, result->settlement.completed, result->settlement.refused,
+                           result->settlement.dropped,
+                           result->settlement.broken != BrokenReason::None
+                               ? fmt::format("; broken: {} ({})", broken_reason_name(result->settlement.broken),
+                                             result->settlement.broken_detail)
+                               : "");
+  if (result->violations.empty()) {
+    std::cout << "No invariant broke: the violation did not reproduce.\n";
+    return 0;
+  }
+  std::cout << "Reproduced:\n" << describe_violations(result->violations);
+  return 1;
+}
+
+void print_report(const CampaignReport& r, const FuzzRigConfig& config, const FuzzRig& rig) {
+  std::cout << fmt::format("## ringfence fuzz: {} mode, seed {}\n\n", mode_name(config.mode), r.seed);
+  std::cout << fmt::format("Disk: {}; guest RAM {} MiB; SQ {} entries.\n\n", rig.disk_description(), config.ram_bytes >> 20,
+                           rig.geometry().sq_entries);
+  MarkdownTable t({"", "value"});
+  const double seconds = std::chrono::duration<double>(r.elapsed).count();
+  t.add_row({"time", fmt::format("{:.1f} s", seconds)});
+  t.add_row({"episodes (device + guest process each)", fmt::format("{} ({:.1f}/s)", r.episodes, r.episodes_per_second())});
+  t.add_row({"guest actions", with_commas(r.actions)});
+  t.add_row({"SQEs the device took (executions)", fmt::format("{} ({}/s)", with_commas(r.sqes), with_commas(static_cast<std::uint64_t>(r.sqes_per_second())))});
+  t.add_row({"completions posted", with_commas(r.cqes)});
+  if (config.mode == abi::Mode::Mediated) t.add_row({"refused by the validator", with_commas(r.refused)});
+  if (config.mode == abi::Mode::Passthrough) t.add_row({"dropped by the kernel (bad index entries)", with_commas(r.dropped)});
+  t.add_row({"opcodes / flag values sent", fmt::format("{}/256 / {}/256", r.opcodes_sent.count(), r.flags_sent.count())});
+  t.add_row({"chaos episodes (jumps, rewritten SQEs)", std::to_string(r.chaos_episodes)});
+  std::string broken;
+  for (const auto& [reason, n] : r.broken) broken += fmt::format("{}{} {}", broken.empty() ? "" : ", ", n, reason);
+  if (config.mode == abi::Mode::Mediated) t.add_row({"devices marked broken", broken.empty() ? "0" : broken});
+  t.add_row({"guests that stalled / timed out", fmt::format("{} / {}", r.stalled, r.guest_timeouts)});
+  t.add_row({"disk bytes changed", with_commas(r.disk_changed_bytes)});
+  t.add_row({"slowest teardown", fmt::format("{:.1f} ms", std::chrono::duration<double, std::milli>(r.max_teardown).count())});
+  t.add_row({"VMM resident memory, at most", fmt::format("{} MiB", r.max_rss_kib >> 10)});
+  std::cout << t.render() << "\n";
+
+  MarkdownTable inv({"invariant", "episodes checked", "violations"});
+  for (std::size_t i = 0; i < kInvariantCount; ++i) {
+    inv.add_row({kInvariantNames[i], std::to_string(r.invariants[i].checked), std::to_string(r.invariants[i].violated)});
+  }
+  std::cout << inv.render();
+  if (r.inexact_accounting != 0) {
+    std::cout << fmt::format("\n{} episodes could only check \"no more CQEs than SQEs\" (drops not countable).\n", r.inexact_accounting);
+  }
+}
+
+}  // namespace
+
+int run_fuzz(const FuzzArgs& args) {
+  if (!args.replay_path.empty()) return replay(args);
+  if (args.mode != "passthrough" && args.mode != "mediated") {
+    std::cerr << "ringfence fuzz: --mode passthrough or --mode mediated is required (or --replay FILE)\n";
+    return 2;
+  }
+  FuzzRigConfig config;
+  config.mode = args.mode == "mediated" ? abi::Mode::Mediated : abi::Mode::Passthrough;
+  auto rig = FuzzRig::create(config);
+  if (!rig) {
+    std::cerr << "ringfence fuzz: " << rig.error() << "\n";
+    return 2;
+  }
+  CampaignConfig campaign;
+  campaign.duration = std::chrono::milliseconds(static_cast<std::int64_t>(args.seconds * 1000));
+  campaign.seed = args.seed ? *args.seed
+                            : static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  campaign.max_episodes = args.episodes;
+  campaign.hang_report = args.json_path;
+  auto last_print = std::chrono::steady_clock::now();
+  campaign.progress = [&](const CampaignProgress& p) {
+    if (std::chrono::steady_clock::now() - last_print < std::chrono::seconds(1)) return;
+    last_print = std::chrono::steady_clock::now();
+    std::cerr << fmt::format("\rringfence fuzz: {} episodes, {} SQEs, {:.0f} s   ", p.episodes, p.sqes,
+                             std::chrono::duration<double>(p.elapsed).count());
+  };
+  std::cerr << fmt::format("ringfence fuzz: {} mode, seed {}, {:.0f} s\n", args.mode, campaign.seed, args.seconds);
+  const CampaignReport report = run_campaign(**rig, campaign);
+  std::cerr << "\r" << std::string(70, ' ') << "\r";
+  print_report(report, config, **rig);
+  bool wrote = true;
+  if (!args.json_path.empty()) wrote = write_json(args.json_path, campaign_json(report, config, args.version));
+  if (!report.harness_error.empty()) {
+    std::cerr << "ringfence fuzz: could not run: " << report.harness_error << "\n";
+    return 2;
+  }
+  if (report.failure) {
+    std::cout << fmt::format("\nVIOLATION in episode {}:\n{}", report.failure->episode, describe_violations(report.failure->violations));
+    if (!args.json_path.empty()) {
+      std::cout << fmt::format("Its program is in {}; `ringfence fuzz --replay {}` runs it again.\n", args.json_path, args.json_path);
+    } else {
+      std::cout << fmt::format("Run again with --seed {} --json FILE to keep its program for --replay.\n", report.seed);
+    }
+    return 1;
+  }
+  return wrote ? 0 : 2;
+}
+
+}  // namespace rf::cli
