@@ -90,7 +90,7 @@ void print_report(const CampaignReport& r, const FuzzRigConfig& config, const Fu
   std::string broken;
   for (const auto& [reason, n] : r.broken) broken += fmt::format("{}{} {}", broken.empty() ? "" : ", ", n, reason);
   if (config.mode == abi::Mode::Mediated) t.add_row({"devices marked broken", broken.empty() ? "0" : broken});
-  t.add_row({"guests that stalled / timed out", fmt::format("{} / {}", r.stalled, r.guest_timeouts)});
+  t.add_row({"guests that stalled / timed out / crashed", fmt::format("{} / {} / {}", r.stalled, r.guest_timeouts, r.guest_crashes)});
   t.add_row({"disk bytes changed", with_commas(r.disk_changed_bytes)});
   t.add_row({"slowest teardown", fmt::format("{:.1f} ms", std::chrono::duration<double, std::milli>(r.max_teardown).count())});
   t.add_row({"VMM resident memory, at most", fmt::format("{} MiB", r.max_rss_kib >> 10)});
@@ -102,7 +102,7 @@ void print_report(const CampaignReport& r, const FuzzRigConfig& config, const Fu
   }
   std::cout << inv.render();
   if (r.inexact_accounting != 0) {
-    std::cout << fmt::format("\n{} episodes could only check \"no more CQEs than SQEs\" (drops not countable).\n", r.inexact_accounting);
+    std::cout << fmt::format("\n{} episodes could only check \"no more CQEs than SQEs\": the kernel may drop SQEs or hide linked CQEs there (docs/threat-model.md).\n", r.inexact_accounting);
   }
 }
 

@@ -91,6 +91,7 @@ void tally_episode(CampaignReport& report, const FuzzProgram& program, const Epi
   if (!r.settlement.exact) ++report.inexact_accounting;
   if (r.guest && r.guest->status == guest::FuzzStatus::Stalled) ++report.stalled;
   if (r.guest_timed_out) ++report.guest_timeouts;
+  if (!r.guest_timed_out && !r.guest_exit.exited) ++report.guest_crashes;
   if (r.settlement.broken != BrokenReason::None) ++report.broken[std::string(broken_reason_name(r.settlement.broken))];
   for (const ActionSpec& s : program.actions) {
     const auto op = static_cast<guest::FuzzOp>(s.action.op);

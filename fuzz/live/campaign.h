@@ -49,6 +49,7 @@ struct CampaignReport {
   std::uint32_t inexact_accounting = 0;  // episodes where drops could not be counted
   std::uint32_t stalled = 0;          // guests that gave up waiting for SQ room
   std::uint32_t guest_timeouts = 0;
+  std::uint32_t guest_crashes = 0;    // guests killed by a signal we did not send (a fuzzer bug)
   std::map<std::string, std::uint32_t> broken;  // mediated: episodes by broken reason
   std::bitset<256> opcodes_sent, flags_sent;
   std::array<InvariantTally, kInvariantCount> invariants{};

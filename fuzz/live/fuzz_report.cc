@@ -45,6 +45,7 @@ nlohmann::json campaign_json(const CampaignReport& report, const FuzzRigConfig& 
       {"inexact_accounting", report.inexact_accounting},
       {"stalled_guests", report.stalled},
       {"guest_timeouts", report.guest_timeouts},
+      {"guest_crashes", report.guest_crashes},
       {"broken", report.broken},
       {"coverage", {{"opcodes", report.opcodes_sent.count()}, {"flag_values", report.flags_sent.count()}}},
       {"invariants", invariants},

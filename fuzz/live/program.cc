@@ -327,7 +327,9 @@ std::vector<guest::FuzzAction> resolve(const FuzzProgram& program, const Anchors
       case AddrAnchor::CanaryAbove: a.sqe.addr += anchors.canary_above; break;
       case AddrAnchor::Canary: a.sqe.addr += anchors.canary; break;
     }
-    if (s.fd_anchor == FdAnchor::Decoy) a.sqe.fd += anchors.decoy_fd;
+    if (s.fd_anchor == FdAnchor::Decoy) {  // wraps like the kernel's s32 would, without signed overflow
+      a.sqe.fd = static_cast<std::int32_t>(static_cast<std::uint32_t>(a.sqe.fd) + static_cast<std::uint32_t>(anchors.decoy_fd));
+    }
     out.push_back(a);
   }
   return out;

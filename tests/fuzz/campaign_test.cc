@@ -48,6 +48,7 @@ TEST_P(CampaignTest, ABuiltInPolicyHoldsEveryInvariant) {
     EXPECT_GT(r.invariants[i].checked, 0u) << kInvariantNames[i];
     EXPECT_EQ(r.invariants[i].violated, 0u) << kInvariantNames[i];
   }
+  EXPECT_EQ(r.guest_crashes, 0u);  // the hostile guest itself stays within its seccomp filter
   EXPECT_GT(r.disk_changed_bytes, 0u);  // writes went through, and the shadow check saw them
   if (GetParam() == abi::Mode::Mediated) {
     EXPECT_GT(r.refused, 0u);
