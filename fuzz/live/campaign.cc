@@ -111,7 +111,7 @@ void tally_episode(CampaignReport& report, const FuzzProgram& program, const Epi
   }
   report.disk_changed_bytes += r.disk_changed_bytes;
   report.max_teardown = std::max(report.max_teardown, r.teardown);
-  report.max_rss_kib = std::max(report.max_rss_kib, ResourceUsage::now().rss_kib);
+  report.max_rss_kib = std::max(report.max_rss_kib, r.resources.rss_kib);
 }
 
 CampaignReport run_campaign(FuzzRig& rig, const CampaignConfig& config) {

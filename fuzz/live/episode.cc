@@ -38,9 +38,8 @@ SandboxConfig sandbox_config(const FuzzRigConfig& config, const std::shared_ptr<
     s.mediated.mediator.on_kernel_submit = [observed](const Sqe& sqe) {
       const auto opcode = static_cast<std::uint8_t>(sqe.opcode);
       if (!writes_disk(opcode)) return;
-      const bool vectored = opcode == 2 || opcode == 61;
       std::lock_guard lock(observed->mutex);
-      observed->footprint.add(sqe.off, vectored ? ~std::uint64_t{0} : sqe.len);
+      observed->footprint.add(sqe.off, disk_write_reach(opcode, sqe.len));
     };
   }
   return s;
@@ -96,12 +95,14 @@ bool same_geometry(const FuzzGeometry& a, const FuzzGeometry& b) {
 }
 
 // Waits up to `patience` for the VMM's descriptors, threads and pinned memory to come back
-// (the kernel frees a closed ring, its SQPOLL thread and its pins asynchronously).
+// (the kernel frees a closed ring, its SQPOLL thread and its pins asynchronously). `last` is
+// the usage it saw last.
 std::optional<std::string> wait_for_resources(const ResourceUsage& baseline, std::uint64_t slack_kib,
-                                              std::chrono::milliseconds patience) {
+                                              std::chrono::milliseconds patience, ResourceUsage& last) {
   const auto deadline = std::chrono::steady_clock::now() + patience;
   for (;;) {
-    auto growth = resource_growth(baseline, ResourceUsage::now(), slack_kib);
+    last = ResourceUsage::now();
+    auto growth = resource_growth(baseline, last, slack_kib);
     if (!growth || std::chrono::steady_clock::now() > deadline) return growth;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
@@ -149,7 +150,8 @@ Result<std::unique_ptr<FuzzRig>, std::string> FuzzRig::create(const FuzzRigConfi
     if (!sandbox) return unexpected(sandbox.error().message);
     rig->geometry_ = geometry_of(*sandbox, config);
   }
-  (void)wait_for_resources(before, ~std::uint64_t{0} / 2, std::chrono::milliseconds(2000));
+  ResourceUsage after;
+  (void)wait_for_resources(before, ~std::uint64_t{0} / 2, std::chrono::milliseconds(2000), after);
   rig->take_baseline();
   return rig;
 }
@@ -253,7 +255,9 @@ Result<EpisodeResult, std::string> FuzzRig::run(const FuzzProgram& program) {
     return unexpected(resynced.error());
   }
   // 5. The VMM is back where it started.
-  if (auto growth = wait_for_resources(baseline_, config_.rss_slack_kib, std::chrono::milliseconds(2000))) violate(4, *growth);
+  if (auto growth = wait_for_resources(baseline_, config_.rss_slack_kib, std::chrono::milliseconds(2000), r.resources)) {
+    violate(4, *growth);
+  }
   r.elapsed = std::chrono::steady_clock::now() - start;
   return r;
 }

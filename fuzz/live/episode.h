@@ -57,6 +57,7 @@ struct EpisodeResult {
   std::vector<Violation> violations;
   std::chrono::nanoseconds elapsed{0};
   std::chrono::nanoseconds teardown{0};
+  ResourceUsage resources;  // the VMM's, after teardown (what the vmm-resources check saw last)
 };
 
 class FuzzRig {

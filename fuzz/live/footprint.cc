@@ -44,9 +44,7 @@ WriteFootprint program_write_footprint(const FuzzProgram& program) {
   WriteFootprint footprint;
   for (const ActionSpec& s : program.actions) {
     if (s.action.op != static_cast<std::uint32_t>(guest::FuzzOp::PutSqe) || !writes_disk(s.action.sqe.opcode)) continue;
-    // A vectored write's len counts iovecs, whose lengths live in guest memory: from its offset on.
-    const bool vectored = s.action.sqe.opcode == 2 || s.action.sqe.opcode == 61;
-    footprint.add(s.action.sqe.off, vectored ? std::numeric_limits<std::uint64_t>::max() : s.action.sqe.len);
+    footprint.add(s.action.sqe.off, disk_write_reach(s.action.sqe.opcode, s.action.sqe.len));
   }
   return footprint;
 }

@@ -204,6 +204,10 @@ bool writes_disk(std::uint8_t opcode) {
   return opcode == kOpWritev || opcode == abi::kOpWriteFixed || opcode == kOpWrite || opcode == kOpWritevFixed;
 }
 
+std::uint64_t disk_write_reach(std::uint8_t opcode, std::uint32_t len) {
+  return opcode == kOpWritev || opcode == kOpWritevFixed ? kU64Max : len;
+}
+
 FuzzProgram generate_program(const FuzzGeometry& geometry, std::uint64_t seed, std::uint32_t episode, std::uint32_t budget) {
   Generator gen{geometry, Rng(seed ^ (0x9e3779b97f4a7c15ULL * (std::uint64_t{episode} + 1))),
                 (std::uint64_t{episode} << 32) | 1, {}, 0, true};
@@ -362,12 +366,6 @@ DropAccounting drop_accounting(const FuzzProgram& program, std::uint32_t sq_entr
   }
   if (!invalid) return DropAccounting::None;
   return scribbled ? DropAccounting::Unknown : DropAccounting::Counted;
-}
-
-std::size_t sqe_count(const FuzzProgram& program) {
-  return static_cast<std::size_t>(std::count_if(program.actions.begin(), program.actions.end(), [](const ActionSpec& s) {
-    return s.action.op == static_cast<std::uint32_t>(FuzzOp::PutSqe) || s.action.op == static_cast<std::uint32_t>(FuzzOp::ScribbleSqe);
-  }));
 }
 
 // --- JSON ---

@@ -80,6 +80,9 @@ bool skips_linked_cqes(std::uint8_t flags);
 
 // The opcodes that write a disk from guest memory (WRITEV, WRITE_FIXED, WRITE, WRITEV_FIXED).
 bool writes_disk(std::uint8_t opcode);
+// How many bytes from its offset a disk write with `opcode` and `len` may change: `len`, or, for a
+// vectored write (whose len counts iovecs with lengths in guest memory), everything after it.
+std::uint64_t disk_write_reach(std::uint8_t opcode, std::uint32_t len);
 
 // Deterministic in (geometry, seed, episode). Every program sends all 256 opcodes and all 256
 // flag values once, among about `budget` actions of hostile SQEs and ring abuse.
@@ -103,9 +106,6 @@ bool keeps_sq_protocol(const FuzzProgram& program);
 //            after it is cancelled without a CQE (docs/threat-model.md).
 enum class DropAccounting { None, Counted, Unknown };
 DropAccounting drop_accounting(const FuzzProgram& program, std::uint32_t sq_entries);
-
-// The SQEs among `actions` (PutSqe and ScribbleSqe), for reports.
-std::size_t sqe_count(const FuzzProgram& program);
 
 nlohmann::json program_to_json(const FuzzProgram& program);
 Result<FuzzProgram, std::string> program_from_json(const nlohmann::json& json);

@@ -21,17 +21,13 @@ constexpr unsigned char kCanaryByte = 0xc5;
 std::string sys_error(std::string_view what) { return fmt::format("{}: {}", what, std::strerror(errno)); }
 
 // A page at exactly `at` if nothing is mapped there (MAP_FIXED_NOREPLACE), else anywhere.
-Result<MmapRegion, std::string> canary_page(std::uintptr_t at, bool& adjacent) {
+Result<MmapRegion, std::string> canary_page(std::uintptr_t at) {
   const std::size_t page = page_size();
-  adjacent = false;
   if (at != 0) {
     // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; it fails instead.
     void* p = ::mmap(reinterpret_cast<void*>(at), page, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    if (p != MAP_FAILED && p == reinterpret_cast<void*>(at)) {
-      adjacent = true;
-      return MmapRegion::adopt(p, page);
-    }
+    if (p != MAP_FAILED && p == reinterpret_cast<void*>(at)) return MmapRegion::adopt(p, page);
     if (p != MAP_FAILED) ::munmap(p, page);  // an old kernel that took it as a hint
   }
   auto region = MmapRegion::map_anonymous(page);
@@ -47,13 +43,10 @@ Result<CanaryPages, std::string> CanaryPages::create(const GuestMemory& memory) 
   const std::uintptr_t start = address_of(ram.host);
   const std::size_t page = page_size();
   CanaryPages c;
-  bool adjacent = false;
   for (const std::uintptr_t at : {start - page, start + ram.bytes, std::uintptr_t{0}}) {
-    auto p = canary_page(at, adjacent);
+    auto p = canary_page(at);
     if (!p) return unexpected(std::move(p).error());
     std::memset(p->data(), kCanaryByte, page);
-    if (c.pages_.empty()) c.below_adjacent_ = adjacent;
-    if (c.pages_.size() == 1) c.above_adjacent_ = adjacent;
     c.pages_.push_back(std::move(*p));
   }
   return c;

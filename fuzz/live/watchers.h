@@ -27,16 +27,11 @@ class CanaryPages {
   std::uint64_t below() const;  // host addresses of each canary page
   std::uint64_t above() const;
   std::uint64_t elsewhere() const;
-  // "adjacent" or "not adjacent" for each of below and above, for the report.
-  bool below_adjacent() const { return below_adjacent_; }
-  bool above_adjacent() const { return above_adjacent_; }
   std::optional<std::string> check() const;
 
  private:
   CanaryPages() = default;
   std::vector<MmapRegion> pages_;  // below, above, elsewhere
-  bool below_adjacent_ = false;
-  bool above_adjacent_ = false;
 };
 
 class DecoyFile {

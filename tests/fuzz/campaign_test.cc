@@ -12,7 +12,9 @@
 namespace rf::fuzz {
 namespace {
 
-class CampaignTest : public ::testing::TestWithParam<abi::Mode> {
+// What a live device needs from the machine: both campaign fixtures skip without it.
+template <typename Base>
+class LiveDeviceTest : public Base {
  protected:
   void SetUp() override {
     RF_REQUIRE(test::restrictions_feature());
@@ -20,6 +22,10 @@ class CampaignTest : public ::testing::TestWithParam<abi::Mode> {
     RF_REQUIRE(test::no_mmap_feature());
     RF_REQUIRE(test::loop_device_feature());
   }
+};
+
+class CampaignTest : public LiveDeviceTest<::testing::TestWithParam<abi::Mode>> {
+ protected:
   FuzzRigConfig rig_config() const {
     FuzzRigConfig c;
     c.mode = GetParam();
@@ -61,11 +67,9 @@ INSTANTIATE_TEST_SUITE_P(Modes, CampaignTest, ::testing::Values(abi::Mode::Passt
 // The invariants are not decoration: with a policy that forgets FIXED_FILE and allows plain
 // READ and WRITE, a passthrough guest reaches the VMM's own descriptors and memory, and the
 // fuzzer finds it, records the program, and the recording reproduces it.
-TEST(CampaignFindings, AWeakenedPassthroughPolicyIsCaughtAndTheRecordingReplays) {
-  RF_REQUIRE(test::restrictions_feature());
-  RF_REQUIRE(test::sqpoll_feature());
-  RF_REQUIRE(test::no_mmap_feature());
-  RF_REQUIRE(test::loop_device_feature());
+using CampaignFindings = LiveDeviceTest<::testing::Test>;
+
+TEST_F(CampaignFindings, AWeakenedPassthroughPolicyIsCaughtAndTheRecordingReplays) {
   FuzzRigConfig c;
   c.mode = abi::Mode::Passthrough;
   c.guest_binary = RF_GUEST_PATH;
@@ -104,7 +108,7 @@ TEST(CampaignFindings, AWeakenedPassthroughPolicyIsCaughtAndTheRecordingReplays)
   EXPECT_FALSE(again->violations.empty()) << "the recorded program did not reproduce the violation";
 }
 
-TEST(CampaignFindings, AReplayFileWithoutAViolationIsRefusedClearly) {
+TEST(CampaignReplayFile, AReplayFileWithoutAViolationIsRefusedClearly) {
   TempDir dir("rf-replay");
   const std::string path = dir.path() + "/clean.json";
   {
