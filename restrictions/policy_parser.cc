@@ -40,6 +40,21 @@ SourceLocation at(const toml::source_region& region, const std::string& file) {
   return SourceLocation{file, static_cast<std::uint32_t>(region.begin.line), static_cast<std::uint32_t>(region.begin.column)};
 }
 
+// The line and column (1-based, in bytes) of the first byte of `text` outside ASCII, if any.
+std::optional<SourceLocation> first_non_ascii(std::string_view text, const std::string& file) {
+  std::uint32_t line = 1, column = 1;
+  for (const char c : text) {
+    if (static_cast<unsigned char>(c) >= 0x80) return SourceLocation{file, line, column};
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return std::nullopt;
+}
+
 enum class NameKind { SqeOpcode, RegisterOpcode, SqeFlag };
 
 struct ListSpec {
@@ -53,6 +68,15 @@ class Parser {
   Parser(std::string source) : file_(std::move(source)) { policy_.source = file_; }
 
   Result<Policy, std::vector<Diagnostic>> run(std::string_view text) {
+    // toml++ 3.3.0 (Debian 12's) reaches __builtin_unreachable on some non-ASCII characters
+    // where it expects whitespace (marzer/tomlplusplus#190 and #295, found again by
+    // tests/fuzzers/policy_parser_fuzzer.cc): undefined behaviour on a file we only read. Policy
+    // files are ASCII, so anything else is refused before toml++ sees it.
+    if (const auto bad = first_non_ascii(text, file_)) {
+      error(*bad, "non-ascii", "policy files are ASCII, and this byte is not",
+            "replace the character (comments included) with plain ASCII");
+      return unexpected(std::move(diagnostics_));
+    }
     toml::parse_result parsed = toml::parse(text, file_);
     if (!parsed) {
       const toml::parse_error& e = parsed.error();

@@ -21,7 +21,8 @@ packages=(
   libcli11-dev         # command-line parsing
   libfmt-dev           # formatting (g++ 12 has no std::format)
   gnuplot-nox          # benchmark charts
-  clang-14             # libFuzzer builds
+  clang-14             # libFuzzer builds (scripts/run-fuzzers.sh)
+  libclang-rt-14-dev   # libFuzzer and the sanitizer runtimes for clang-14 (only recommended by clang-14)
 )
 
 missing=()

@@ -53,6 +53,18 @@ TEST(PolicyParserTest, SyntaxError) {
   expect_one(errors_of("[policy\nname = 1\n"), "toml-syntax", 1, "not valid TOML", "correct the TOML syntax");
 }
 
+// toml++ 3.3.0 reaches __builtin_unreachable on this (found by the policy-parser fuzz target;
+// upstream marzer/tomlplusplus#190): the parser must refuse non-ASCII before toml++ reads it.
+TEST(PolicyParserTest, NonAsciiIsRefusedWithItsPosition) {
+  const auto all = errors_of("# ok\nGGGG\xc3\xb8GG:[o\n");
+  expect_one(all, "non-ascii", 2, "policy files are ASCII", "plain ASCII");
+  EXPECT_EQ(with_rule(all, "non-ascii")[0].where.column, 5U);
+  EXPECT_TRUE(with_rule(all, "toml-syntax").empty()) << "toml++ must not see the text";
+  // In a comment too: ASCII everywhere is the rule, not just outside strings.
+  std::string text = PolicyText{}.str() + "# na\xc3\xafve\n";
+  expect_one(errors_of(text), "non-ascii", 14, "policy files are ASCII");
+}
+
 TEST(PolicyParserTest, UnknownKeysEverywhere) {
   std::string text = PolicyText{}.str();
   text.insert(text.find("[sqe]"), "extra = 1\n");  // still inside [policy], line 7

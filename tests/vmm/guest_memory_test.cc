@@ -60,6 +60,13 @@ TEST_P(GuestMemoryTest, RefusesOnePastTheEndAndGaps) {
   EXPECT_EQ(translate_error(mem(), 18 * kPage, 1), TranslateErrc::Unmapped);      // one past the last region
   EXPECT_EQ(translate_error(mem(), 8 * kPage - 8, 16), TranslateErrc::Unmapped);  // runs into the gap
   EXPECT_EQ(translate_error(mem(), 16 * kPage - 1, 2), TranslateErrc::Unmapped);  // starts in the gap
+  // Starts in region 1 and ends in region 2, across the gap: some byte is in no region, so it
+  // is Unmapped, not CrossesRegion (found by tests/fuzzers/guest_memory_fuzzer.cc).
+  EXPECT_EQ(translate_error(mem(), 8 * kPage - 8, 8 * kPage + 16), TranslateErrc::Unmapped);
+  // Region 0 through region 1 and on into the gap: Unmapped as well.
+  EXPECT_EQ(translate_error(mem(), 4 * kPage - 8, 4 * kPage + 16), TranslateErrc::Unmapped);
+  // Region 0 through all of region 1: every byte mapped, so CrossesRegion.
+  EXPECT_EQ(translate_error(mem(), 4 * kPage - 8, 4 * kPage + 8), TranslateErrc::CrossesRegion);
 }
 
 TEST_P(GuestMemoryTest, RefusesASpanAcrossRegionsButSplitsItExplicitly) {

@@ -86,6 +86,7 @@ MediatorCounters Mediator::counters() const {
   c.consumed = consumed_.load(std::memory_order_relaxed);
   c.submitted = submitted_.load(std::memory_order_relaxed);
   c.completed = completed_.load(std::memory_order_relaxed);
+  c.posted = posted_.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < kRefusalRuleCount; ++i) c.refused[i] = refused_[i].load(std::memory_order_relaxed);
   c.sleeps = sleeps_.load(std::memory_order_relaxed);
   c.in_flight = in_flight_.load(std::memory_order_relaxed);
@@ -123,6 +124,11 @@ void Mediator::run() {
     sleep();
     last_work = std::chrono::steady_clock::now();
   }
+}
+
+bool Mediator::poll_once() {
+  if (thread_.joinable() || broken_.load(std::memory_order_relaxed) != BrokenReason::None) return false;
+  return round();
 }
 
 bool Mediator::round() {
@@ -223,12 +229,14 @@ void Mediator::complete_to_guest(std::uint64_t user_data, std::int32_t res) {
   // cq_room() promised this slot: it is free in the guest CQ.
   guest_.write_cqe(cq_tail_, user_data, res);
   ++cq_tail_;
+  ++posted_count_;
 }
 
 void Mediator::publish_and_notify() {
   if (cq_tail_ == published_cq_tail_) return;
   guest_.publish_cq_tail(cq_tail_);  // release: the CQEs above are visible first
   published_cq_tail_ = cq_tail_;
+  posted_.store(posted_count_, std::memory_order_relaxed);
   // The guest turns notifications off before it polls and back on (then re-checks the CQ)
   // before it waits; reading its flag after publishing the tail means it misses nothing.
   std::atomic_thread_fence(std::memory_order_seq_cst);

@@ -53,6 +53,7 @@ struct MediatorCounters {
   std::uint64_t consumed = 0;   // guest SQEs taken from the SQ
   std::uint64_t submitted = 0;  // to the kernel ring
   std::uint64_t completed = 0;  // kernel completions written to the guest CQ
+  std::uint64_t posted = 0;     // CQEs written to the guest CQ: completed plus refused
   std::array<std::uint64_t, kRefusalRuleCount> refused{};  // by rule
   std::uint64_t sleeps = 0;     // times the mediator went to sleep
   std::uint64_t in_flight = 0;  // in the kernel now
@@ -72,6 +73,11 @@ class Mediator {
   Mediator& operator=(const Mediator&) = delete;
 
   Result<void, std::string> start();
+  // One round on the caller's thread instead (reap, take, publish): for a VMM that drives the
+  // device from its own event loop, and for the ring-consumer fuzz target, which needs every
+  // step to happen when it says. Never together with start(); it does nothing once the device
+  // is broken. Returns whether the round did any work.
+  bool poll_once();
   MediatorCounters counters() const;
 
  private:
@@ -98,6 +104,7 @@ class Mediator {
   std::uint32_t sq_head_ = 0;
   std::uint32_t cq_tail_ = 0;
   std::uint32_t published_cq_tail_ = 0;
+  std::uint64_t posted_count_ = 0;  // CQEs written; the counter is updated when they are published
   // In-flight table, fixed at cq_entries: kernel user_data is a slot index.
   std::vector<std::uint64_t> guest_user_data_;
   std::vector<bool> slot_in_use_;
@@ -105,7 +112,7 @@ class Mediator {
   std::uint32_t in_flight_count_ = 0;
   std::atomic<bool> stopping_{false};
 
-  std::atomic<std::uint64_t> consumed_{0}, submitted_{0}, completed_{0}, sleeps_{0}, in_flight_{0};
+  std::atomic<std::uint64_t> consumed_{0}, submitted_{0}, completed_{0}, posted_{0}, sleeps_{0}, in_flight_{0};
   std::array<std::atomic<std::uint64_t>, kRefusalRuleCount> refused_{};
   std::atomic<BrokenReason> broken_{BrokenReason::None};
   mutable std::mutex detail_mutex_;

@@ -121,9 +121,16 @@ Result<HostSpan, TranslateError> GuestMemory::translate(GuestAddress gpa, std::u
   const GuestRegion& region = regions_[*first_region];
   const std::uint64_t offset = *gpa.offset_from(region.base);
   if (bytes > region.bytes - offset) {  // offset < region.bytes, so no underflow
-    const bool continues = find_region(*last).has_value();
+    // CrossesRegion only if every byte is mapped (split() would succeed); a gap anywhere in the
+    // span is Unmapped. Adjacent regions are contiguous in the sorted list, so walk them.
+    std::size_t index = *first_region;
+    while (index + 1 < regions_.size() && regions_[index + 1].base == *regions_[index].base.plus(regions_[index].bytes) &&
+           regions_[index + 1].base <= *last) {
+      ++index;
+    }
+    const bool continues = *last <= *regions_[index].base.plus(regions_[index].bytes - 1);
     return unexpected(translate_error(continues ? TranslateErrc::CrossesRegion : TranslateErrc::Unmapped, gpa, bytes,
-                                      continues ? "crosses into another region" : "ends outside guest RAM"));
+                                      continues ? "crosses into another region" : "touches a gap in guest RAM"));
   }
   if (!allows(region, access)) {
     return unexpected(translate_error(TranslateErrc::ReadOnly, gpa, bytes, "the device may not write a read-only region"));
