@@ -11,6 +11,7 @@
 #include "cli/fuzz_command.h"
 #include "cli/policy_command.h"
 #include "cli/probe_command.h"
+#include "ring/kernel_facts.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"ringfence: restricted io_uring rings for VM guests (version " RF_VERSION ")\n"
@@ -117,6 +118,15 @@ int main(int argc, char** argv) {
     if (list->parsed()) return rf::cli::run_policy_list();
     if (names->parsed()) return rf::cli::run_policy_names();
     if (seccomp->parsed()) return rf::cli::run_policy_seccomp();
+    // These two need io_uring from the first step: refuse to start rather than build a disk
+    // image and guest RAM first.
+    for (const auto* needs_io_uring : {demo, audit}) {
+      if (!needs_io_uring->parsed()) continue;
+      if (const auto why = rf::io_uring_unavailable()) {
+        std::cerr << "ringfence " << needs_io_uring->get_name() << ": cannot start: " << *why << "\n";
+        return 1;
+      }
+    }
     if (demo->parsed()) return rf::cli::run_demo(demo_args);
     if (audit->parsed()) return rf::cli::run_audit();
     if (bench->parsed()) return rf::cli::run_bench(bench_args);

@@ -3,11 +3,15 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 #include <fmt/format.h>
 
+#include "sys/syscalls.h"
 #include "sys/uapi_compat.h"
+#include "util/unique_fd.h"
 
 namespace rf {
 
@@ -38,6 +42,19 @@ std::string explain_io_uring_eperm() {
   return "io_uring_setup was denied although kernel.io_uring_disabled allows it: a seccomp filter or a "
          "security module (e.g. a container runtime's default profile) blocks io_uring. Fix: allow the "
          "io_uring_setup, io_uring_enter and io_uring_register system calls for this process";
+}
+
+std::optional<std::string> io_uring_unavailable() {
+  io_uring_params params{};
+  const int fd = sys::io_uring_setup(4, &params);
+  if (fd >= 0) {
+    UniqueFd ring(fd);
+    return std::nullopt;
+  }
+  if (fd == -EPERM) return "io_uring_setup failed with EPERM: " + explain_io_uring_eperm();
+  if (fd == -ENOSYS) return std::string("io_uring_setup failed with ENOSYS: this kernel is built without io_uring "
+                                        "(CONFIG_IO_URING); ringfence needs Linux 5.10 or newer with it");
+  return fmt::format("io_uring_setup failed: {}", std::strerror(-fd));
 }
 
 }  // namespace rf

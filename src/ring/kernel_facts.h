@@ -17,4 +17,9 @@ std::optional<int> io_uring_disabled_sysctl();
 // A sentence explaining why io_uring_setup(2) returned EPERM on this machine, with the fix.
 std::string explain_io_uring_eperm();
 
+// Why this process cannot create an io_uring at all (a plain io_uring_setup of 4 entries
+// fails), with the fix; nullopt when it can. Commands that need io_uring ask first, so they
+// refuse to start instead of building disks and guest RAM they cannot use.
+std::optional<std::string> io_uring_unavailable();
+
 }  // namespace rf

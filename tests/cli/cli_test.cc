@@ -247,6 +247,60 @@ TEST(CliTest, DemoRefusesBadOptions) {
   EXPECT_TRUE(contains(run.output, "--depth")) << run.output;
 }
 
+// Sets kernel.io_uring_disabled for the life of the object and puts the old value back, whatever
+// the test does in between.
+class IoUringDisabledSysctl {
+ public:
+  explicit IoUringDisabledSysctl(int value) {
+    std::ifstream in(kPath);
+    if (!(in >> old_)) return;
+    std::ofstream out(kPath);
+    set_ = static_cast<bool>(out << value << std::flush);
+  }
+  ~IoUringDisabledSysctl() {
+    if (set_) std::ofstream(kPath) << old_ << std::flush;
+  }
+  bool set() const { return set_; }
+
+ private:
+  static constexpr const char* kPath = "/proc/sys/kernel/io_uring_disabled";
+  int old_ = 0;
+  bool set_ = false;
+};
+
+std::size_t loop_devices_in_use() {
+  return occurrences(rf::test::run_command("losetup -a 2>/dev/null").output, "/dev/loop");
+}
+
+int io_uring_disabled_now() {
+  std::ifstream in("/proc/sys/kernel/io_uring_disabled");
+  int value = -1;
+  in >> value;
+  return value;
+}
+
+TEST(CliTest, DemoAndAuditRefuseToStartWhenIoUringIsDisabledAndNameTheSysctl) {
+  const std::size_t loops_before = loop_devices_in_use();
+  const int sysctl_before = io_uring_disabled_now();
+  {
+    IoUringDisabledSysctl disabled(2);
+    if (!disabled.set()) GTEST_SKIP() << "kernel.io_uring_disabled is absent (before Linux 6.6) or not writable (needs root)";
+    for (const char* command : {"demo", "audit"}) {
+      const CliRun run = ringfence(command);
+      EXPECT_EQ(run.status, 1) << command;
+      EXPECT_TRUE(contains(run.output, "cannot start")) << run.output;
+      EXPECT_TRUE(contains(run.output, "kernel.io_uring_disabled=2")) << run.output;
+      EXPECT_TRUE(contains(run.output, "sysctl -w kernel.io_uring_disabled=0")) << run.output;
+      EXPECT_FALSE(contains(run.output, "Verified workload")) << "it started anyway:\n" << run.output;
+    }
+    const CliRun fuzz = ringfence("fuzz --mode mediated --seconds 1");
+    EXPECT_EQ(fuzz.status, 2) << fuzz.output;  // cannot run
+    EXPECT_TRUE(contains(fuzz.output, "kernel.io_uring_disabled=2")) << fuzz.output;
+  }
+  EXPECT_EQ(io_uring_disabled_now(), sysctl_before) << "the sysctl is restored";
+  EXPECT_EQ(loop_devices_in_use(), loops_before) << "nothing is left behind";
+}
+
 TEST(CliTest, AuditPassesEveryCheck) {
   RF_REQUIRE(rf::test::restrictions_feature());
   RF_REQUIRE(rf::test::sqpoll_feature());
