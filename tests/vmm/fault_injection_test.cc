@@ -213,14 +213,16 @@ TEST_P(FaultTest, AGuestKilledWithThousandsOfIosInFlightReleasesEverything) {
   std::printf("most requests in flight when the guest was killed: %u\n", most_in_flight);
   EXPECT_TRUE(wait_for_loop_detach(loop, 5s)) << loop;
   fuzz::ResourceUsage after = quiet();
-  for (int i = 0; i < 500 && (after.pinned_kib != before.pinned_kib || after.fds != before.fds || after.threads != before.threads);
+  for (int i = 0; i < 500 && (after.pinned_kib != before.pinned_kib || after.fds != before.fds || after.threads > before.threads);
        ++i) {
     std::this_thread::sleep_for(10ms);
     after = quiet();
   }
   EXPECT_EQ(after.pinned_kib, before.pinned_kib) << "locked memory is back to its baseline";
   EXPECT_EQ(after.fds, before.fds);
-  EXPECT_EQ(after.threads, before.threads);
+  // Fewer is fine: the baseline may still count a kernel worker of the feature probes' rings,
+  // which exits asynchronously (seen in CI: 2 before, 1 after).
+  EXPECT_LE(after.threads, before.threads) << "no SQPOLL or io-wq thread outlives the device";
 }
 
 // --- Killing the VMM. ---
