@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/kernel_caps.h"
+#include "ring/kernel_facts.h"
 #include "support/run_command.h"
 #include "util/temp_dir.h"
 
@@ -272,16 +273,9 @@ std::size_t loop_devices_in_use() {
   return occurrences(rf::test::run_command("losetup -a 2>/dev/null").output, "/dev/loop");
 }
 
-int io_uring_disabled_now() {
-  std::ifstream in("/proc/sys/kernel/io_uring_disabled");
-  int value = -1;
-  in >> value;
-  return value;
-}
-
 TEST(CliTest, DemoAndAuditRefuseToStartWhenIoUringIsDisabledAndNameTheSysctl) {
   const std::size_t loops_before = loop_devices_in_use();
-  const int sysctl_before = io_uring_disabled_now();
+  const std::optional<int> sysctl_before = rf::io_uring_disabled_sysctl();
   {
     IoUringDisabledSysctl disabled(2);
     if (!disabled.set()) GTEST_SKIP() << "kernel.io_uring_disabled is absent (before Linux 6.6) or not writable (needs root)";
@@ -297,7 +291,7 @@ TEST(CliTest, DemoAndAuditRefuseToStartWhenIoUringIsDisabledAndNameTheSysctl) {
     EXPECT_EQ(fuzz.status, 2) << fuzz.output;  // cannot run
     EXPECT_TRUE(contains(fuzz.output, "kernel.io_uring_disabled=2")) << fuzz.output;
   }
-  EXPECT_EQ(io_uring_disabled_now(), sysctl_before) << "the sysctl is restored";
+  EXPECT_EQ(rf::io_uring_disabled_sysctl(), sysctl_before) << "the sysctl is restored";
   EXPECT_EQ(loop_devices_in_use(), loops_before) << "nothing is left behind";
 }
 
