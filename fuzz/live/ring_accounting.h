@@ -17,19 +17,10 @@
 #include "fuzz/live/program.h"
 #include "mediated/mediated_device.h"
 #include "passthrough/passthrough_device.h"
+#include "ring/ring_fdinfo.h"
 #include "util/result.h"
 
 namespace rf::fuzz {
-
-struct KernelRingCounters {
-  std::uint32_t sq_head = 0;   // CachedSqHead: SQEs the kernel has taken
-  std::uint32_t cq_tail = 0;   // CachedCqTail: CQEs it has written to the CQ
-  std::uint64_t overflow = 0;  // CQEs waiting in its overflow list
-};
-
-// Parses the fdinfo text of an io_uring descriptor; nullopt if a counter is missing.
-std::optional<KernelRingCounters> parse_ring_fdinfo(std::string_view text);
-Result<KernelRingCounters, std::string> read_ring_fdinfo(int ring_fd);
 
 struct Settlement {
   std::uint64_t consumed = 0;  // SQEs the device took

@@ -47,6 +47,10 @@ class Ring {
   // powers to code that will own it. Whoever holds it can call io_uring_register, which is
   // why passthrough guests never get it.
   int fd() const { return core_.fd(); }
+  // Closes the ring early (RingCore::close): for a device that stops before it is destroyed.
+  // Nothing but info(), restrictions(), self_check() and is_open() may be called afterwards.
+  void close() noexcept { core_.close(); }
+  bool is_open() const { return core_.is_open(); }
   const RingInfo& info() const { return core_.info(); }
   const RestrictionSet& restrictions() const { return restrictions_; }
   const SelfCheckReport& self_check() const { return self_check_; }

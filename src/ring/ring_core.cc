@@ -219,6 +219,16 @@ Result<RingMemoryLayout, RingError> ring_memory_layout(const RingOptions& option
                           page_round(std::size_t{p.sq_entries} * sizeof(io_uring_sqe))};
 }
 
+void RingCore::close() noexcept {
+  // The queues point into the mappings: forget them first, then unmap, then close (the order
+  // of the members' destructors).
+  sq_ = SubmissionQueue{};
+  cq_ = CompletionQueue{};
+  sqes_map_.reset();
+  rings_map_.reset();
+  fd_.reset();
+}
+
 Result<RingCore, RingError> RingCore::create(const RingOptions& options) {
   RF_TRY_VOID(validate_static(options));
   if (options.caller_memory) {

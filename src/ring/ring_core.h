@@ -36,6 +36,12 @@ class RingCore {
   CompletionQueue& cq() { return cq_; }
   const RingInfo& info() const { return info_; }
 
+  // Unmaps the rings and closes the descriptor now, as the destructor would. The kernel then
+  // cancels what is still in flight and releases the ring's registrations (unpinning its fixed
+  // buffers) on its own time, shortly after. sq()/cq() are empty and fd() is -1 afterwards.
+  void close() noexcept;
+  bool is_open() const { return static_cast<bool>(fd_); }
+
  private:
   RingCore() = default;
 

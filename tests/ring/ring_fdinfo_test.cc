@@ -1,8 +1,10 @@
-#include "fuzz/live/ring_accounting.h"
+#include "ring/ring_fdinfo.h"
+
+#include <string>
 
 #include <gtest/gtest.h>
 
-namespace rf::fuzz {
+namespace rf {
 namespace {
 
 // Shaped like Linux 6.18's io_uring fdinfo.
@@ -18,6 +20,10 @@ TEST(RingFdinfo, ReadsTheKernelsOwnCounters) {
   EXPECT_EQ(c->sq_head, 20u);
   EXPECT_EQ(c->cq_tail, 8u);
   EXPECT_EQ(c->overflow, 3u);
+  EXPECT_EQ(c->sq_thread, -1) << "no SQPOLL thread";
+  std::string with_thread = kFdinfo;
+  with_thread.replace(with_thread.find("SqThread:\t-1"), 12, "SqThread:\t4242");
+  EXPECT_EQ(parse_ring_fdinfo(with_thread)->sq_thread, 4242);
 }
 
 TEST(RingFdinfo, WithoutTheCountersThereIsNoAnswer) {
@@ -28,4 +34,4 @@ TEST(RingFdinfo, WithoutTheCountersThereIsNoAnswer) {
 }
 
 }  // namespace
-}  // namespace rf::fuzz
+}  // namespace rf
