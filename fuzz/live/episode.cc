@@ -231,6 +231,10 @@ Result<EpisodeResult, std::string> FuzzRig::run(const FuzzProgram& program) {
   // 2. and 3. Nothing outside guest RAM and the disk changed.
   if (auto changed = canaries->check()) violate(1, *changed);
   if (auto changed = decoy_->check()) violate(2, *changed);
+  // Stop the device before the footprint is taken: stop() still takes what the guest had
+  // published (its drain), and those writes belong in the footprint. Timed with the teardown.
+  const auto teardown_start = std::chrono::steady_clock::now();
+  sandbox->device().stop(std::chrono::milliseconds(0));
   // 4. The disk changed only where writes the device accepted pointed.
   WriteFootprint footprint;
   if (observed) {
@@ -244,7 +248,6 @@ Result<EpisodeResult, std::string> FuzzRig::run(const FuzzProgram& program) {
   r.footprint_bytes = footprint.bytes_below(geometry_.disk_bytes);
 
   // Tear down, timed: the rig's watchdog (campaign) catches a teardown that never returns.
-  const auto teardown_start = std::chrono::steady_clock::now();
   sandbox->close();
   r.teardown = std::chrono::steady_clock::now() - teardown_start;
 

@@ -32,6 +32,7 @@ struct DeviceSetup {
   MediatedConfig mediated;
   // Region 0 must start at GPA 0 (the in-process driver sees guest memory through it).
   std::vector<RegionLayout> regions{{GuestAddress{0}, kFixtureRam, false}};
+  bool start_device = true;  // false: the device stays Created (the driver still attaches)
 };
 
 inline void fixture_kick(void* device) {
@@ -68,6 +69,9 @@ class TestDevice {
       ASSERT_TRUE(device) << device.error().message;
       mediated_ = device->get();
       device_ = std::move(*device);
+    }
+    if (setup.start_device) {
+      ASSERT_TRUE(device_->start()) << "starting the device";
     }
     const GuestRegion& last = memory_->regions().back();
     const guest::Platform platform{device_.get(), fixture_kick, fixture_wait, address_of(memory_->regions()[0].host),

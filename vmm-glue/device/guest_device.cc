@@ -1,12 +1,15 @@
 #include "device/guest_device.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -15,6 +18,66 @@
 #include "ring/setup.h"
 
 namespace rf {
+
+std::string_view device_state_name(DeviceState state) {
+  switch (state) {
+    case DeviceState::Created: return "created";
+    case DeviceState::Running: return "running";
+    case DeviceState::Quiesced: return "quiesced";
+    case DeviceState::Stopped: return "stopped";
+  }
+  return "unknown";
+}
+
+namespace {
+
+DeviceError wrong_state(std::string_view call, DeviceState state, std::string_view needed) {
+  return DeviceError{DeviceErrc::WrongState, 0,
+                     fmt::format("{} needs a {} device; this one is {}", call, needed, device_state_name(state))};
+}
+
+}  // namespace
+
+Result<void, DeviceError> GuestDevice::start() {
+  if (state() != DeviceState::Created) return unexpected(wrong_state("start", state(), "created"));
+  RF_TRY_VOID(start_io());
+  state_.store(DeviceState::Running, std::memory_order_release);
+  return {};
+}
+
+Result<void, DeviceError> GuestDevice::quiesce(std::chrono::milliseconds timeout) {
+  if (state() == DeviceState::Quiesced) return {};
+  if (state() != DeviceState::Running) return unexpected(wrong_state("quiesce", state(), "running"));
+  pause_intake();
+  if (auto drained = wait_drained(timeout); !drained) {
+    resume_intake();
+    return unexpected(std::move(drained).error());
+  }
+  state_.store(DeviceState::Quiesced, std::memory_order_release);
+  return {};
+}
+
+Result<void, DeviceError> GuestDevice::resume() {
+  if (state() != DeviceState::Quiesced) return unexpected(wrong_state("resume", state(), "quiesced"));
+  resume_intake();
+  state_.store(DeviceState::Running, std::memory_order_release);
+  return {};
+}
+
+DeviceStopReport GuestDevice::stop(std::chrono::milliseconds drain_timeout) {
+  const DeviceState was = state();
+  if (was == DeviceState::Stopped) return {};
+  const auto posted_before = completions_posted();
+  if (was == DeviceState::Running) {
+    pause_intake();
+    (void)wait_drained(drain_timeout);  // what is left is cancelled below
+  }
+  const auto posted_after = completions_posted();
+  DeviceStopReport report = stop_io();
+  if (posted_before && posted_after) report.drained = *posted_after - *posted_before;
+  state_.store(DeviceState::Stopped, std::memory_order_release);
+  return report;
+}
 
 DeviceError config_error(std::string message) { return DeviceError{DeviceErrc::InvalidConfig, 0, std::move(message)}; }
 
@@ -49,7 +112,7 @@ Result<BufferPlan, DeviceError> plan_guest_buffers(const GuestMemory& memory) {
 
 Result<Ring, DeviceError> build_device_ring(const RingOptions& options, const std::vector<Disk>& disks,
                                             GuestMemory& memory, const BufferPlan& buffers, int eventfd,
-                                            const RestrictionSet& restrictions, DeviceSetupTimes& times) {
+                                            const RestrictionSet& restrictions, DeviceSetupTimes& times, int release_probe) {
   auto mark = std::chrono::steady_clock::now();
   const auto lap = [&mark](std::chrono::nanoseconds& into) {
     const auto now = std::chrono::steady_clock::now();
@@ -61,6 +124,7 @@ Result<Ring, DeviceError> build_device_ring(const RingOptions& options, const st
   lap(times.create_ring);
   std::vector<int> fds;
   for (const Disk& d : disks) fds.push_back(d.fd());
+  if (release_probe >= 0) fds.push_back(release_probe);  // after the disks: no disk index names it
   if (auto r = disabled->register_files(fds); !r) return unexpected(ring_error(r.error()));
   lap(times.register_files);
   auto table = disabled->register_buffers(buffers.regions);
@@ -76,6 +140,33 @@ Result<Ring, DeviceError> build_device_ring(const RingOptions& options, const st
   lap(times.enable);
   memory.set_buffer_table(std::move(*table));
   return std::move(*ring);
+}
+
+Result<ReleaseProbe, DeviceError> ReleaseProbe::create() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    const int err = errno;
+    return unexpected(DeviceError{DeviceErrc::Eventfd, err, fmt::format("pipe for the ring's release probe: {}", std::strerror(err))});
+  }
+  ReleaseProbe probe;
+  probe.read_.reset(fds[0]);
+  probe.write_.reset(fds[1]);
+  return probe;
+}
+
+bool ReleaseProbe::wait_released(std::chrono::milliseconds timeout) const {
+  if (!write_) return false;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    pollfd p{write_.get(), 0, 0};  // POLLERR is reported whatever is asked: no reader left
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const int rc = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
+    if (rc > 0 && (p.revents & POLLERR) != 0) return true;
+    if (rc < 0 && errno == EINTR) continue;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    // A pipe with room is writable, so poll() returns at once without POLLERR: sleep instead.
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
 }
 
 Result<UniqueFd, DeviceError> make_eventfd(const char* what) {
@@ -99,7 +190,20 @@ Result<std::byte*, DeviceError> claim_device_window(const GuestMemory& memory, G
     return unexpected(config_error(fmt::format("the device window ({:#x} bytes at {:#x}) must lie inside one writable "
                                                "region of guest RAM: {}", bytes, window.value(), span.error().message)));
   }
-  std::memset(span->host, 0, bytes);
+  // Fresh pages, not just zeroed ones: a ring that used this window before may not be freed yet.
+  // The kernel frees a closed ring asynchronously, and on Linux 6.18 its last step still
+  // commits the CQ tail into the old ring memory after the ring's SQPOLL thread has exited (seen
+  // as a stale CQ tail that failed the next ring's self-check about once in a few hundred
+  // back-to-back re-creations). Giving the window new pages leaves such a late write in the
+  // old pages, which the old ring still pins and nobody maps any more. MADV_REMOVE punches
+  // shared memory (a memfd, shmem, hugetlbfs); private anonymous memory refuses it and takes
+  // MADV_DONTNEED, which gives it zero pages. Only whole pages of the window are replaced (the
+  // window starts page-aligned); where neither call applies (mlocked memory) it is only zeroed.
+  const std::size_t whole = static_cast<std::size_t>(bytes / page_size() * page_size());
+  // SAFETY: [host, host + whole) is inside one region of guest RAM (translate above) and is the
+  // device's own window: no guest data lives there, and the caller has no ring on it yet.
+  if (whole != 0 && ::madvise(span->host, whole, MADV_REMOVE) != 0) (void)::madvise(span->host, whole, MADV_DONTNEED);
+  std::memset(span->host, 0, bytes);  // fresh pages are zero already; this covers the rest
   return span->host;
 }
 

@@ -3,8 +3,22 @@
 // the buffer windows, and two eventfds (the guest's doorbell and its completion notification).
 // PassthroughDevice and MediatedDevice build one each; a VMM (and ProcessSandbox) can hold
 // either through this class.
+//
+// Lifecycle (one VMM thread drives it; the accessors may be called from any thread):
+//
+//   create() ──► Created ──start()──► Running ◄──resume()── Quiesced
+//                                        └─────quiesce()─────►┘
+//   stop() from any state ──► Stopped (then only the accessors and the destructor)
+//
+// quiesce() takes no more guest SQEs and waits until every request the device took has
+// completed, so the VMM can snapshot, migrate or re-plan memory with nothing in flight. stop()
+// waits (bounded) for in-flight requests, then closes the kernel ring: the kernel cancels
+// whatever is left and releases the pinned guest RAM. In passthrough the kernel's SQPOLL thread
+// reads the guest's SQ by itself from the moment the ring is enabled (inside create()), so only
+// a guest whose vCPUs are paused can be quiesced there; docs/integration.md has the details.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -27,8 +41,31 @@ enum class DeviceErrc {
   Ring,           // creating, registering, restricting or enabling the kernel ring failed
   Eventfd,
   Thread,
+  WrongState,     // a lifecycle call the device's state does not allow (start twice, resume while running)
+  Timeout,        // quiesce: requests were still in flight when the time was up
+  Broken,         // mediated: the guest broke the ring protocol; the device does nothing more until stopped
 };
 using DeviceError = Error<DeviceErrc>;
+
+enum class DeviceState { Created, Running, Quiesced, Stopped };
+std::string_view device_state_name(DeviceState state);
+
+// What stop() did with the guest's outstanding requests.
+struct DeviceStopReport {
+  std::uint64_t drained = 0;    // completed normally while stop() waited
+  std::uint64_t cancelled = 0;  // cancelled instead. Passthrough: requests the kernel held when its
+                                // ring closed (it cancels them, posting into the CQ in guest RAM).
+                                // Mediated: each got a -ECANCELED CQE from the mediator, whether
+                                // the kernel had it or it was published and never taken.
+  bool counted = true;          // passthrough: false when the kernel's counters could not be read
+  // The kernel is done with guest RAM: no request of this device can still write it.
+  // Passthrough: the ring's own SQPOLL thread has exited (the kernel frees a ring, and stops
+  // its thread, only after its last request ended); false for a ring that shares another's
+  // SQPOLL thread, which cannot be observed, or when that did not happen within 5 s.
+  // Mediated: the kernel has dropped the private ring's fixed files, which it does after it has
+  // unregistered the buffers (ReleaseProbe).
+  bool released = false;
+};
 
 // Where a device's set-up time went: wall time of each step of create().
 struct DeviceSetupTimes {
@@ -65,8 +102,37 @@ class GuestDevice {
   // passthrough, the mediator's private ring in mediated mode).
   virtual const SelfCheckReport& self_check() const = 0;
 
+  DeviceState state() const { return state_.load(std::memory_order_acquire); }
+  // Created -> Running: the doorbell thread (passthrough) or the mediator thread (mediated) starts.
+  Result<void, DeviceError> start();
+  // Running -> Quiesced: the device takes no more guest SQEs and returns once every request it
+  // took has completed (its CQE is in the guest CQ, or in the kernel's overflow list in
+  // passthrough). On Timeout or Broken it stays Running.
+  Result<void, DeviceError> quiesce(std::chrono::milliseconds timeout);
+  // Quiesced -> Running.
+  Result<void, DeviceError> resume();
+  // Any state -> Stopped: waits up to `drain_timeout` for the requests in flight, stops the
+  // device's thread and closes the kernel ring (see DeviceStopReport). A second call does nothing.
+  DeviceStopReport stop(std::chrono::milliseconds drain_timeout);
+  // Requests the device took from the guest that have not completed, from the device's own
+  // accounting (never from guest memory); nullopt when it cannot tell right now.
+  virtual std::optional<std::uint64_t> in_flight() const = 0;
+  // Completions the device has posted to the guest since create(), from its own accounting;
+  // nullopt when it cannot tell right now.
+  virtual std::optional<std::uint64_t> completions_posted() const = 0;
+
  protected:
   explicit GuestDevice(std::vector<Disk> disks) : disks_(std::move(disks)) {}
+
+  // What each data path does for the lifecycle calls; the state checks are the base class's.
+  virtual Result<void, DeviceError> start_io() = 0;
+  virtual void pause_intake() = 0;
+  virtual void resume_intake() = 0;
+  // After pause_intake(): waits until nothing is in flight. Fails with Timeout or Broken.
+  virtual Result<void, DeviceError> wait_drained(std::chrono::milliseconds timeout) = 0;
+  // Stops the thread, closes the kernel ring and settles what was in flight (`drained` is filled
+  // in by the caller from wait_drained's outcome).
+  virtual DeviceStopReport stop_io() = 0;
 
   std::vector<Disk> disks_;  // registered: the kernel holds its own references too
   UniqueFd kick_;
@@ -74,6 +140,9 @@ class GuestDevice {
   abi::DescriptorHeader header_{};
   std::vector<abi::WindowEntry> windows_;
   DeviceSetupTimes setup_times_;
+
+ private:
+  std::atomic<DeviceState> state_{DeviceState::Created};
 };
 
 // --- Helpers both devices are built with. ---
@@ -99,9 +168,32 @@ Result<BufferPlan, DeviceError> plan_guest_buffers(const GuestMemory& memory);
 // Creates a ring with `options`, registers the disks, guest RAM (recording the buffer table in
 // `memory`) and `eventfd`, restricts it with `restrictions`, enables it (self-check included)
 // and drains the eventfd the self-check signalled. Records each step's time in `times`.
+// `release_probe`, if not -1, is registered as one more fixed file after the disks (see
+// ReleaseProbe); only a ring no guest submits to directly may carry one.
 Result<Ring, DeviceError> build_device_ring(const RingOptions& options, const std::vector<Disk>& disks,
                                             GuestMemory& memory, const BufferPlan& buffers, int eventfd,
-                                            const RestrictionSet& restrictions, DeviceSetupTimes& times);
+                                            const RestrictionSet& restrictions, DeviceSetupTimes& times,
+                                            int release_probe = -1);
+
+// Tells when the kernel has freed a closed ring. The kernel frees a ring asynchronously and
+// unregisters its fixed buffers (unpinning guest RAM) just before its fixed files; a pipe's read
+// end registered as a fixed file is then closed by the kernel, and the write end we keep sees
+// POLLERR. For the mediator's private ring, whose SQEs only the mediator writes (it names disks
+// only); a passthrough guest could name the pipe, so passthrough watches its SQPOLL thread.
+class ReleaseProbe {
+ public:
+  static Result<ReleaseProbe, DeviceError> create();
+  // The read end, to register; call forget_read_end() once it is registered.
+  int read_end() const { return read_.get(); }
+  void forget_read_end() { read_.reset(); }
+  // After the ring is closed: true once the kernel has dropped the read end, within `timeout`.
+  bool wait_released(std::chrono::milliseconds timeout) const;
+
+ private:
+  ReleaseProbe() = default;
+  UniqueFd read_;
+  UniqueFd write_;
+};
 
 Result<UniqueFd, DeviceError> make_eventfd(const char* what);
 // Reads whatever count an eventfd holds, without blocking.

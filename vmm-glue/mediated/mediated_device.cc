@@ -29,8 +29,11 @@ Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(Gues
   options.sq_entries = layout.cq_entries;
   auto ring_eventfd = make_eventfd("the private ring's completions");
   if (!ring_eventfd) return unexpected(std::move(ring_eventfd).error());
-  auto ring = build_device_ring(options, disks, memory, *buffers, ring_eventfd->get(), *restrictions, times);
+  auto release = ReleaseProbe::create();
+  if (!release) return unexpected(std::move(release).error());
+  auto ring = build_device_ring(options, disks, memory, *buffers, ring_eventfd->get(), *restrictions, times, release->read_end());
   if (!ring) return unexpected(std::move(ring).error());
+  release->forget_read_end();  // the ring holds it now
   auto kick = make_eventfd("the doorbell");
   if (!kick) return unexpected(std::move(kick).error());
   auto notify = make_eventfd("completion notifications");
@@ -41,6 +44,7 @@ Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(Gues
   d.kick_ = std::move(*kick);
   d.notify_ = std::move(*notify);
   d.ring_eventfd_ = std::move(*ring_eventfd);
+  d.release_ = std::move(*release);
 
   // The descriptor: ring fields inside the window (claimed inside one region, so these moves
   // cannot pass 2^64), no SQ index array, no bias.
@@ -71,12 +75,40 @@ Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(Gues
   ValidationContext context{&d.ring_.restrictions(), d.limits_, &memory, kDeviceMaxTransfer};
   d.mediator_ = std::make_unique<Mediator>(GuestRing(*base + descriptor_bytes, layout), context, d.ring_,
                                            d.ring_eventfd_.get(), d.kick_.get(), d.notify_.get(), config.mediator);
-  if (auto started = d.mediator_->start(); !started) {
-    return unexpected(DeviceError{DeviceErrc::Thread, 0, started.error()});
-  }
   d.setup_times_ = times;
   d.setup_times_.total = std::chrono::steady_clock::now() - start;
   return device;
+}
+
+MediatedDevice::~MediatedDevice() { stop(std::chrono::milliseconds(0)); }
+
+Result<void, DeviceError> MediatedDevice::start_io() {
+  if (auto started = mediator_->start(); !started) return unexpected(DeviceError{DeviceErrc::Thread, 0, started.error()});
+  return {};
+}
+
+Result<void, DeviceError> MediatedDevice::wait_drained(std::chrono::milliseconds timeout) {
+  if (mediator_->wait_drained(timeout)) return {};
+  const MediatorCounters c = mediator_->counters();
+  if (c.broken != BrokenReason::None) {
+    return unexpected(DeviceError{DeviceErrc::Broken, 0,
+                                  fmt::format("the device is broken ({}: {}); stop it", broken_reason_name(c.broken), c.broken_detail)});
+  }
+  return unexpected(DeviceError{DeviceErrc::Timeout, 0,
+                                fmt::format("{} requests were still in flight after {} ms", c.in_flight, timeout.count())});
+}
+
+DeviceStopReport MediatedDevice::stop_io() {
+  mediator_->stop();
+  // Closing the private ring makes the kernel cancel what is left; after it no completion can
+  // reach the mediator's tables, so the guest can be told.
+  ring_.close();
+  DeviceStopReport report;
+  report.cancelled = mediator_->cancel_outstanding();
+  // The kernel frees the ring only after every request it held has ended: until then a
+  // cancelled read may still land in guest RAM, and guest RAM stays pinned.
+  report.released = release_ && release_->wait_released(std::chrono::seconds(5));
+  return report;
 }
 
 }  // namespace rf

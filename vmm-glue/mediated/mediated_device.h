@@ -32,17 +32,29 @@ class MediatedDevice final : public GuestDevice {
   // private ring's fixed buffers and the table is recorded in it.
   static Result<std::unique_ptr<MediatedDevice>, DeviceError> create(GuestMemory& memory, std::vector<Disk> disks,
                                                                      const MediatedConfig& config);
-  ~MediatedDevice() override = default;
+  // Stops the device (stop() with no drain time) if the VMM did not.
+  ~MediatedDevice() override;
 
   const SelfCheckReport& self_check() const override { return ring_.self_check(); }
   const RestrictionSet& restrictions() const { return ring_.restrictions(); }
   MediatorCounters counters() const { return mediator_->counters(); }
+  std::optional<std::uint64_t> in_flight() const override { return mediator_->counters().in_flight; }
+  std::optional<std::uint64_t> completions_posted() const override { return mediator_->counters().posted; }
+  // The mediator, for a VMM that drives it from its own event loop (Mediator::poll_once) instead
+  // of start().
+  Mediator& mediator() { return *mediator_; }
 
  private:
   MediatedDevice(Ring ring, std::vector<Disk> disks) : GuestDevice(std::move(disks)), ring_(std::move(ring)) {}
+  Result<void, DeviceError> start_io() override;
+  void pause_intake() override { mediator_->pause_intake(); }
+  void resume_intake() override { mediator_->resume_intake(); }
+  Result<void, DeviceError> wait_drained(std::chrono::milliseconds timeout) override;
+  DeviceStopReport stop_io() override;
 
   Ring ring_;                 // the private kernel ring
   UniqueFd ring_eventfd_;     // its completion eventfd, which the mediator sleeps on
+  std::optional<ReleaseProbe> release_;  // one more fixed file of the private ring, for stop()
   std::vector<DiskLimits> limits_;
   std::unique_ptr<Mediator> mediator_;  // last: stopped before anything it uses goes away
 };

@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -53,13 +54,82 @@ Mediator::Mediator(GuestRing guest, const ValidationContext& context, Ring& kern
   if (config_.budget == 0) config_.budget = 1;
 }
 
-Mediator::~Mediator() {
+Mediator::~Mediator() { stop(); }
+
+void Mediator::stop() {
   if (thread_.joinable()) {
     stopping_.store(true, std::memory_order_relaxed);
     const std::uint64_t one = 1;
     (void)!::write(stop_.get(), &one, sizeof(one));
     thread_.join();
   }
+}
+
+void Mediator::pause_intake() {
+  {
+    std::lock_guard lock(drained_mutex_);
+    drained_ = false;
+  }
+  intake_paused_.store(true, std::memory_order_release);
+  // Wake a sleeping thread so that it notices (a spurious doorbell costs it one round).
+  const std::uint64_t one = 1;
+  (void)!::write(kick_fd_, &one, sizeof(one));
+}
+
+void Mediator::resume_intake() {
+  intake_paused_.store(false, std::memory_order_release);
+  const std::uint64_t one = 1;
+  (void)!::write(kick_fd_, &one, sizeof(one));  // SQEs the guest queued meanwhile are waiting
+}
+
+bool Mediator::wait_drained(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock lock(drained_mutex_);
+  while (!drained_) {
+    if (broken_.load(std::memory_order_acquire) != BrokenReason::None || !thread_.joinable()) return false;
+    // Wake-ups come from the thread; the 10 ms slices only bound how late a broken device is seen.
+    if (drained_cv_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(10))) ==
+            std::cv_status::timeout &&
+        std::chrono::steady_clock::now() >= deadline) {
+      return drained_;
+    }
+  }
+  return true;
+}
+
+std::uint32_t Mediator::cancel_outstanding() {
+  if (thread_.joinable() || broken_.load(std::memory_order_acquire) != BrokenReason::None) return 0;
+  std::uint32_t cancelled = 0;
+  for (std::uint32_t slot = 0; slot < slot_in_use_.size(); ++slot) {
+    if (!slot_in_use_[slot]) continue;
+    complete_to_guest(guest_user_data_[slot], -ECANCELED);  // cq_room() promised the slot at submission
+    slot_in_use_[slot] = false;
+    free_slots_.push_back(slot);
+    ++cancelled;
+  }
+  in_flight_count_ = 0;
+  in_flight_.store(0, std::memory_order_relaxed);
+  // SQEs the guest published before the pause (or now, if the thread never saw the pause) that
+  // were never taken: each is copied once for its user_data, as far as the guest CQ has room.
+  // GUEST-CONTROLLED: the tail; a jump is ignored here (the device is going away).
+  const std::uint32_t tail = pause_tail_ ? *pause_tail_ : guest_.load_sq_tail();
+  std::uint32_t untaken = 0;
+  if (tail - sq_head_ <= guest_.sq_entries()) {
+    for (std::uint32_t room = cq_room(); sq_head_ != tail && room > 0; --room) {
+      const abi::GuestSqe sqe = guest_.copy_sqe(sq_head_);
+      ++sq_head_;
+      ++untaken;
+      complete_to_guest(sqe.user_data, -ECANCELED);
+    }
+    if (untaken != 0) {
+      guest_.publish_sq_head(sq_head_);
+      consumed_.fetch_add(untaken, std::memory_order_relaxed);
+    }
+  }
+  cancelled += untaken;
+  cancelled_.fetch_add(cancelled, std::memory_order_relaxed);
+  publish_and_notify();
+  return cancelled;
 }
 
 Result<void, std::string> Mediator::start() {
@@ -87,6 +157,7 @@ MediatorCounters Mediator::counters() const {
   c.submitted = submitted_.load(std::memory_order_relaxed);
   c.completed = completed_.load(std::memory_order_relaxed);
   c.posted = posted_.load(std::memory_order_relaxed);
+  c.cancelled = cancelled_.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < kRefusalRuleCount; ++i) c.refused[i] = refused_[i].load(std::memory_order_relaxed);
   c.sleeps = sleeps_.load(std::memory_order_relaxed);
   c.in_flight = in_flight_.load(std::memory_order_relaxed);
@@ -113,7 +184,16 @@ void Mediator::run() {
       }
       return;
     }
-    if (round()) {
+    const bool worked = round();
+    if (intake_drained()) {
+      // Everything taken has been posted and published (round() publishes): quiesced.
+      std::lock_guard lock(drained_mutex_);
+      if (!drained_) {
+        drained_ = true;
+        drained_cv_.notify_all();
+      }
+    }
+    if (worked) {
       last_work = std::chrono::steady_clock::now();
       continue;
     }
@@ -131,9 +211,25 @@ bool Mediator::poll_once() {
   return round();
 }
 
+bool Mediator::intake_drained() {
+  if (!intake_paused_.load(std::memory_order_acquire) || !pause_tail_ || in_flight_count_ != 0) return false;
+  // What the guest published before the pause has been taken, or the rest waits for CQ room the
+  // guest does not free: a guest cannot hold a quiesce up by not reaping.
+  return sq_head_ == *pause_tail_ || cq_room() == 0;
+}
+
 bool Mediator::round() {
   const unsigned reaped = reap_kernel();
-  const unsigned taken = consume_guest();
+  unsigned taken = 0;
+  if (!intake_paused_.load(std::memory_order_acquire)) {
+    pause_tail_.reset();
+    taken = consume_guest(guest_.load_sq_tail());  // GUEST-CONTROLLED: the tail, once per round
+  } else {
+    // Paused: take what the guest had published when the pause was seen (one snapshot of the
+    // tail), and nothing after it.
+    if (!pause_tail_) pause_tail_ = guest_.load_sq_tail();  // GUEST-CONTROLLED: checked in consume_guest
+    taken = consume_guest(*pause_tail_);
+  }
   if (reaped == 0 && taken == 0) return false;
   publish_and_notify();
   return true;
@@ -153,9 +249,8 @@ std::uint32_t Mediator::cq_room() {
   return free > in_flight_count_ ? free - in_flight_count_ : 0;
 }
 
-unsigned Mediator::consume_guest() {
-  // GUEST-CONTROLLED: the tail, snapshotted once for this round.
-  const std::uint32_t tail = guest_.load_sq_tail();
+unsigned Mediator::consume_guest(std::uint32_t tail) {
+  // GUEST-CONTROLLED: `tail`, snapshotted once by the caller.
   const std::uint32_t pending = tail - sq_head_;
   if (pending > guest_.sq_entries()) {
     mark_broken(BrokenReason::SqTailJump,
@@ -251,7 +346,10 @@ void Mediator::sleep() {
   // The flag must be visible before we look at the tail one last time, or the guest could
   // publish after our look, see no flag, not kick, and wait for us forever.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  const bool guest_waiting = guest_.load_sq_tail() != sq_head_;
+  // Paused, only what was published before the pause is waiting; the rest waits for
+  // resume_intake(), which wakes us.
+  const bool guest_waiting = intake_paused_.load(std::memory_order_acquire) ? pause_tail_ && *pause_tail_ != sq_head_
+                                                                            : guest_.load_sq_tail() != sq_head_;
   const bool room = guest_waiting && cq_room() > 0;
   if (room || kernel_.cq().ready() != 0 || broken_.load(std::memory_order_relaxed) != BrokenReason::None) {
     guest_.store_sq_flags(0);

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -55,6 +56,8 @@ struct MediatorCounters {
   std::uint64_t completed = 0;  // kernel completions written to the guest CQ
   std::uint64_t posted = 0;     // CQEs written to the guest CQ: completed plus refused
   std::array<std::uint64_t, kRefusalRuleCount> refused{};  // by rule
+  std::uint64_t cancelled = 0;  // completed to the guest with -ECANCELED when the device stopped
+                                // (consumed = completed + refused + cancelled once nothing is in flight)
   std::uint64_t sleeps = 0;     // times the mediator went to sleep
   std::uint64_t in_flight = 0;  // in the kernel now
   BrokenReason broken = BrokenReason::None;
@@ -80,11 +83,30 @@ class Mediator {
   bool poll_once();
   MediatorCounters counters() const;
 
+  // Quiesce, for a started mediator: pause_intake() makes it take only what the guest had
+  // published when it saw the pause (one snapshot of the tail), and nothing after (it keeps
+  // reaping the kernel ring and posting those completions); wait_drained() returns true once
+  // all of that has been taken and everything taken posted to the guest CQ (SQEs that find no
+  // CQ room because the guest does not reap stay in the SQ), false on timeout or when the
+  // device is broken (a broken mediator reaps nothing more); resume_intake() undoes the pause.
+  void pause_intake();
+  void resume_intake();
+  bool wait_drained(std::chrono::milliseconds timeout);
+  // Stops and joins the thread (the destructor does too); idempotent.
+  void stop();
+  // After stop(), once the kernel ring is closed (so no completion can arrive any more): posts a
+  // -ECANCELED CQE to the guest for every request still in flight (in the CQ slots promised to
+  // them) and, as far as the CQ has room, for every SQE published before the pause that was
+  // never taken; publishes and notifies. Nothing when the device is broken (its guest CQ is not
+  // to be trusted). Returns how many.
+  std::uint32_t cancel_outstanding();
+
  private:
   void run();
   bool round();  // one round; true if it did any work
   unsigned reap_kernel();
-  unsigned consume_guest();
+  unsigned consume_guest(std::uint32_t tail);
+  bool intake_drained();
   void complete_to_guest(std::uint64_t user_data, std::int32_t res);
   void publish_and_notify();
   void sleep();
@@ -111,8 +133,15 @@ class Mediator {
   std::vector<std::uint32_t> free_slots_;
   std::uint32_t in_flight_count_ = 0;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> intake_paused_{false};
+  std::optional<std::uint32_t> pause_tail_;  // the guest's SQ tail when the mediator saw the pause
+  // Set by the thread when the intake is paused and everything taken has been posted.
+  std::mutex drained_mutex_;
+  std::condition_variable drained_cv_;
+  bool drained_ = false;
 
-  std::atomic<std::uint64_t> consumed_{0}, submitted_{0}, completed_{0}, posted_{0}, sleeps_{0}, in_flight_{0};
+  std::atomic<std::uint64_t> consumed_{0}, submitted_{0}, completed_{0}, posted_{0}, cancelled_{0}, sleeps_{0},
+      in_flight_{0};
   std::array<std::atomic<std::uint64_t>, kRefusalRuleCount> refused_{};
   std::atomic<BrokenReason> broken_{BrokenReason::None};
   mutable std::mutex detail_mutex_;

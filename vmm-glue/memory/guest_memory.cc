@@ -55,6 +55,40 @@ Result<void, GuestMemoryError> GuestMemory::validate_layout(std::span<const Regi
   return {};
 }
 
+Result<GuestMemory, GuestMemoryError> GuestMemory::borrow(std::span<const BorrowedRegion> regions) {
+  std::vector<RegionLayout> layout;
+  layout.reserve(regions.size());
+  for (const BorrowedRegion& r : regions) layout.push_back(r.layout);
+  RF_TRY_VOID(validate_layout(layout));
+  GuestMemory memory;
+  memory.backing_ = MemoryBacking::Borrowed;
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> host_ranges;  // [start, end)
+  for (const BorrowedRegion& r : regions) {
+    const auto start = reinterpret_cast<std::uintptr_t>(r.host);
+    const auto end = checked_add(std::uint64_t{start}, r.layout.bytes);
+    if (r.host == nullptr || start % page_size() != 0 || !end) {
+      return unexpected(layout_error(fmt::format("the host mapping {} of region {:#x}+{:#x} is not a page-aligned range",
+                                                 static_cast<const void*>(r.host), r.layout.base.value(), r.layout.bytes)));
+    }
+    // SAFETY: msync only inspects the range: MS_ASYNC writes nothing back, and it fails with
+    // ENOMEM when any page of it is not mapped.
+    if (::msync(r.host, static_cast<std::size_t>(r.layout.bytes), MS_ASYNC) != 0) {
+      return unexpected(GuestMemoryError{GuestMemoryErrc::InvalidLayout, errno,
+                                         fmt::format("the host range {}+{:#x} of region {:#x} is not entirely mapped",
+                                                     static_cast<const void*>(r.host), r.layout.bytes, r.layout.base.value())});
+    }
+    for (const auto& [other_start, other_end] : host_ranges) {
+      if (start < other_end && other_start < *end) {
+        return unexpected(layout_error(fmt::format("region {:#x} shares host memory with another region", r.layout.base.value())));
+      }
+    }
+    host_ranges.emplace_back(start, static_cast<std::uintptr_t>(*end));
+    memory.regions_.push_back(GuestRegion{r.layout.base, r.layout.bytes, r.layout.read_only, r.host, 0});
+    memory.total_bytes_ += r.layout.bytes;  // validate_layout: the regions do not overlap in 2^64
+  }
+  return memory;
+}
+
 Result<GuestMemory, GuestMemoryError> GuestMemory::create(std::span<const RegionLayout> layout,
                                                           MemoryBacking backing) {
   RF_TRY_VOID(validate_layout(layout));

@@ -7,8 +7,10 @@
 // and split, region by region, only by split() — never silently truncated.
 //
 // Memory is either one memfd (MAP_SHARED, sealed against shrinking and growing: what a guest
-// process or a KVM memory slot can share) or anonymous private memory (for a guest that lives
-// in the VMM's own process, and for tests).
+// process or a KVM memory slot can share), anonymous private memory (for a guest that lives
+// in the VMM's own process, and for tests), or borrowed: mappings the VMM already has for its
+// guest's RAM, which it keeps mapped for as long as the GuestMemory (and every device on it)
+// lives.
 #pragma once
 
 #include <cstddef>
@@ -42,7 +44,7 @@ enum class TranslateErrc {
 };
 using TranslateError = Error<TranslateErrc>;
 
-enum class MemoryBacking { Memfd, Anonymous };
+enum class MemoryBacking { Memfd, Anonymous, Borrowed };
 
 // Which way the data moves, seen from guest memory.
 enum class DeviceAccess {
@@ -64,6 +66,12 @@ struct GuestRegion {
   std::uint64_t memfd_offset = 0;  // where the region starts in memfd() (Memfd backing)
 };
 
+// A region of guest RAM the VMM has already mapped at `host` (page-aligned), for borrow().
+struct BorrowedRegion {
+  RegionLayout layout;
+  std::byte* host = nullptr;
+};
+
 // Host memory for a guest span that lies inside one region.
 struct HostSpan {
   std::byte* host = nullptr;
@@ -80,6 +88,12 @@ struct BufferSpan {
 class GuestMemory {
  public:
   static Result<GuestMemory, GuestMemoryError> create(std::span<const RegionLayout> layout, MemoryBacking backing);
+  // Describes RAM the VMM mapped itself. Beyond validate_layout(): every host range is
+  // page-aligned, mapped (checked with msync), and overlaps no other region's host range (an
+  // alias would let a read-only region be written through a writable one). The kernel pins the
+  // writable regions when a device registers them: they must be memory it can pin (anonymous,
+  // shared memory or a memfd, not a file on disk).
+  static Result<GuestMemory, GuestMemoryError> borrow(std::span<const BorrowedRegion> regions);
   // The checks create() applies, without allocating anything.
   static Result<void, GuestMemoryError> validate_layout(std::span<const RegionLayout> layout);
 
@@ -88,7 +102,7 @@ class GuestMemory {
 
   std::span<const GuestRegion> regions() const { return regions_; }
   MemoryBacking backing() const { return backing_; }
-  // The memfd behind every region (Memfd backing), borrowed; -1 for anonymous memory.
+  // The memfd behind every region (Memfd backing), borrowed; -1 otherwise.
   int memfd() const { return memfd_.get(); }
   std::uint64_t total_bytes() const { return total_bytes_; }
 

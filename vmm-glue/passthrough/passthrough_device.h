@@ -23,6 +23,7 @@
 
 #include "device/guest_device.h"
 #include "ring/ring.h"
+#include "ring/ring_fdinfo.h"
 
 namespace rf {
 
@@ -52,6 +53,7 @@ class PassthroughDevice final : public GuestDevice {
   // registers its writable regions as fixed buffers and records the table in it.
   static Result<std::unique_ptr<PassthroughDevice>, DeviceError> create(GuestMemory& memory, std::vector<Disk> disks,
                                                                         const PassthroughConfig& config);
+  // Stops the device (stop() with no drain time) if the VMM did not.
   ~PassthroughDevice() override;
 
   const RingInfo& ring_info() const { return ring_.info(); }
@@ -62,15 +64,40 @@ class PassthroughDevice final : public GuestDevice {
   const SelfCheckReport& self_check() const override { return ring_.self_check(); }
   // Doorbells the VMM turned into SQPOLL wake-ups.
   std::uint64_t wakeups() const { return wakeups_.load(std::memory_order_relaxed); }
+  // From the kernel's counters (fdinfo) against those taken when the device was created: SQEs
+  // the kernel took minus CQEs it posted (and, with an SQ index array, SQEs it dropped).
+  std::optional<std::uint64_t> in_flight() const override;
+  // CQEs the kernel posted (to the CQ or its overflow list) since create(), from fdinfo.
+  std::optional<std::uint64_t> completions_posted() const override;
 
  private:
   PassthroughDevice(Ring ring, std::vector<Disk> disks) : GuestDevice(std::move(disks)), ring_(std::move(ring)) {}
   void doorbell_loop();
+  Result<void, DeviceError> start_io() override;
+  void pause_intake() override;
+  void resume_intake() override;
+  Result<void, DeviceError> wait_drained(std::chrono::milliseconds timeout) override;
+  DeviceStopReport stop_io() override;
+  // The guest-published SQ tail and the dropped count, read once each from guest memory.
+  std::uint32_t guest_sq_tail() const;
+  std::uint32_t guest_sq_dropped() const;
+  std::uint64_t in_flight_at(const KernelRingCounters& now) const;
+  std::uint64_t posted_at(const KernelRingCounters& now) const;
+  void wake_doorbell_thread();
 
   Ring ring_;
-  UniqueFd stop_;  // wakes the doorbell thread for shutdown
+  KernelRingCounters baseline_;  // the kernel's counters once create() was done with the ring
+  // Ring words in guest RAM (the descriptor's sq_tail and sq_dropped), for quiesce.
+  std::uint32_t* sq_tail_word_ = nullptr;
+  std::uint32_t* sq_dropped_word_ = nullptr;
+  UniqueFd control_;  // wakes the doorbell thread: doorbells held or released, or shutdown
+  std::atomic<bool> doorbells_held_{false};
+  // The ring's SQPOLL thread serves other rings too (this one attached to another's, or another
+  // attached to this one's): its exit then says nothing about this ring.
+  mutable std::atomic<bool> sqpoll_shared_{false};
+  std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> wakeups_{0};
-  std::thread doorbell_;  // last: started when everything else is in place
+  std::thread doorbell_;  // last: started by start()
 };
 
 }  // namespace rf

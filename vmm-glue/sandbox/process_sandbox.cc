@@ -75,6 +75,9 @@ Result<ProcessSandbox, SandboxError> ProcessSandbox::create(std::vector<Disk> di
     sandbox.mediated_ = device->get();
     sandbox.device_ = std::move(*device);
   }
+  if (auto started = sandbox.device_->start(); !started) {
+    return unexpected(error(SandboxErrc::Device, started.error().sys_errno, started.error().message));
+  }
   sandbox.guest_binary_ = config.guest_binary;
 
   // Scratch: the last region, after the device window if the window is in it.
