@@ -1,5 +1,6 @@
 #include "memory/guest_memory.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -179,6 +180,56 @@ TEST(GuestAddressTest, MovesOnlyWithCheckedArithmetic) {
   EXPECT_FALSE(GuestAddress{UINT64_MAX}.plus(1));
   EXPECT_EQ(GuestAddress{15}.offset_from(GuestAddress{10}), 5u);
   EXPECT_FALSE(GuestAddress{5}.offset_from(GuestAddress{10}));
+}
+
+// Borrowed memory: RAM the VMM mapped itself (QEMU's RAM blocks, Firecracker's GuestMemoryMmap).
+TEST(GuestMemoryBorrowTest, TranslatesIntoTheVmmsOwnMapping) {
+  const std::size_t page = page_size();
+  void* ram = ::mmap(nullptr, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(ram, MAP_FAILED);
+  auto* host = static_cast<std::byte*>(ram);
+  const BorrowedRegion regions[] = {{{GuestAddress{0}, 2 * page, false}, host},
+                                    {{GuestAddress{0x100000}, 2 * page, true}, host + 2 * page}};
+  auto memory = GuestMemory::borrow(regions);
+  ASSERT_TRUE(memory) << memory.error().message;
+  EXPECT_EQ(memory->backing(), MemoryBacking::Borrowed);
+  EXPECT_EQ(memory->memfd(), -1);
+  EXPECT_EQ(memory->total_bytes(), 4 * page);
+  const auto span = memory->translate(GuestAddress{0x100000 + 8}, 8, DeviceAccess::ReadsGuest);
+  ASSERT_TRUE(span);
+  EXPECT_EQ(span->host, host + 2 * page + 8);
+  EXPECT_EQ(memory->translate(GuestAddress{0x100000}, 8, DeviceAccess::WritesGuest).error().code, TranslateErrc::ReadOnly);
+  EXPECT_EQ(memory->buffer_regions().size(), 1u) << "the read-only region is never a fixed buffer";
+  ::munmap(ram, 4 * page);
+}
+
+TEST(GuestMemoryBorrowTest, RefusesUnalignedUnmappedAndAliasedHostMemory) {
+  const std::size_t page = page_size();
+  void* ram = ::mmap(nullptr, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(ram, MAP_FAILED);
+  auto* host = static_cast<std::byte*>(ram);
+  const RegionLayout one{GuestAddress{0}, page, false};
+  const RegionLayout two{GuestAddress{0x10000}, page, true};
+
+  const BorrowedRegion unaligned[] = {{one, host + 8}};
+  EXPECT_EQ(GuestMemory::borrow(unaligned).error().code, GuestMemoryErrc::InvalidLayout);
+  const BorrowedRegion null_host[] = {{one, nullptr}};
+  EXPECT_EQ(GuestMemory::borrow(null_host).error().code, GuestMemoryErrc::InvalidLayout);
+
+  // A read-only region that aliases a writable one could be written through it.
+  const BorrowedRegion aliased[] = {{one, host}, {two, host}};
+  const auto alias = GuestMemory::borrow(aliased);
+  ASSERT_FALSE(alias);
+  EXPECT_NE(alias.error().message.find("shares host memory"), std::string::npos) << alias.error().message;
+
+  // The last page unmapped: the range is not all there.
+  ASSERT_EQ(::munmap(host + 3 * page, page), 0);
+  const BorrowedRegion unmapped[] = {{{GuestAddress{0}, 4 * page, false}, host}};
+  const auto hole = GuestMemory::borrow(unmapped);
+  ASSERT_FALSE(hole);
+  EXPECT_EQ(hole.error().sys_errno, ENOMEM);
+  EXPECT_NE(hole.error().message.find("not entirely mapped"), std::string::npos) << hole.error().message;
+  ::munmap(ram, 3 * page);
 }
 
 }  // namespace
