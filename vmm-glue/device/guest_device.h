@@ -53,8 +53,8 @@ std::string_view device_state_name(DeviceState state);
 // What stop() did with the guest's outstanding requests.
 struct DeviceStopReport {
   std::uint64_t drained = 0;    // completed normally while stop() waited
-  std::uint64_t cancelled = 0;  // cancelled instead. Passthrough: requests the kernel held when its
-                                // ring closed (it cancels them, posting into the CQ in guest RAM).
+  std::uint64_t cancelled = 0;  // not drained. Passthrough: requests the kernel held when its ring
+                                // closed (it completes or cancels each, posting into the CQ in guest RAM).
                                 // Mediated: each got a -ECANCELED CQE from the mediator, whether
                                 // the kernel had it or it was published and never taken.
   bool counted = true;          // passthrough: false when the kernel's counters could not be read
