@@ -3,6 +3,7 @@
 #include <charconv>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -52,6 +53,16 @@ Result<KernelRingCounters, std::string> read_ring_fdinfo(int ring_fd) {
   auto counters = parse_ring_fdinfo(text);
   if (!counters) return unexpected(fmt::format("/proc/self/fdinfo/{} has no io_uring counters (CachedSqHead, CachedCqTail, CqOverflowList)", ring_fd));
   return *counters;
+}
+
+Result<KernelRingCounters, std::string> read_ring_fdinfo_within(int ring_fd, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto counters = read_ring_fdinfo(ring_fd);
+  while (!counters && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    counters = read_ring_fdinfo(ring_fd);
+  }
+  return counters;
 }
 
 }  // namespace rf

@@ -6,6 +6,7 @@
 // overflow list (CQEs waiting for CQ room).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,5 +28,7 @@ std::optional<KernelRingCounters> parse_ring_fdinfo(std::string_view text);
 // Reads them once. Fails (with the reason) while an SQPOLL thread holds the ring's lock, when
 // fdinfo prints no counters at all: callers retry.
 Result<KernelRingCounters, std::string> read_ring_fdinfo(int ring_fd);
+// Retries every millisecond until the counters can be read, for at most `timeout`.
+Result<KernelRingCounters, std::string> read_ring_fdinfo_within(int ring_fd, std::chrono::milliseconds timeout);
 
 }  // namespace rf

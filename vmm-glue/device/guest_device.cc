@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -158,14 +157,13 @@ bool ReleaseProbe::wait_released(std::chrono::milliseconds timeout) const {
   if (!write_) return false;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    pollfd p{write_.get(), 0, 0};  // POLLERR is reported whatever is asked: no reader left
+    // Nothing asked for: poll() sleeps until POLLERR, which a pipe's write end reports (and
+    // wakes its waiters for) once no reader is left.
+    pollfd p{write_.get(), 0, 0};
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     const int rc = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
-    if (rc > 0 && (p.revents & POLLERR) != 0) return true;
-    if (rc < 0 && errno == EINTR) continue;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    // A pipe with room is writable, so poll() returns at once without POLLERR: sleep instead.
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    if (rc > 0) return (p.revents & POLLERR) != 0;
+    if (rc == 0 || errno != EINTR) return false;
   }
 }
 

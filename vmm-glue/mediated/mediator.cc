@@ -71,15 +71,24 @@ void Mediator::pause_intake() {
     drained_ = false;
   }
   intake_paused_.store(true, std::memory_order_release);
-  // Wake a sleeping thread so that it notices (a spurious doorbell costs it one round).
-  const std::uint64_t one = 1;
-  (void)!::write(kick_fd_, &one, sizeof(one));
+  wake_thread();
 }
 
 void Mediator::resume_intake() {
   intake_paused_.store(false, std::memory_order_release);
+  wake_thread();  // SQEs the guest queued meanwhile are waiting
+}
+
+void Mediator::wake_thread() {
+  // Through the doorbell: a sleeping thread notices the change; a spurious doorbell costs it one round.
   const std::uint64_t one = 1;
-  (void)!::write(kick_fd_, &one, sizeof(one));  // SQEs the guest queued meanwhile are waiting
+  (void)!::write(kick_fd_, &one, sizeof(one));
+}
+
+void Mediator::release_slot(std::uint32_t slot) {
+  slot_in_use_[slot] = false;
+  free_slots_.push_back(slot);
+  --in_flight_count_;
 }
 
 bool Mediator::wait_drained(std::chrono::milliseconds timeout) {
@@ -103,11 +112,9 @@ std::uint32_t Mediator::cancel_outstanding() {
   for (std::uint32_t slot = 0; slot < slot_in_use_.size(); ++slot) {
     if (!slot_in_use_[slot]) continue;
     complete_to_guest(guest_user_data_[slot], -ECANCELED);  // cq_room() promised the slot at submission
-    slot_in_use_[slot] = false;
-    free_slots_.push_back(slot);
+    release_slot(slot);
     ++cancelled;
   }
-  in_flight_count_ = 0;
   in_flight_.store(0, std::memory_order_relaxed);
   // SQEs the guest published before the pause (or now, if the thread never saw the pause) that
   // were never taken: each is copied once for its user_data, as far as the guest CQ has room.
@@ -308,9 +315,7 @@ unsigned Mediator::reap_kernel() {
       break;
     }
     complete_to_guest(guest_user_data_[slot], cqe->res);
-    slot_in_use_[slot] = false;
-    free_slots_.push_back(static_cast<std::uint32_t>(slot));
-    --in_flight_count_;
+    release_slot(static_cast<std::uint32_t>(slot));
     ++reaped;
   }
   if (reaped != 0) {

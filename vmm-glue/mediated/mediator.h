@@ -108,6 +108,8 @@ class Mediator {
   unsigned consume_guest(std::uint32_t tail);
   bool intake_drained();
   void complete_to_guest(std::uint64_t user_data, std::int32_t res);
+  void release_slot(std::uint32_t slot);  // the request in `slot` has its CQE: the slot is free again
+  void wake_thread();
   void publish_and_notify();
   void sleep();
   void mark_broken(BrokenReason reason, std::string detail);

@@ -93,11 +93,7 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   d.sq_dropped_word_ = reinterpret_cast<std::uint32_t*>(rings + info.sq_offsets.dropped);
   // The kernel's counters now that the self-check is done: quiesce and stop count from here.
   // The SQPOLL thread holds the ring's lock only while it submits, and nothing is queued yet.
-  auto baseline = read_ring_fdinfo(d.ring_.fd());
-  for (int retry = 0; !baseline && retry < 1000; ++retry) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    baseline = read_ring_fdinfo(d.ring_.fd());
-  }
+  auto baseline = read_ring_fdinfo_within(d.ring_.fd(), std::chrono::seconds(1));
   if (!baseline) return unexpected(DeviceError{DeviceErrc::Ring, 0, "reading the new ring's counters: " + baseline.error()});
   d.baseline_ = *baseline;
   d.setup_times_ = times;
@@ -205,11 +201,7 @@ DeviceStopReport PassthroughDevice::stop_io() {
   DeviceStopReport report;
   if (!ring_.is_open()) return report;
   // The SQ thread holds the ring's lock while it submits: give it a moment to let go.
-  auto now = read_ring_fdinfo(ring_.fd());
-  for (int retry = 0; !now && retry < 200; ++retry) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    now = read_ring_fdinfo(ring_.fd());
-  }
+  const auto now = read_ring_fdinfo_within(ring_.fd(), std::chrono::milliseconds(200));
   report.counted = now.has_value();
   if (now) report.cancelled = in_flight_at(*now);
   // The kernel cancels what is left (posting into the CQ in guest RAM), waits for requests it
