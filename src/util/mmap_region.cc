@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -15,6 +16,8 @@ std::size_t page_size() noexcept {
 }
 
 namespace {
+
+std::atomic<std::size_t> live_regions{0};
 
 Result<MmapRegion, MmapError> do_map(int fd, std::uint64_t offset, std::size_t len, int prot, int flags) {
   if (len == 0) {
@@ -53,6 +56,12 @@ Result<MmapRegion, MmapError> MmapRegion::map_fd(int fd, std::uint64_t offset, s
   return do_map(fd, offset, len, prot, flags);
 }
 
+MmapRegion::MmapRegion(void* addr, std::size_t len) noexcept : addr_(addr), len_(len) {
+  if (addr_ != nullptr) live_regions.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::size_t MmapRegion::live_count() noexcept { return live_regions.load(std::memory_order_relaxed); }
+
 MmapRegion& MmapRegion::operator=(MmapRegion&& other) noexcept {
   if (this != &other) {
     reset();
@@ -67,6 +76,7 @@ void MmapRegion::reset() noexcept {
     // SAFETY: {addr_, len_} is a mapping this object owns exclusively (created by do_map or
     // handed over through adopt()).
     ::munmap(addr_, len_);
+    live_regions.fetch_sub(1, std::memory_order_relaxed);
     addr_ = nullptr;
     len_ = 0;
   }

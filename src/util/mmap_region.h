@@ -47,8 +47,13 @@ class MmapRegion {
 
   void reset() noexcept;
 
+  // How many mappings MmapRegion objects own in this process right now: lets a leak test count
+  // the library's own mappings apart from the C library's (malloc arenas, cached thread stacks),
+  // which come and go on their own schedule.
+  static std::size_t live_count() noexcept;
+
  private:
-  MmapRegion(void* addr, std::size_t len) noexcept : addr_(addr), len_(len) {}
+  MmapRegion(void* addr, std::size_t len) noexcept;
 
   void* addr_ = nullptr;
   std::size_t len_ = 0;
