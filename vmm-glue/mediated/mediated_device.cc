@@ -5,15 +5,33 @@
 
 namespace rf {
 
+namespace {
+
+Result<void, DeviceError> check_queue_depth(unsigned queue_depth) {
+  if (!is_power_of_two(queue_depth) || queue_depth > kMaxSqEntries / 2) {
+    return unexpected(config_error(fmt::format("the queue depth must be a power of two up to {} (it is {})",
+                                               kMaxSqEntries / 2, queue_depth)));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::uint64_t, DeviceError> MediatedDevice::window_bytes(const GuestMemory& memory, std::size_t disk_count,
+                                                                const MediatedConfig& config) {
+  RF_TRY_VOID(check_queue_depth(config.queue_depth));
+  auto buffers = plan_guest_buffers(memory);
+  if (!buffers) return unexpected(std::move(buffers).error());
+  return descriptor_window_bytes(disk_count, buffers->windows) +
+         guest_ring_layout(config.queue_depth, config.queue_depth * 2).bytes;
+}
+
 Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(GuestMemory& memory, std::vector<Disk> disks,
                                                                             const MediatedConfig& config) {
   const auto start = std::chrono::steady_clock::now();
   DeviceSetupTimes times;
   RF_TRY_VOID(check_device_basics(disks, config.device_window));
-  if (!is_power_of_two(config.queue_depth) || config.queue_depth > kMaxSqEntries / 2) {
-    return unexpected(config_error(fmt::format("the queue depth must be a power of two up to {} (it is {})",
-                                               kMaxSqEntries / 2, config.queue_depth)));
-  }
+  RF_TRY_VOID(check_queue_depth(config.queue_depth));
   auto restrictions = device_restrictions(config.restrictions, "blk-mediated");
   if (!restrictions) return unexpected(std::move(restrictions).error());
   auto buffers = plan_guest_buffers(memory);

@@ -32,6 +32,10 @@ class MediatedDevice final : public GuestDevice {
   // private ring's fixed buffers and the table is recorded in it.
   static Result<std::unique_ptr<MediatedDevice>, DeviceError> create(GuestMemory& memory, std::vector<Disk> disks,
                                                                      const MediatedConfig& config);
+  // The bytes of guest RAM from config.device_window that create() would take (the descriptor
+  // and the guest rings).
+  static Result<std::uint64_t, DeviceError> window_bytes(const GuestMemory& memory, std::size_t disk_count,
+                                                         const MediatedConfig& config);
   // Stops the device (stop() with no drain time) if the VMM did not.
   ~MediatedDevice() override;
 

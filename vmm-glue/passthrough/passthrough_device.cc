@@ -15,6 +15,23 @@
 
 namespace rf {
 
+RingOptions PassthroughDevice::ring_options(const PassthroughConfig& config) {
+  RingOptions options;
+  options.sq_entries = config.queue_depth;
+  options.sqpoll = SqPollOptions{config.sqpoll_cpu, config.sqpoll_idle};
+  if (config.share_sqpoll_with != nullptr) options.attach_wq_fd = config.share_sqpoll_with->ring_.fd();
+  return options;
+}
+
+Result<std::uint64_t, DeviceError> PassthroughDevice::window_bytes(const GuestMemory& memory, std::size_t disk_count,
+                                                                   const PassthroughConfig& config) {
+  auto buffers = plan_guest_buffers(memory);
+  if (!buffers) return unexpected(std::move(buffers).error());
+  auto layout = ring_memory_layout(ring_options(config));
+  if (!layout) return unexpected(ring_error(layout.error()));
+  return descriptor_window_bytes(disk_count, buffers->windows) + layout->rings_bytes + layout->sqes_bytes;
+}
+
 Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::create(GuestMemory& memory,
                                                                                   std::vector<Disk> disks,
                                                                                   const PassthroughConfig& config) {
@@ -29,17 +46,14 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
 
   // The window: the descriptor (one window per fixed-buffer piece), then the rings and the SQE
   // array in the sizes this kernel wants.
-  RingOptions options;
-  options.sq_entries = config.queue_depth;
-  options.sqpoll = SqPollOptions{config.sqpoll_cpu, config.sqpoll_idle};
-  if (config.share_sqpoll_with != nullptr) {
-    options.attach_wq_fd = config.share_sqpoll_with->ring_.fd();
-    config.share_sqpoll_with->sqpoll_shared_.store(true, std::memory_order_relaxed);
-  }
+  RingOptions options = ring_options(config);
   auto layout = ring_memory_layout(options);
   if (!layout) return unexpected(ring_error(layout.error()));
   const std::uint64_t descriptor_bytes = descriptor_window_bytes(disks.size(), buffers->windows);
   const std::uint64_t window_bytes = descriptor_bytes + layout->rings_bytes + layout->sqes_bytes;
+  if (config.share_sqpoll_with != nullptr) {
+    config.share_sqpoll_with->sqpoll_shared_.store(true, std::memory_order_relaxed);
+  }
   auto base = claim_device_window(memory, config.device_window, window_bytes);
   if (!base) return unexpected(std::move(base).error());
   std::byte* rings = *base + descriptor_bytes;

@@ -53,6 +53,10 @@ class PassthroughDevice final : public GuestDevice {
   // registers its writable regions as fixed buffers and records the table in it.
   static Result<std::unique_ptr<PassthroughDevice>, DeviceError> create(GuestMemory& memory, std::vector<Disk> disks,
                                                                         const PassthroughConfig& config);
+  // The bytes of guest RAM from config.device_window that create() would take (the descriptor,
+  // the rings and the SQE array, in the sizes the running kernel wants).
+  static Result<std::uint64_t, DeviceError> window_bytes(const GuestMemory& memory, std::size_t disk_count,
+                                                         const PassthroughConfig& config);
   // Stops the device (stop() with no drain time) if the VMM did not.
   ~PassthroughDevice() override;
 
@@ -72,6 +76,8 @@ class PassthroughDevice final : public GuestDevice {
 
  private:
   PassthroughDevice(Ring ring, std::vector<Disk> disks) : GuestDevice(std::move(disks)), ring_(std::move(ring)) {}
+  // The ring's options, without the caller memory (which the window provides).
+  static RingOptions ring_options(const PassthroughConfig& config);
   void doorbell_loop();
   Result<void, DeviceError> start_io() override;
   void pause_intake() override;
