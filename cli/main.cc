@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
                "Gives a guest a polled io_uring path to its disks while the kernel (and, in mediated mode, a\n"
                "translation layer) keeps it to its own disks and its own memory."};
   app.set_version_flag("--version", RF_VERSION);
+  app.footer("VMMs link the same devices through the C API: libringfence and ringfence.h "
+             "(docs/integration.md; installed by `cmake --install`).");
   app.require_subcommand(1);
 
   rf::cli::ProbeArgs probe_args;

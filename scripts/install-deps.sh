@@ -8,7 +8,7 @@ packages=(
   build-essential      # g++ 12, make
   cmake                # build system
   ninja-build          # generator used by the README commands
-  pkg-config           # finds libseccomp and liburing
+  pkg-config           # finds libseccomp and liburing; the install test builds the C example with it
   liburing-dev         # io_uring headers (raw syscalls live in src/sys/)
   libseccomp-dev       # seccomp filter of the sandboxed guest process
   libgtest-dev         # GoogleTest

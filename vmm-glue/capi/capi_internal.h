@@ -1,0 +1,140 @@
+// What the C API's files share: the handles behind the opaque types of ringfence.h, the
+// per-thread last error, the exception barrier every entry point runs in, and the
+// struct_size rule for extensible structs.
+#pragma once
+
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+#include "device/guest_device.h"
+#include "disk/disk.h"
+#include "mediated/mediated_device.h"
+#include "memory/guest_memory.h"
+#include "passthrough/passthrough_device.h"
+#include "restrictions/policy.h"
+#include "ring/restriction.h"
+#include "ringfence.h"
+
+struct rf_memory {
+  explicit rf_memory(rf::GuestMemory m) : memory(std::move(m)) {}
+  rf::GuestMemory memory;  // the mediator keeps a pointer to it: the handle never moves
+  std::atomic<std::size_t> devices{0};  // live rf_device objects on this memory
+};
+
+struct rf_disk {
+  explicit rf_disk(rf::Disk d) : disk(std::move(d)), description(disk.describe()) {}
+  rf::Disk disk;
+  std::string description;
+};
+
+struct rf_policy {
+  rf::policy::Policy policy;
+  rf::RestrictionSet restrictions;  // compiled once, copied into each device
+  std::string warnings;
+};
+
+struct rf_device {
+  rf_device(rf_memory& m, std::unique_ptr<rf::GuestDevice> d) : memory(m), device(std::move(d)) {
+    memory.devices.fetch_add(1, std::memory_order_acq_rel);
+  }
+  ~rf_device() {
+    device.reset();  // stops it: the kernel is done with guest RAM before the count drops
+    memory.devices.fetch_sub(1, std::memory_order_acq_rel);
+  }
+  rf_device(const rf_device&) = delete;
+  rf_device& operator=(const rf_device&) = delete;
+
+  rf_memory& memory;
+  std::unique_ptr<rf::GuestDevice> device;
+};
+
+namespace rf::capi {
+
+// Records the failure for rf_last_error()/rf_last_errno() on this thread and returns `status`.
+rf_status fail(rf_status status, int sys_errno, std::string message) noexcept;
+rf_status invalid_argument(const char* function, std::string_view what) noexcept;
+
+// The status for each library error, with its message recorded.
+rf_status fail_with(const Error<GuestMemoryErrc>& e) noexcept;
+rf_status fail_with(const Error<DiskErrc>& e) noexcept;
+rf_status fail_with(const Error<DeviceErrc>& e) noexcept;
+
+// Runs an entry point's body: an exception (a library bug, or std::bad_alloc) becomes a status,
+// never an unwind into C.
+template <class Body>
+rf_status guarded(const char* function, Body&& body) noexcept {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return fail(RF_E_NO_MEMORY, ENOMEM, std::string());  // fail() falls back to a fixed message
+  } catch (const std::exception& e) {
+    try {
+      return fail(RF_E_INTERNAL, 0, fmt::format("{}: unexpected exception: {}", function, e.what()));
+    } catch (...) {
+      return fail(RF_E_INTERNAL, 0, std::string());
+    }
+  } catch (...) {
+    return fail(RF_E_INTERNAL, 0, std::string());
+  }
+}
+
+// struct_size: reads the caller's struct into `out` (zeroed first). A smaller struct (an older
+// caller) leaves the fields it lacks zero; a larger one (a newer caller) is accepted only if
+// every byte this library does not know is zero.
+template <class T>
+rf_status read_sized(const char* function, const T* in, T& out) noexcept {
+  static_assert(std::is_trivially_copyable_v<T> && offsetof(T, struct_size) == 0);
+  out = T{};
+  if (in == nullptr) return invalid_argument(function, "the struct pointer is NULL");
+  std::uint32_t size = 0;
+  // SAFETY: every extensible struct starts with a uint32_t struct_size; the caller owns at
+  // least that much memory at `in`, and at least `size` bytes once it says so.
+  std::memcpy(&size, in, sizeof size);
+  if (size < sizeof(std::uint32_t)) {
+    return invalid_argument(function, "struct_size is smaller than the struct_size field; set it to sizeof the struct");
+  }
+  const auto* bytes = reinterpret_cast<const unsigned char*>(in);
+  for (std::size_t i = sizeof(T); i < size; ++i) {
+    if (bytes[i] != 0) {
+      try {
+        return invalid_argument(function, fmt::format("the struct is {} bytes and sets a field past byte {}, which "
+                                                      "this library (ABI {}) does not know: upgrade the library",
+                                                      size, sizeof(T), RINGFENCE_ABI_VERSION));
+      } catch (...) {
+        return invalid_argument(function, "the struct sets fields this library does not know");
+      }
+    }
+  }
+  std::memcpy(&out, in, size < sizeof(T) ? size : sizeof(T));
+  out.struct_size = static_cast<std::uint32_t>(sizeof(T));
+  return RF_OK;
+}
+
+// struct_size: writes as much of `value` as the caller's struct (out->struct_size) holds,
+// leaving its struct_size as it was.
+template <class T>
+rf_status write_sized(const char* function, const T& value, T* out) noexcept {
+  static_assert(std::is_trivially_copyable_v<T> && offsetof(T, struct_size) == 0);
+  if (out == nullptr) return invalid_argument(function, "the struct pointer is NULL");
+  std::uint32_t size = 0;
+  std::memcpy(&size, out, sizeof size);
+  if (size < sizeof(std::uint32_t)) {
+    return invalid_argument(function, "struct_size is smaller than the struct_size field; set it to sizeof the struct");
+  }
+  const std::size_t n = size < sizeof(T) ? size : sizeof(T);
+  // SAFETY: the caller says it owns `size` bytes at `out`; we write at most that many, and keep
+  // its struct_size.
+  std::memcpy(reinterpret_cast<unsigned char*>(out) + sizeof(std::uint32_t),
+              reinterpret_cast<const unsigned char*>(&value) + sizeof(std::uint32_t), n - sizeof(std::uint32_t));
+  return RF_OK;
+}
+
+}  // namespace rf::capi
