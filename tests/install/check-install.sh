@@ -33,6 +33,9 @@ step "pkg-config: cc against the shared library"
 export PKG_CONFIG_PATH=$(dirname "$pc")
 version=$(pkg-config --modversion ringfence)
 echo "pkg-config finds ringfence $version; cflags: $(pkg-config --cflags ringfence); libs: $(pkg-config --libs ringfence)"
+# The header alone, as strict C99 (bindgen and older C VMMs see it this way).
+printf '#include <ringfence.h>\nint main(void) { return rf_abi_version() == RINGFENCE_ABI_VERSION ? 0 : 1; }\n' |
+  cc -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only $(pkg-config --cflags ringfence) -x c -
 cc -std=gnu11 -Wall -Wextra -Werror -o "$work/vmm_example_pkgconfig" "$example/vmm_example.c" \
    $(pkg-config --cflags --libs ringfence)
 LD_LIBRARY_PATH=$libdir "$work/vmm_example_pkgconfig"
