@@ -258,7 +258,8 @@ typedef struct rf_stop_report {
 } rf_stop_report;
 
 /* Any state -> Stopped: waits up to `drain_timeout_ms` for requests in flight, stops the thread
- * and closes the kernel ring. `report` may be NULL. A second call reports nothing new. */
+ * and closes the kernel ring. `report` may be NULL. A later call does nothing and reports what
+ * the first one did. */
 RF_API RF_NODISCARD rf_status rf_device_stop(rf_device* device, uint32_t drain_timeout_ms, rf_stop_report* report);
 
 #define RF_COUNT_UNKNOWN UINT64_MAX

@@ -343,6 +343,10 @@ TEST_P(CApiDeviceTest, ALifecycleFromCreateToDestroy) {
   EXPECT_EQ(rf_memory_destroy(memory_), RF_E_BUSY) << "the device still uses the memory";
   EXPECT_NE(last_error().find("rf_device_destroy"), std::string::npos) << last_error();
 
+  rf_stop_report unsized{};  // struct_size 0
+  EXPECT_EQ(rf_device_stop(device_, 0, &unsized), RF_E_INVALID_ARGUMENT);
+  EXPECT_EQ(rf_device_state_of(device_), RF_DEVICE_RUNNING) << "a refused stop stops nothing";
+
   rf_stop_report report{};
   report.struct_size = sizeof report;
   ASSERT_EQ(rf_device_stop(device_, 1000, &report), RF_OK) << last_error();
@@ -351,7 +355,10 @@ TEST_P(CApiDeviceTest, ALifecycleFromCreateToDestroy) {
   EXPECT_EQ(report.cancelled, 0u);
   EXPECT_EQ(rf_device_state_of(device_), RF_DEVICE_STOPPED);
   EXPECT_EQ(rf_device_start(device_), RF_E_WRONG_STATE);
-  EXPECT_EQ(rf_device_stop(device_, 0, nullptr), RF_OK) << "a second stop does nothing";
+  rf_stop_report again{};
+  again.struct_size = sizeof again;
+  EXPECT_EQ(rf_device_stop(device_, 0, &again), RF_OK) << "a second stop does nothing";
+  EXPECT_EQ(std::memcmp(&again, &report, sizeof report), 0) << "and reports what the first one did";
   rf_device_destroy(device_);
   device_ = nullptr;
 }

@@ -205,17 +205,20 @@ rf_status rf_device_stop(rf_device* device, uint32_t drain_timeout_ms, rf_stop_r
     if (device == nullptr) return invalid_argument(fn, "device is NULL");
     if (report != nullptr) {
       // Checked before stopping, so that a bad struct_size does not leave the report unsaid.
-      rf_stop_report probe;
-      if (const rf_status s = read_sized(fn, report, probe); s != RF_OK) return s;
+      std::uint32_t size = 0;
+      if (const rf_status s = check_out_size(fn, report, size); s != RF_OK) return s;
     }
-    const DeviceStopReport r = device->device->stop(std::chrono::milliseconds(drain_timeout_ms));
-    if (report == nullptr) return RF_OK;
-    rf_stop_report c{};
-    c.released = r.released ? 1 : 0;
-    c.drained = r.drained;
-    c.cancelled = r.cancelled;
-    c.counted = r.counted ? 1 : 0;
-    return write_sized(fn, c, report);
+    if (!device->stop_report) {
+      const DeviceStopReport r = device->device->stop(std::chrono::milliseconds(drain_timeout_ms));
+      rf_stop_report c{};
+      c.struct_size = sizeof c;
+      c.released = r.released ? 1 : 0;
+      c.drained = r.drained;
+      c.cancelled = r.cancelled;
+      c.counted = r.counted ? 1 : 0;
+      device->stop_report = c;
+    }
+    return report == nullptr ? RF_OK : write_sized(fn, *device->stop_report, report);
   });
 }
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -54,6 +55,7 @@ struct rf_device {
 
   rf_memory& memory;
   std::unique_ptr<rf::GuestDevice> device;
+  std::optional<rf_stop_report> stop_report;  // what the first rf_device_stop did, for later calls
 };
 
 namespace rf::capi {
@@ -118,17 +120,24 @@ rf_status read_sized(const char* function, const T* in, T& out) noexcept {
   return RF_OK;
 }
 
+// struct_size of a struct the library fills in: any size from the struct_size field up will do
+// (what the caller has beyond this library's struct is left alone).
+inline rf_status check_out_size(const char* function, const void* out, std::uint32_t& size) noexcept {
+  if (out == nullptr) return invalid_argument(function, "the struct pointer is NULL");
+  std::memcpy(&size, out, sizeof size);
+  if (size < sizeof(std::uint32_t)) {
+    return invalid_argument(function, "struct_size is smaller than the struct_size field; set it to sizeof the struct");
+  }
+  return RF_OK;
+}
+
 // struct_size: writes as much of `value` as the caller's struct (out->struct_size) holds,
 // leaving its struct_size as it was.
 template <class T>
 rf_status write_sized(const char* function, const T& value, T* out) noexcept {
   static_assert(std::is_trivially_copyable_v<T> && offsetof(T, struct_size) == 0);
-  if (out == nullptr) return invalid_argument(function, "the struct pointer is NULL");
   std::uint32_t size = 0;
-  std::memcpy(&size, out, sizeof size);
-  if (size < sizeof(std::uint32_t)) {
-    return invalid_argument(function, "struct_size is smaller than the struct_size field; set it to sizeof the struct");
-  }
+  if (const rf_status s = check_out_size(function, out, size); s != RF_OK) return s;
   const std::size_t n = size < sizeof(T) ? size : sizeof(T);
   // SAFETY: the caller says it owns `size` bytes at `out`; we write at most that many, and keep
   // its struct_size.
