@@ -28,6 +28,7 @@
  *     against an older header keeps working with a newer library; a newer program whose extra
  *     fields are all zero works with an older library, and one that sets a field the library
  *     does not know gets RF_E_INVALID_ARGUMENT (the rule of Linux's copy_struct_from_user).
+ *     A struct_size over 4096 is refused as uninitialised.
  *   - Handles are not thread-safe: one thread at a time drives a device's lifecycle. The getters
  *     and rf_device_counters() may be called from any thread while the device lives.
  *   - No call aborts the process or throws; a library bug is reported as RF_E_INTERNAL.

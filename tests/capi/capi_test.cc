@@ -235,6 +235,11 @@ TEST(CApiTest, ExtensibleStructsFollowTheStructSizeRule) {
   ASSERT_EQ(rf_device_window_size(memory, 1, &older, &older_bytes), RF_OK) << last_error();
   EXPECT_EQ(older_bytes, bytes);
 
+  rf_device_config huge = config_for(RF_MODE_MEDIATED);
+  huge.struct_size = 1u << 20;  // read that far, the scan for unknown fields would leave the struct
+  EXPECT_EQ(rf_device_window_size(memory, 1, &huge, &bytes), RF_E_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("over 4096"), std::string::npos) << last_error();
+
   rf_device_config zero = config_for(RF_MODE_MEDIATED);
   zero.struct_size = 0;
   EXPECT_EQ(rf_device_window_size(memory, 1, &zero, &bytes), RF_E_INVALID_ARGUMENT);

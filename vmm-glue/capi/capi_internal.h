@@ -88,6 +88,9 @@ rf_status guarded(const char* function, Body&& body) noexcept {
   }
 }
 
+// Larger than any struct of this API will grow to (openat2 draws the same line for its struct).
+inline constexpr std::uint32_t kMaxStructSize = 4096;
+
 // struct_size: reads the caller's struct into `out` (zeroed first). A smaller struct (an older
 // caller) leaves the fields it lacks zero; a larger one (a newer caller) is accepted only if
 // every byte this library does not know is zero.
@@ -102,6 +105,9 @@ rf_status read_sized(const char* function, const T* in, T& out) noexcept {
   std::memcpy(&size, in, sizeof size);
   if (size < sizeof(std::uint32_t)) {
     return invalid_argument(function, "struct_size is smaller than the struct_size field; set it to sizeof the struct");
+  }
+  if (size > kMaxStructSize) {  // an uninitialised struct_size; scanning that far could fault
+    return invalid_argument(function, "struct_size is over 4096 bytes; set it to sizeof the struct");
   }
   const auto* bytes = reinterpret_cast<const unsigned char*>(in);
   for (std::size_t i = sizeof(T); i < size; ++i) {
