@@ -30,7 +30,9 @@
  *     does not know gets RF_E_INVALID_ARGUMENT (the rule of Linux's copy_struct_from_user).
  *     A struct_size over 4096 is refused as uninitialised.
  *   - Handles are not thread-safe: one thread at a time drives a device's lifecycle. The getters
- *     and rf_device_counters() may be called from any thread while the device lives.
+ *     and rf_device_counters_of() may be called from other threads, but not while the device is
+ *     being stopped or destroyed.
+ *   - Getters given NULL return 0, -1 (file descriptors), "" (strings) or RF_DEVICE_STOPPED.
  *   - No call aborts the process or throws; a library bug is reported as RF_E_INTERNAL.
  */
 #ifndef RINGFENCE_H

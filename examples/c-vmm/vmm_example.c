@@ -276,9 +276,9 @@ out:
   rf_disk_close(disk);
   if (rf_memory_destroy(memory) != RF_OK) {
     fprintf(stderr, "rf_memory_destroy: %s\n", rf_last_error());
-    ok = 0;
+    return 0; /* a device may still use guest RAM: keep it mapped */
   }
-  munmap(ram, RAM_BYTES); /* only once no device uses it */
+  munmap(ram, RAM_BYTES);
   return ok;
 }
 
