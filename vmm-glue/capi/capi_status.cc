@@ -33,21 +33,22 @@ rf_status fail(rf_status status, int sys_errno, std::string message) noexcept {
   return status;
 }
 
-rf_status invalid_argument(const char* function, std::string_view what) noexcept {
+// Records "<where>: <what>"; if building the message fails, the status's fixed message.
+rf_status fail_prefixed(rf_status status, int sys_errno, std::string_view where, std::string_view what) noexcept {
   try {
-    return fail(RF_E_INVALID_ARGUMENT, 0, fmt::format("{}: {}", function, what));
+    return fail(status, sys_errno, fmt::format("{}: {}", where, what));
   } catch (...) {
-    return fail(RF_E_INVALID_ARGUMENT, 0, std::string());
+    return fail(status, sys_errno, std::string());
   }
+}
+
+rf_status invalid_argument(const char* function, std::string_view what) noexcept {
+  return fail_prefixed(RF_E_INVALID_ARGUMENT, 0, function, what);
 }
 
 rf_status fail_with(const Error<GuestMemoryErrc>& e) noexcept {
   const rf_status status = e.code == GuestMemoryErrc::InvalidLayout ? RF_E_INVALID_CONFIG : RF_E_SYSTEM;
-  try {
-    return fail(status, e.sys_errno, "guest memory: " + e.message);
-  } catch (...) {
-    return fail(status, e.sys_errno, std::string());
-  }
+  return fail_prefixed(status, e.sys_errno, "guest memory", e.message);
 }
 
 rf_status fail_with(const Error<DiskErrc>& e) noexcept {
@@ -58,11 +59,7 @@ rf_status fail_with(const Error<DiskErrc>& e) noexcept {
     case DiskErrc::Unsupported:
     case DiskErrc::InvalidImage: status = RF_E_INVALID_CONFIG; break;
   }
-  try {
-    return fail(status, e.sys_errno, "disk: " + e.message);
-  } catch (...) {
-    return fail(status, e.sys_errno, std::string());
-  }
+  return fail_prefixed(status, e.sys_errno, "disk", e.message);
 }
 
 rf_status fail_with(const Error<DeviceErrc>& e) noexcept {
@@ -76,11 +73,7 @@ rf_status fail_with(const Error<DeviceErrc>& e) noexcept {
     case DeviceErrc::Timeout: status = RF_E_TIMEOUT; break;
     case DeviceErrc::Broken: status = RF_E_BROKEN; break;
   }
-  try {
-    return fail(status, e.sys_errno, "device: " + e.message);
-  } catch (...) {
-    return fail(status, e.sys_errno, std::string());
-  }
+  return fail_prefixed(status, e.sys_errno, "device", e.message);
 }
 
 }  // namespace rf::capi
