@@ -19,18 +19,18 @@ SandboxError error(SandboxErrc code, int err, std::string message) { return Sand
 
 }  // namespace
 
-Result<PatternCheck, SandboxError> verify_disk_pattern(const Disk& disk, std::uint64_t seed, std::uint32_t pass,
-                                                       std::uint32_t block_bytes) {
+Result<PatternCheck, SandboxError> verify_disk_pattern(int fd, std::uint64_t bytes, std::string_view name,
+                                                       std::uint64_t seed, std::uint32_t pass, std::uint32_t block_bytes) {
   if (block_bytes == 0 || block_bytes % 8 != 0) return unexpected(error(SandboxErrc::Verify, EINVAL, "bad block size"));
   auto buffer = MmapRegion::map_anonymous(block_bytes);  // page-aligned, as O_DIRECT wants
   if (!buffer) return unexpected(error(SandboxErrc::Verify, buffer.error().sys_errno, buffer.error().message));
   PatternCheck check;
-  const std::uint64_t blocks = disk.size_bytes() / block_bytes;
+  const std::uint64_t blocks = bytes / block_bytes;
   for (std::uint64_t b = 0; b < blocks; ++b) {
-    const ssize_t got = ::pread(disk.fd(), buffer->data(), block_bytes, static_cast<off_t>(b * block_bytes));
+    const ssize_t got = ::pread(fd, buffer->data(), block_bytes, static_cast<off_t>(b * block_bytes));
     if (got != static_cast<ssize_t>(block_bytes)) {
       return unexpected(error(SandboxErrc::Verify, got < 0 ? errno : EIO,
-                              fmt::format("reading block {} of {} back failed", b, disk.describe())));
+                              fmt::format("reading block {} of {} back failed", b, name)));
     }
     // SAFETY: the mapping is page-aligned and block_bytes long.
     const auto* words = reinterpret_cast<const std::uint64_t*>(buffer->data());
@@ -43,6 +43,11 @@ Result<PatternCheck, SandboxError> verify_disk_pattern(const Disk& disk, std::ui
     ++check.checked;
   }
   return check;
+}
+
+Result<PatternCheck, SandboxError> verify_disk_pattern(const Disk& disk, std::uint64_t seed, std::uint32_t pass,
+                                                       std::uint32_t block_bytes) {
+  return verify_disk_pattern(disk.fd(), disk.size_bytes(), disk.describe(), seed, pass, block_bytes);
 }
 
 Result<ProcessSandbox, SandboxError> ProcessSandbox::create(std::vector<Disk> disks, const SandboxConfig& config) {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "guest/process_report.h"
@@ -101,6 +102,9 @@ struct PatternCheck {
 // workload writes in pass `pass` with `seed`.
 Result<PatternCheck, SandboxError> verify_disk_pattern(const Disk& disk, std::uint64_t seed, std::uint32_t pass,
                                                        std::uint32_t block_bytes);
+// The same through any descriptor open for reading on `bytes` of disk; `name` is for messages.
+Result<PatternCheck, SandboxError> verify_disk_pattern(int fd, std::uint64_t bytes, std::string_view name,
+                                                       std::uint64_t seed, std::uint32_t pass, std::uint32_t block_bytes);
 
 // Runs the verified workload in a guest process on disk 0 and then checks, from the disk and
 // without trusting the guest, that every block holds the last pass's data.

@@ -1,0 +1,122 @@
+// KvmMachine: the KVM example VMM, written as an integrator would write one against the public C
+// API (include/ringfence.h) and nothing else of ringfence. It owns:
+//   - guest RAM (rf_memory, memfd-backed, one region at GPA 0) mapped into the VM as slot 0;
+//   - one device (rf_device) of either mode over one disk, its window at kDeviceWindowGpa;
+//   - the VM and its vCPU (KvmVm), with the guest's doorbell port wired to the device's kick
+//     eventfd by KVM_IOEVENTFD, so a doorbell never exits to user space;
+//   - the bare-metal guest image (vmm-glue/kvm/guest), loaded afresh at every boot.
+// Completions are polled by the guest (notifications off, as the 2020 proof of concept did):
+// the notify eventfd is not wired to an interrupt.
+//
+// Each boot runs one guest program (BootInfo::scenario) on a vCPU thread until it writes its exit
+// code to kExitPort, faults, halts, or runs out of time; the machine and the device stay up
+// between boots, as a VMM's device outlives a guest reboot. Teardown order: vCPU, device, VM,
+// guest RAM.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "guest/process_report.h"
+#include "kvm/guest_boot.h"
+#include "kvm/kvm_vm.h"
+#include "ringfence.h"
+
+namespace rf::kvm {
+
+enum class MachineErrc { Kvm, Image, Memory, Disk, Policy, Device, Boot };
+using MachineError = Error<MachineErrc>;
+
+struct MachineConfig {
+  rf_mode mode = RF_MODE_PASSTHROUGH;
+  std::string disk_path;
+  std::uint32_t disk_flags = 0;        // RF_DISK_*
+  std::string policy;                  // a built-in name or a file; empty: the mode's default
+  std::uint64_t ram_bytes = 256ull << 20;  // a multiple of 2 MiB, at most kMaxRamBytes
+  std::uint32_t queue_depth = 64;
+  std::string guest_image;             // the flat guest binary (default_kvm_guest_image())
+};
+
+// How one boot ended. Everything but `kind`, `exit_code` and `elapsed` came from the guest.
+struct GuestOutcome {
+  enum class Kind { Exited, Halted, Fault, TimedOut, Failed };
+  Kind kind = Kind::Failed;
+  int exit_code = -1;   // Exited: what the guest wrote to kExitPort (a guest::GuestExit)
+  std::string detail;   // Fault, Failed: what happened
+  std::vector<std::string> log;  // the guest's debug-port lines (bounded; see kMaxLogLines)
+  std::uint64_t log_dropped = 0;  // bytes past the bounds
+  std::uint64_t stray_port_io = 0;  // port accesses to no device (answered with all ones)
+  std::chrono::nanoseconds elapsed{0};  // from the first KVM_RUN to the exit
+  std::optional<guest::ProcessReport> report;  // GUEST-CONTROLLED: for display only
+  bool ok() const { return kind == Kind::Exited && exit_code == 0; }
+  std::string describe() const;
+};
+
+inline constexpr std::size_t kMaxLogLines = 256;
+inline constexpr std::size_t kMaxLogLineBytes = 160;
+
+class KvmMachine {
+ public:
+  static Result<KvmMachine, MachineError> create(const MachineConfig& config);
+
+  KvmMachine(KvmMachine&&) noexcept;
+  KvmMachine& operator=(KvmMachine&&) = delete;
+  KvmMachine(const KvmMachine&) = delete;
+  KvmMachine& operator=(const KvmMachine&) = delete;
+  ~KvmMachine();
+
+  // BootInfo for `scenario` with this machine's memory, descriptor and scratch filled in.
+  BootInfo boot_info(Scenario scenario) const;
+  // Loads the guest afresh and starts its vCPU thread; then finish_boot() waits for it. Between
+  // the two, set_bench_phase() steers a bench guest.
+  Result<void, MachineError> start_boot(const BootInfo& info);
+  GuestOutcome finish_boot(std::chrono::milliseconds timeout);
+  GuestOutcome boot(const BootInfo& info, std::chrono::milliseconds timeout);
+
+  void set_bench_phase(guest::BenchPhase phase);
+  // The guest's TSC now and the host's, for turning a bench guest's ticks into time.
+  Result<std::uint64_t, KvmError> guest_tsc() { return vm_->guest_tsc(); }
+
+  rf_device* device() { return device_; }
+  std::uint64_t ram_bytes() const { return ram_bytes_; }
+  std::uint64_t scratch_gpa() const { return scratch_gpa_; }
+  std::uint64_t scratch_bytes() const { return ram_bytes_ - scratch_gpa_; }
+  std::uint64_t disk_bytes() const { return disk_bytes_; }
+  std::uint32_t disk_block_bytes() const { return disk_block_bytes_; }
+  const std::string& disk_description() const { return disk_description_; }
+  // The host address guest RAM starts at (what a passthrough guest's SQEs are biased by).
+  void* ram_host() const { return ram_host_; }
+
+  // Stops the device (waiting up to `drain` for requests in flight) and reports; the machine can
+  // boot no guest afterwards. The destructor stops a device that is not stopped.
+  Result<rf_stop_report, MachineError> stop(std::chrono::milliseconds drain);
+
+ private:
+  KvmMachine() = default;
+  void release();
+
+  rf_memory* memory_ = nullptr;
+  rf_device* device_ = nullptr;
+  std::unique_ptr<KvmVm> vm_;
+  std::vector<unsigned char> image_;
+  std::byte* ram_ = nullptr;  // host view of guest RAM (owned by memory_)
+  void* ram_host_ = nullptr;
+  std::uint64_t ram_bytes_ = 0;
+  std::uint64_t scratch_gpa_ = 0;
+  std::uint64_t disk_bytes_ = 0;
+  std::uint32_t disk_block_bytes_ = 0;
+  std::string disk_description_;
+  std::thread vcpu_thread_;
+  std::unique_ptr<struct VcpuRun> run_;  // the boot in progress, shared with the vCPU thread
+};
+
+// The guest image beside the running executable (the build tree), else in ../share/ringfence
+// (an installed tree); RINGFENCE_KVM_GUEST overrides both.
+std::string default_kvm_guest_image();
+
+}  // namespace rf::kvm
