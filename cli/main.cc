@@ -11,6 +11,7 @@
 #include "cli/fuzz_command.h"
 #include "cli/policy_command.h"
 #include "cli/probe_command.h"
+#include "cli/vmm_command.h"
 #include "ring/kernel_facts.h"
 
 int main(int argc, char** argv) {
@@ -108,6 +109,27 @@ int main(int argc, char** argv) {
   fuzz->add_option("--replay", fuzz_args.replay_path, "Run the failing episode recorded in FILE (from --json) again")
       ->excludes("--mode");
   fuzz_args.version = RF_VERSION;
+  rf::cli::VmmArgs vmm_args;
+  auto* vmm = app.add_subcommand("vmm", "Boot a bare-metal KVM guest (the KVM example VMM) that runs the reference "
+                                        "driver on each mode's device: the verified workload, the VMM's own check of "
+                                        "the disk, then hostile guests (exit 1 on any failure, 2 without /dev/kvm)");
+  vmm->add_option("--mode", vmm_args.mode, "passthrough, mediated or both")
+      ->check(CLI::IsMember({"passthrough", "mediated", "both"}))
+      ->capture_default_str();
+  vmm->add_option("--disk", vmm_args.disk, "A disk image or block device to use; its contents are OVERWRITTEN "
+                                           "(default: a new 1 MiB image in a temporary directory)");
+  vmm->add_option("--guest", vmm_args.guest, "The guest image (default: ringfence-kvm-guest.bin beside this binary, "
+                                             "or RINGFENCE_KVM_GUEST)");
+  vmm->add_option("--seed", vmm_args.seed, "Seed of the workload's data and block order");
+  vmm->add_option("--passes", vmm_args.passes, "Passes over the disk")->check(CLI::Range(1u, 1000u))->capture_default_str();
+  vmm->add_option("--depth", vmm_args.depth, "I/Os the guest keeps in flight")->check(CLI::Range(1u, 64u))
+      ->capture_default_str();
+  vmm->add_option("--ram", vmm_args.ram_mib, "Guest RAM in MiB, a multiple of 2")
+      ->check(CLI::Range(8u, 4096u))
+      ->capture_default_str();
+  vmm->add_option("--timeout", vmm_args.timeout_s, "Seconds each guest boot may run")->check(CLI::Range(1.0, 86400.0))
+      ->capture_default_str();
+  vmm->add_flag("--log", vmm_args.log, "Print every guest's debug-port lines (printed anyway on a failure)");
   auto* audit = app.add_subcommand("audit", "Build a ring for each built-in policy, run its self-check and print the "
                                             "enforcement matrix (exit 1 if any check fails)");
 
@@ -133,6 +155,7 @@ int main(int argc, char** argv) {
     if (audit->parsed()) return rf::cli::run_audit();
     if (bench->parsed()) return rf::cli::run_bench(bench_args);
     if (fuzz->parsed()) return rf::cli::run_fuzz(fuzz_args);
+    if (vmm->parsed()) return rf::cli::run_vmm(vmm_args);
   } catch (const std::exception& e) {
     std::cerr << "ringfence: " << e.what() << "\n";
     return 1;

@@ -20,7 +20,7 @@ pc=$(find "$prefix" -name ringfence.pc -print -quit)
 config=$(find "$prefix" -name ringfenceConfig.cmake -print -quit)
 [[ -n "$pc" && -n "$config" ]] || { echo "no ringfence.pc or ringfenceConfig.cmake under $prefix" >&2; exit 1; }
 libdir=$(dirname "$(dirname "$pc")")
-for f in include/ringfence.h bin/ringfence bin/ringfence-guest share/ringfence/policies/blk-passthrough.toml \
+for f in include/ringfence.h bin/ringfence bin/ringfence-guest share/ringfence/ringfence-kvm-guest.bin share/ringfence/policies/blk-passthrough.toml \
          share/ringfence/policies/blk-passthrough-ro.toml share/ringfence/policies/blk-mediated.toml; do
   [[ -e "$prefix/$f" ]] || { echo "not installed: $f" >&2; exit 1; }
 done

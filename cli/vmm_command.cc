@@ -1,0 +1,341 @@
+#include "cli/vmm_command.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "cli/markdown_table.h"
+#include "kvm/kvm_machine.h"
+#include "ring/kernel_facts.h"
+#include "sandbox/process_sandbox.h"
+#include "util/address.h"
+#include "util/mmap_region.h"
+#include "util/temp_dir.h"
+
+namespace rf::cli {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::uint64_t kDefaultDiskBytes = 1ull << 20;
+constexpr std::uint32_t kOpReadFixed = 4, kOpWriteFixed = 5;
+constexpr std::uint32_t kOpRead = 22;  // IORING_OP_READ: any user address; in no policy
+
+struct Check {
+  std::string name, observed;
+  bool passed = false;
+};
+
+struct ModeRun {
+  rf_mode mode = RF_MODE_PASSTHROUGH;
+  std::string error;
+  std::optional<kvm::GuestOutcome> verify;
+  std::uint64_t ios = 0;
+  PatternCheck disk;
+  std::string doorbells, refusals = "–", cleanup;
+  std::vector<Check> checks;
+  std::vector<std::string> log;
+  bool passed = false;
+};
+
+std::string_view mode_name(rf_mode mode) { return mode == RF_MODE_PASSTHROUGH ? "passthrough" : "mediated"; }
+
+std::string result_label(std::optional<std::int32_t> res) {
+  if (!res) return "no completion";
+  if (*res >= 0) return std::to_string(*res);
+  const char* name = strerrorname_np(-*res);
+  return fmt::format("-{}", name != nullptr ? name : std::to_string(-*res));
+}
+
+// Which KVM this is: on a PVM host (kvm_pvm) a guest that is not PVM-aware runs in KVM's
+// instruction emulator, which is correct but about a thousand times slower than hardware.
+std::string kvm_flavour() {
+  for (const char* module : {"kvm_intel", "kvm_amd", "kvm_pvm"}) {
+    if (std::filesystem::exists(std::string("/sys/module/") + module)) {
+      return std::string(module) + (std::string_view(module) == "kvm_pvm"
+                                        ? " (PVM: this guest is not PVM-aware, so KVM emulates it instruction by "
+                                          "instruction; expect emulator speed)"
+                                        : "");
+    }
+  }
+  return "unknown";
+}
+
+std::uint64_t size_of(const std::string& path) {
+  struct stat st{};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+}
+
+void keep_log(ModeRun& out, const std::string& boot, const kvm::GuestOutcome& outcome) {
+  out.log.push_back(fmt::format("[{} / {}]", mode_name(out.mode), boot));
+  for (const std::string& line : outcome.log) out.log.push_back("  " + line);
+  if (outcome.log_dropped != 0) out.log.push_back(fmt::format("  ({} bytes dropped)", outcome.log_dropped));
+}
+
+std::optional<std::int32_t> probe(kvm::KvmMachine& machine, ModeRun& out, std::uint32_t opcode, std::uint64_t addr,
+                                  std::uint64_t offset, std::chrono::milliseconds timeout) {
+  kvm::BootInfo info = machine.boot_info(kvm::Scenario::Probe);
+  info.probe_opcode = opcode;
+  info.probe_addr = addr;
+  info.probe_offset = offset;
+  const kvm::GuestOutcome outcome = machine.boot(info, timeout);
+  keep_log(out, "probe", outcome);
+  if (!outcome.ok() || !outcome.report || outcome.report->probe_done != 1) return std::nullopt;
+  return outcome.report->probe_result;
+}
+
+kvm::GuestOutcome verify(kvm::KvmMachine& machine, const VmmArgs& args, std::uint64_t seed, std::uint32_t passes,
+                         std::chrono::milliseconds timeout) {
+  kvm::BootInfo info = machine.boot_info(kvm::Scenario::Verify);
+  info.seed = seed;
+  info.passes = passes;
+  info.depth = args.depth;
+  return machine.boot(info, timeout);
+}
+
+PatternCheck check_disk(const std::string& path, std::uint64_t bytes, std::uint64_t seed, std::uint32_t passes,
+                        std::string& error) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    error = fmt::format("cannot open {} to check it: {}", path, std::strerror(errno));
+    return {};
+  }
+  auto check = verify_disk_pattern(fd, bytes, path, seed, passes - 1, 4096);
+  ::close(fd);
+  if (!check) error = check.error().message;
+  return check ? *check : PatternCheck{};
+}
+
+std::vector<Check> hostile_guests(kvm::KvmMachine& machine, ModeRun& out, const std::string& disk,
+                                  const VmmArgs& args, std::chrono::milliseconds timeout) {
+  const bool passthrough = out.mode == RF_MODE_PASSTHROUGH;
+  std::vector<Check> checks;
+  auto canary = MmapRegion::map_anonymous(page_size());
+  if (!canary) return {{"a VMM canary page", canary.error().message, false}};
+  std::fill(canary->bytes(), canary->bytes() + canary->size(), std::byte{0xc5});
+  const auto intact = [&] {
+    return std::all_of(canary->bytes(), canary->bytes() + canary->size(), [](std::byte b) { return b == std::byte{0xc5}; });
+  };
+  const std::uint64_t canary_addr = address_of(canary->data());
+  {
+    const auto res = probe(machine, out, kOpReadFixed, canary_addr, 0, timeout);
+    checks.push_back({"READ_FIXED into a VMM canary page outside guest RAM (expected: -EFAULT, canary unchanged)",
+                      fmt::format("{} ({}), canary {}", result_label(res), passthrough ? "kernel" : "mediator",
+                                  intact() ? "unchanged" : "CHANGED"),
+                      res == -EFAULT && intact()});
+  }
+  {
+    const std::uint64_t past_ram = machine.ram_bytes() + (passthrough ? address_of(machine.ram_host()) : 0);
+    const auto res = probe(machine, out, kOpReadFixed, past_ram, 0, timeout);
+    checks.push_back({"READ_FIXED to the first address past guest RAM (expected: -EFAULT)", result_label(res),
+                      res == -EFAULT});
+  }
+  {
+    const auto res = probe(machine, out, kOpRead, canary_addr, 0, timeout);
+    checks.push_back({"IORING_OP_READ, an opcode no policy allows, into the canary (expected: -EACCES)",
+                      fmt::format("{}, canary {}", result_label(res), intact() ? "unchanged" : "CHANGED"),
+                      res == -EACCES && intact()});
+  }
+  {
+    const std::uint64_t before = size_of(disk);
+    const auto res = probe(machine, out, kOpWriteFixed, 0, machine.disk_bytes() + (1ull << 30), timeout);
+    const int expected = passthrough ? -ENOSPC : -ENXIO;
+    const bool same = size_of(disk) == before;
+    checks.push_back({"WRITE_FIXED 1 GiB past the end of the disk (expected: -ENOSPC from the loop device in "
+                      "passthrough, -ENXIO from the mediator; image unchanged)",
+                      fmt::format("{}, image {}", result_label(res), same ? "unchanged" : "GREW"),
+                      res == expected && same});
+  }
+  {
+    const kvm::GuestOutcome fault = machine.boot(machine.boot_info(kvm::Scenario::ReadOutsideRam), timeout);
+    keep_log(out, "read outside RAM", fault);
+    checks.push_back({"the guest loads from past its RAM (expected: a fault; the VMM stops that guest)",
+                      fault.describe(), fault.kind == kvm::GuestOutcome::Kind::Fault});
+  }
+  {
+    const kvm::GuestOutcome spin = machine.boot(machine.boot_info(kvm::Scenario::Spin), 500ms);
+    keep_log(out, "spin", spin);
+    checks.push_back({"the guest spins forever (expected: stopped by the VMM's 0.5 s timeout)", spin.describe(),
+                      spin.kind == kvm::GuestOutcome::Kind::TimedOut});
+  }
+  {
+    const std::uint64_t seed = args.seed + 1;
+    const kvm::GuestOutcome again = verify(machine, args, seed, 1, timeout);
+    keep_log(out, "verify again", again);
+    std::string error;
+    const PatternCheck disk_check = check_disk(disk, machine.disk_bytes(), seed, 1, error);
+    checks.push_back({"after all of the above, a fresh guest's verified run (expected: passes, disk checked by the VMM)",
+                      error.empty() ? fmt::format("{}; {} of {} blocks hold its data", again.describe(),
+                                                  disk_check.checked - disk_check.mismatched, disk_check.checked)
+                                    : error,
+                      again.ok() && disk_check.checked != 0 && disk_check.mismatched == 0});
+  }
+  return checks;
+}
+
+ModeRun run_mode(rf_mode mode, const std::string& disk, const VmmArgs& args) {
+  ModeRun out;
+  out.mode = mode;
+  const auto timeout = std::chrono::milliseconds(static_cast<std::int64_t>(args.timeout_s * 1000));
+  kvm::MachineConfig config;
+  config.mode = mode;
+  config.disk_path = disk;
+  config.ram_bytes = std::uint64_t{args.ram_mib} << 20;
+  config.guest_image = args.guest.empty() ? kvm::default_kvm_guest_image() : args.guest;
+  auto machine = kvm::KvmMachine::create(config);
+  if (!machine) {
+    out.error = machine.error().message;
+    return out;
+  }
+  out.verify = verify(*machine, args, args.seed, args.passes, timeout);
+  keep_log(out, "verify", *out.verify);
+  if (out.verify->report) {
+    const guest::WorkloadReport& w = out.verify->report->workload;
+    out.ios = w.reads + w.writes + w.flushes;
+  }
+  std::string disk_error;
+  out.disk = check_disk(disk, machine->disk_bytes(), args.seed, args.passes, disk_error);
+  if (!disk_error.empty()) out.error = disk_error;
+
+  rf_device_counters counters{};
+  counters.struct_size = sizeof(counters);
+  const std::uint64_t kicks = out.verify->report ? out.verify->report->counters.kicks : 0;
+  if (rf_device_counters_of(machine->device(), &counters) == RF_OK) {
+    out.doorbells = mode == RF_MODE_PASSTHROUGH
+                        ? fmt::format("{} kicks, {} SQPOLL wake-ups", kicks, counters.wakeups)
+                        : fmt::format("{} kicks; mediator took {} SQEs", kicks, counters.consumed);
+    if (mode == RF_MODE_MEDIATED) out.refusals = fmt::format("{} of {} SQEs", counters.refused, counters.consumed);
+  }
+  out.checks = hostile_guests(*machine, out, disk, args, timeout);
+  auto stopped = machine->stop(1000ms);
+  out.cleanup = stopped ? fmt::format("device stopped: {} drained, {} cancelled, guest RAM {}", stopped->drained,
+                                      stopped->cancelled, stopped->released ? "released" : "NOT released")
+                        : stopped.error().message;
+  out.passed = out.verify->ok() && out.error.empty() && out.disk.checked != 0 && out.disk.mismatched == 0 &&
+               stopped && stopped->released &&
+               std::all_of(out.checks.begin(), out.checks.end(), [](const Check& c) { return c.passed; });
+  return out;
+}
+
+void print_report(const std::vector<ModeRun>& modes, const VmmArgs& args) {
+  std::vector<std::string> header{"measure"};
+  for (const ModeRun& m : modes) header.emplace_back(mode_name(m.mode));
+  const auto row = [&](const std::string& name, auto&& cell) {
+    std::vector<std::string> cells{name};
+    for (const ModeRun& m : modes) cells.push_back(m.verify ? cell(m) : "–");
+    return cells;
+  };
+  std::cout << fmt::format("Verified workload (seed {:#x}, {} passes of random writes over every 4 KiB block, FSYNC, "
+                           "random read-back; depth {}, polling the CQ):\n\n",
+                           args.seed, args.passes, args.depth);
+  MarkdownTable workload(header);
+  workload.add_row(row("guest", [](const ModeRun& m) { return m.verify->describe(); }));
+  workload.add_row(row("I/Os (writes + reads + flushes)", [](const ModeRun& m) {
+    if (!m.verify->report) return std::string("no report");
+    const guest::WorkloadReport& w = m.verify->report->workload;
+    return fmt::format("{} ({} + {} + {})", m.ios, w.writes, w.reads, w.flushes);
+  }));
+  workload.add_row(row("vCPU time, first instruction to exit", [](const ModeRun& m) {
+    return fmt::format("{:.3f} s", std::chrono::duration<double>(m.verify->elapsed).count());
+  }));
+  workload.add_row(row("kIOPS", [](const ModeRun& m) {
+    const double s = std::chrono::duration<double>(m.verify->elapsed).count();
+    return fmt::format("{:.2f}", s > 0 ? static_cast<double>(m.ios) / s / 1000 : 0.0);
+  }));
+  workload.add_row(row("guest's check (read-back compare)", [](const ModeRun& m) {
+    if (!m.verify->report) return std::string("no report");
+    const guest::WorkloadReport& w = m.verify->report->workload;
+    return fmt::format("{} ({} errors, {} mismatched blocks)", guest::workload_status_name(w.status), w.errors,
+                       w.mismatches);
+  }));
+  workload.add_row(row("VMM's check of the disk", [](const ModeRun& m) {
+    return fmt::format("{} of {} blocks hold the last pass's data", m.disk.checked - m.disk.mismatched, m.disk.checked);
+  }));
+  workload.add_row(row("doorbells (port write → KVM_IOEVENTFD → kick eventfd)", [](const ModeRun& m) { return m.doorbells; }));
+  workload.add_row(row("SQEs refused by the mediator", [](const ModeRun& m) { return m.refusals; }));
+  std::cout << workload.render() << "\n";
+
+  std::cout << "Hostile guests (each a fresh boot on the same device):\n\n";
+  MarkdownTable checks(header);
+  if (!modes.empty()) {
+    for (std::size_t i = 0; i < modes.front().checks.size(); ++i) {
+      std::vector<std::string> cells{modes.front().checks[i].name};
+      for (const ModeRun& m : modes) {
+        cells.push_back(i < m.checks.size() ? fmt::format("{} {}", m.checks[i].passed ? "✓" : "✗", m.checks[i].observed)
+                                            : "–");
+      }
+      checks.add_row(std::move(cells));
+    }
+  }
+  checks.add_row(row("clean-up", [](const ModeRun& m) { return m.cleanup; }));
+  std::cout << checks.render() << "\n";
+}
+
+}  // namespace
+
+int run_vmm(const VmmArgs& args) {
+  if (::access("/dev/kvm", R_OK | W_OK) != 0) {
+    std::cerr << fmt::format("ringfence vmm: cannot start: /dev/kvm: {} (this needs KVM: hardware virtualisation or a "
+                             "KVM-capable host, the kvm module loaded, and read/write access to /dev/kvm)\n",
+                             std::strerror(errno));
+    return 2;
+  }
+  if (const auto why = io_uring_unavailable()) {
+    std::cerr << "ringfence vmm: cannot start: " << *why << "\n";
+    return 1;
+  }
+  std::cout << "ringfence vmm: a bare-metal KVM guest runs the reference driver against its shared ring\n";
+  std::cout << fmt::format("kernel {}; KVM module {}\n", kernel_release(), kvm_flavour());
+
+  TempDir dir("ringfence-vmm");
+  std::string disk = args.disk;
+  if (disk.empty()) {
+    if (dir.path().empty()) {
+      std::cerr << fmt::format("ringfence vmm: cannot create a temporary directory: {}\n", std::strerror(errno));
+      return 1;
+    }
+    disk = dir.path() + "/disk.img";
+    const int fd = ::open(disk.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    const bool sized = fd >= 0 && ::ftruncate(fd, static_cast<off_t>(kDefaultDiskBytes)) == 0;
+    if (fd >= 0) ::close(fd);
+    if (!sized) {
+      std::cerr << fmt::format("ringfence vmm: cannot create {}: {}\n", disk, std::strerror(errno));
+      return 1;
+    }
+  }
+  std::cout << fmt::format("disk: {}; guest RAM {} MiB at GPA 0; guest image {}\n\n", disk, args.ram_mib,
+                           args.guest.empty() ? kvm::default_kvm_guest_image() : args.guest);
+
+  std::vector<ModeRun> modes;
+  if (args.mode != "mediated") modes.push_back(run_mode(RF_MODE_PASSTHROUGH, disk, args));
+  if (args.mode != "passthrough") modes.push_back(run_mode(RF_MODE_MEDIATED, disk, args));
+  print_report(modes, args);
+  bool all_passed = true;
+  std::uint64_t ios = 0;
+  for (const ModeRun& m : modes) {
+    if (!m.error.empty()) std::cerr << fmt::format("ringfence vmm: {}: {}\n", mode_name(m.mode), m.error);
+    all_passed = all_passed && m.passed;
+    ios += m.ios;
+    if (args.log || !m.passed) {
+      for (const std::string& line : m.log) std::cout << line << "\n";
+    }
+  }
+  std::cout << (all_passed ? "PASS" : "FAIL")
+            << fmt::format(": {} I/Os from a KVM guest verified by guest and VMM in {} mode(s); {} hostile boots each\n",
+                           ios, modes.size(), modes.empty() ? 0 : modes.front().checks.size());
+  return all_passed ? 0 : 1;
+}
+
+}  // namespace rf::cli
