@@ -14,12 +14,13 @@
 
 #include <fmt/format.h>
 
+#include "cli/check_table.h"
 #include "cli/markdown_table.h"
 #include "disk/disk.h"
 #include "disk/loop_device.h"
 #include "sandbox/process_sandbox.h"
 #include "ring/kernel_facts.h"
-#include "util/address.h"
+#include "util/canary_page.h"
 #include "util/temp_dir.h"
 
 namespace rf::cli {
@@ -30,12 +31,6 @@ constexpr std::uint64_t kDiskBytes = 64ull << 20;
 constexpr std::uint64_t kRamBytes = 256ull << 20;
 constexpr std::chrono::milliseconds kGuestTimeout{30'000};
 constexpr abi::Mode kModes[] = {abi::Mode::Passthrough, abi::Mode::Mediated};
-
-struct Check {
-  std::string name;
-  std::string observed;
-  bool passed = false;
-};
 
 // Everything one mode produced, for the side-by-side tables.
 struct ModeRun {
@@ -53,13 +48,6 @@ struct ModeRun {
 };
 
 std::string_view mode_name(abi::Mode mode) { return mode == abi::Mode::Passthrough ? "passthrough" : "mediated"; }
-
-std::string result_label(std::optional<std::int32_t> res) {
-  if (!res) return "no completion";
-  if (*res >= 0) return std::to_string(*res);
-  const char* name = strerrorname_np(-*res);
-  return fmt::format("-{}", name != nullptr ? name : std::to_string(-*res));
-}
 
 // A guest whose only job is one raw SQE; returns what it completed with.
 std::optional<std::int32_t> probe(ProcessSandbox& sandbox, std::vector<std::string> args) {
@@ -100,12 +88,12 @@ std::vector<Check> security_checks(ProcessSandbox& sandbox, const std::string& i
   // A READ_FIXED aimed at VMM memory outside guest RAM: refused, nothing moves.
   {
     Check c{"READ_FIXED into a VMM canary page outside guest RAM (expected: -EFAULT, canary unchanged)", "", false};
-    auto canary = MmapRegion::map_anonymous(page_size());
-    if (canary) {
-      std::fill(canary->bytes(), canary->bytes() + canary->size(), std::byte{0xc5});
-      const auto res = probe(sandbox, {"--probe-addr", std::to_string(address_of(canary->data()))});
-      const bool intact = std::all_of(canary->bytes(), canary->bytes() + canary->size(),
-                                      [](std::byte b) { return b == std::byte{0xc5}; });
+    auto canary = CanaryPage::create();
+    if (!canary) {
+      c.observed = canary.error().message;
+    } else {
+      const auto res = probe(sandbox, {"--probe-addr", std::to_string(canary->address())});
+      const bool intact = canary->intact();
       c.observed = fmt::format("{} ({}), canary {}", result_label(res), passthrough ? "kernel" : "mediator",
                                intact ? "unchanged" : "CHANGED");
       c.passed = res == -EFAULT && intact;
@@ -200,7 +188,7 @@ ModeRun run_mode(abi::Mode mode, const std::string& image, const DemoArgs& args)
     out.cleanup = "no loop device";
   }
   out.passed = out.run->passed() && clean &&
-               std::all_of(out.checks.begin(), out.checks.end(), [](const Check& c) { return c.passed; });
+               all_passed(out.checks);
   return out;
 }
 
@@ -258,14 +246,9 @@ void print_report(const std::vector<ModeRun>& modes, const DemoArgs& args) {
   std::cout << "Security checks:\n\n";
   MarkdownTable checks({"check", "passthrough", "mediated"});
   if (!modes.empty() && modes.front().run) {
-    for (std::size_t i = 0; i < modes.front().checks.size(); ++i) {
-      std::vector<std::string> cells{modes.front().checks[i].name};
-      for (const ModeRun& m : modes) {
-        cells.push_back(i < m.checks.size() ? fmt::format("{} {}", m.checks[i].passed ? "✓" : "✗", m.checks[i].observed)
-                                            : "–");
-      }
-      checks.add_row(std::move(cells));
-    }
+    std::vector<const std::vector<Check>*> per_mode;
+    for (const ModeRun& m : modes) per_mode.push_back(&m.checks);
+    add_check_rows(checks, per_mode);
   }
   checks.add_row(row("clean-up", [](const ModeRun& m) { return m.cleanup; }));
   std::cout << checks.render() << "\n";

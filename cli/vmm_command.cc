@@ -8,19 +8,19 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "cli/check_table.h"
 #include "cli/markdown_table.h"
 #include "kvm/kvm_machine.h"
 #include "ring/kernel_facts.h"
 #include "sandbox/process_sandbox.h"
 #include "util/address.h"
-#include "util/mmap_region.h"
+#include "util/canary_page.h"
 #include "util/temp_dir.h"
 
 namespace rf::cli {
@@ -32,11 +32,6 @@ using namespace std::chrono_literals;
 constexpr std::uint64_t kDefaultDiskBytes = 1ull << 20;
 constexpr std::uint32_t kOpReadFixed = 4, kOpWriteFixed = 5;
 constexpr std::uint32_t kOpRead = 22;  // IORING_OP_READ: any user address; in no policy
-
-struct Check {
-  std::string name, observed;
-  bool passed = false;
-};
 
 struct ModeRun {
   rf_mode mode = RF_MODE_PASSTHROUGH;
@@ -51,27 +46,6 @@ struct ModeRun {
 };
 
 std::string_view mode_name(rf_mode mode) { return mode == RF_MODE_PASSTHROUGH ? "passthrough" : "mediated"; }
-
-std::string result_label(std::optional<std::int32_t> res) {
-  if (!res) return "no completion";
-  if (*res >= 0) return std::to_string(*res);
-  const char* name = strerrorname_np(-*res);
-  return fmt::format("-{}", name != nullptr ? name : std::to_string(-*res));
-}
-
-// Which KVM this is: on a PVM host (kvm_pvm) a guest that is not PVM-aware runs in KVM's
-// instruction emulator, which is correct but about a thousand times slower than hardware.
-std::string kvm_flavour() {
-  for (const char* module : {"kvm_intel", "kvm_amd", "kvm_pvm"}) {
-    if (std::filesystem::exists(std::string("/sys/module/") + module)) {
-      return std::string(module) + (std::string_view(module) == "kvm_pvm"
-                                        ? " (PVM: this guest is not PVM-aware, so KVM emulates it instruction by "
-                                          "instruction; expect emulator speed)"
-                                        : "");
-    }
-  }
-  return "unknown";
-}
 
 std::uint64_t size_of(const std::string& path) {
   struct stat st{};
@@ -122,13 +96,10 @@ std::vector<Check> hostile_guests(kvm::KvmMachine& machine, ModeRun& out, const 
                                   const VmmArgs& args, std::chrono::milliseconds timeout) {
   const bool passthrough = out.mode == RF_MODE_PASSTHROUGH;
   std::vector<Check> checks;
-  auto canary = MmapRegion::map_anonymous(page_size());
+  auto canary = CanaryPage::create();
   if (!canary) return {{"a VMM canary page", canary.error().message, false}};
-  std::fill(canary->bytes(), canary->bytes() + canary->size(), std::byte{0xc5});
-  const auto intact = [&] {
-    return std::all_of(canary->bytes(), canary->bytes() + canary->size(), [](std::byte b) { return b == std::byte{0xc5}; });
-  };
-  const std::uint64_t canary_addr = address_of(canary->data());
+  const auto intact = [&] { return canary->intact(); };
+  const std::uint64_t canary_addr = canary->address();
   {
     const auto res = probe(machine, out, kOpReadFixed, canary_addr, 0, timeout);
     checks.push_back({"READ_FIXED into a VMM canary page outside guest RAM (expected: -EFAULT, canary unchanged)",
@@ -225,7 +196,7 @@ ModeRun run_mode(rf_mode mode, const std::string& disk, const VmmArgs& args) {
                         : stopped.error().message;
   out.passed = out.verify->ok() && out.error.empty() && out.disk.checked != 0 && out.disk.mismatched == 0 &&
                stopped && stopped->released &&
-               std::all_of(out.checks.begin(), out.checks.end(), [](const Check& c) { return c.passed; });
+               all_passed(out.checks);
   return out;
 }
 
@@ -269,16 +240,9 @@ void print_report(const std::vector<ModeRun>& modes, const VmmArgs& args) {
 
   std::cout << "Hostile guests (each a fresh boot on the same device):\n\n";
   MarkdownTable checks(header);
-  if (!modes.empty()) {
-    for (std::size_t i = 0; i < modes.front().checks.size(); ++i) {
-      std::vector<std::string> cells{modes.front().checks[i].name};
-      for (const ModeRun& m : modes) {
-        cells.push_back(i < m.checks.size() ? fmt::format("{} {}", m.checks[i].passed ? "✓" : "✗", m.checks[i].observed)
-                                            : "–");
-      }
-      checks.add_row(std::move(cells));
-    }
-  }
+  std::vector<const std::vector<Check>*> per_mode;
+  for (const ModeRun& m : modes) per_mode.push_back(&m.checks);
+  add_check_rows(checks, per_mode);
   checks.add_row(row("clean-up", [](const ModeRun& m) { return m.cleanup; }));
   std::cout << checks.render() << "\n";
 }
@@ -297,7 +261,7 @@ int run_vmm(const VmmArgs& args) {
     return 1;
   }
   std::cout << "ringfence vmm: a bare-metal KVM guest runs the reference driver against its shared ring\n";
-  std::cout << fmt::format("kernel {}; KVM module {}\n", kernel_release(), kvm_flavour());
+  std::cout << fmt::format("kernel {}; KVM module {}\n", kernel_release(), kvm::kvm_module_description());
 
   TempDir dir("ringfence-vmm");
   std::string disk = args.disk;

@@ -12,9 +12,10 @@
 #include <cstring>
 
 #include "sandbox/process_sandbox.h"
+#include "support/kernel_caps.h"
 #include "support/test_disk.h"
 #include "util/address.h"
-#include "util/mmap_region.h"
+#include "util/canary_page.h"
 #include "util/temp_dir.h"
 
 namespace rf::kvm {
@@ -29,11 +30,6 @@ constexpr auto kTimeout = 120'000ms;
 // The kernel's IORING_OP_READ: a plain read to any user address, which no policy allows.
 constexpr std::uint32_t kOpRead = 22;
 
-std::string kvm_unusable() {
-  if (::access("/dev/kvm", R_OK | W_OK) != 0) return std::string("/dev/kvm is not usable here: ") + std::strerror(errno);
-  return "";
-}
-
 std::string log_text(const GuestOutcome& out) {
   std::string text;
   for (const std::string& line : out.log) text += "  " + line + "\n";
@@ -43,7 +39,7 @@ std::string log_text(const GuestOutcome& out) {
 class KvmMachineTest : public ::testing::TestWithParam<rf_mode> {
  protected:
   void SetUp() override {
-    if (const std::string why = kvm_unusable(); !why.empty()) GTEST_SKIP() << why;
+    RF_REQUIRE(test::kvm_feature());
     ASSERT_FALSE(dir_.path().empty());
     image_ = test::make_image(dir_, "disk.img", kDiskBytes);
     ASSERT_FALSE(image_.empty());
@@ -123,13 +119,10 @@ TEST_P(KvmMachineTest, GuestRunsTheVerifiedWorkloadAndTheDiskHoldsItsData) {
 }
 
 TEST_P(KvmMachineTest, HostileSqesGetErrorCompletionsAndTheVmmCarriesOn) {
-  auto canary = MmapRegion::map_anonymous(4096);
-  ASSERT_TRUE(canary);
-  std::fill(canary->bytes(), canary->bytes() + canary->size(), std::byte{0xc5});
-  const std::uint64_t canary_addr = address_of(canary->data());
-  const auto intact = [&] {
-    return std::all_of(canary->bytes(), canary->bytes() + canary->size(), [](std::byte b) { return b == std::byte{0xc5}; });
-  };
+  auto canary = CanaryPage::create();
+  ASSERT_TRUE(canary) << canary.error().message;
+  const std::uint64_t canary_addr = canary->address();
+  const auto intact = [&] { return canary->intact(); };
 
   // A READ_FIXED into VMM memory outside guest RAM: the kernel (passthrough) or the mediator
   // refuses the address.
@@ -190,7 +183,7 @@ TEST(KvmMachineConfig, RefusesAMissingGuestImageAndNamesTheFix) {
 }
 
 TEST(KvmMachineConfig, RefusesRamThatIsNotWholeLargePagesOrLeavesNoScratch) {
-  if (const std::string why = kvm_unusable(); !why.empty()) GTEST_SKIP() << why;
+  RF_REQUIRE(test::kvm_feature());
   TempDir dir("ringfence-kvm-test");
   MachineConfig config;
   config.disk_path = test::make_image(dir, "disk.img", kDiskBytes);
@@ -206,7 +199,7 @@ TEST(KvmMachineConfig, RefusesRamThatIsNotWholeLargePagesOrLeavesNoScratch) {
 }
 
 TEST(KvmMachineConfig, RefusesAMissingDisk) {
-  if (const std::string why = kvm_unusable(); !why.empty()) GTEST_SKIP() << why;
+  RF_REQUIRE(test::kvm_feature());
   MachineConfig config;
   config.disk_path = "/nonexistent/disk.img";
   config.guest_image = RF_KVM_GUEST_IMAGE;

@@ -1,6 +1,8 @@
 #include "support/kernel_caps.h"
 
 #include <fcntl.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -88,6 +90,18 @@ const Feature& loop_device_feature() {
     // Absent or not permitted here: the machine lacks the feature.
     const bool missing = err == ENOENT || err == ENXIO || err == ENODEV || err == EACCES || err == EPERM;
     return Feature{false, missing, std::string("/dev/loop-control: ") + std::strerror(err)};
+  }();
+  return f;
+}
+
+const Feature& kvm_feature() {
+  static const Feature f = [] {
+    const int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return Feature{false, true, std::string("/dev/kvm is not usable here: ") + std::strerror(errno)};
+    const int version = ::ioctl(fd, KVM_GET_API_VERSION, 0);
+    ::close(fd);
+    if (version != 12) return Feature{false, true, "/dev/kvm does not speak KVM API version 12"};
+    return Feature{true, false, ""};
   }();
   return f;
 }

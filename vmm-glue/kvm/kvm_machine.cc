@@ -117,12 +117,12 @@ void run_vcpu(KvmVm& vm, VcpuRun& run) {
         break;
       case VcpuExit::Kind::Shutdown:
         out.kind = GuestOutcome::Kind::Fault;
-        out.detail = "triple fault (an exception the guest had no handler for)";
+        out.detail = "triple fault (an exception the guest had no handler for) " + exit.detail;
         running = false;
         break;
       case VcpuExit::Kind::Interrupted:
         if (run.timed_out.load()) {
-          out.kind = GuestOutcome::Kind::TimedOut; out.detail = exit.detail;
+          out.kind = GuestOutcome::Kind::TimedOut;
           running = false;
         }
         break;
@@ -149,7 +149,7 @@ std::string GuestOutcome::describe() const {
       return fmt::format("exited {} ({})", exit_code, guest::guest_exit_name(exit_code));
     case Kind::Halted: return "halted without an exit code";
     case Kind::Fault: return "fault: " + detail;
-    case Kind::TimedOut: return "timed out (vCPU stopped) " + detail;
+    case Kind::TimedOut: return "timed out (vCPU stopped" + (detail.empty() ? ")" : " " + detail + ")");
     case Kind::Failed: return "vCPU failed: " + detail;
   }
   return "unknown";
@@ -218,6 +218,10 @@ Result<KvmMachine, MachineError> KvmMachine::create(const MachineConfig& config)
   device_config.device_window_gpa = kDeviceWindowGpa;
   device_config.queue_depth = config.queue_depth;
   device_config.policy = policy;
+  if (config.device_cpu) {
+    device_config.flags |= config.mode == RF_MODE_PASSTHROUGH ? RF_DEVICE_PIN_SQPOLL : RF_DEVICE_PIN_MEDIATOR;
+    device_config.sqpoll_cpu = device_config.mediator_cpu = *config.device_cpu;
+  }
   std::uint64_t window = 0;
   rf_status s = rf_device_window_size(m.memory_, 1, &device_config, &window);
   if (s == RF_OK) {
@@ -325,6 +329,9 @@ GuestOutcome KvmMachine::finish_boot(std::chrono::milliseconds timeout) {
   vcpu_thread_.join();
   GuestOutcome out = std::move(run_->outcome);
   run_.reset();
+  if (out.kind == GuestOutcome::Kind::TimedOut) {
+    if (const auto rip = vm_->instruction_pointer()) out.detail = fmt::format("at RIP {:#x}", *rip);
+  }
   // GUEST-CONTROLLED: the guest wrote these bytes; copy once, then only display them.
   guest::ProcessReport report;
   std::memcpy(&report, ram_ + kReportGpa, sizeof(report));
@@ -339,6 +346,28 @@ GuestOutcome KvmMachine::boot(const BootInfo& info, std::chrono::milliseconds ti
     return failed;
   }
   return finish_boot(timeout);
+}
+
+bool KvmMachine::guest_running() {
+  if (!vcpu_thread_.joinable()) return false;
+  std::lock_guard lock(run_->mutex);
+  return !run_->done;
+}
+
+Result<std::uint64_t, MachineError> KvmMachine::guest_tsc_ahead() {
+  if (vcpu_thread_.joinable()) {
+    return unexpected(MachineError{MachineErrc::Boot, EBUSY, "the guest's TSC is read only between boots"});
+  }
+  auto ahead = vm_->guest_tsc_ahead();
+  if (!ahead) return unexpected(MachineError{MachineErrc::Kvm, ahead.error().sys_errno, ahead.error().message});
+  return *ahead;
+}
+
+bool KvmMachine::read_guest(std::uint64_t gpa, std::span<std::byte> out) const {
+  if (gpa > ram_bytes_ || out.size() > ram_bytes_ - gpa) return false;
+  // SAFETY: [gpa, gpa + size) was just checked to lie inside guest RAM, mapped while the machine lives.
+  std::memcpy(out.data(), ram_ + gpa, out.size());
+  return true;
 }
 
 void KvmMachine::set_bench_phase(guest::BenchPhase phase) {

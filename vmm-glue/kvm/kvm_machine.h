@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,6 +41,7 @@ struct MachineConfig {
   std::uint64_t ram_bytes = 256ull << 20;  // a multiple of 2 MiB, at most kMaxRamBytes
   std::uint32_t queue_depth = 64;
   std::string guest_image;             // the flat guest binary (default_kvm_guest_image())
+  std::optional<unsigned> device_cpu;  // pins the device's SQPOLL thread or mediator to this CPU
 };
 
 // How one boot ended. Everything but `kind`, `exit_code` and `elapsed` came from the guest.
@@ -78,9 +80,14 @@ class KvmMachine {
   GuestOutcome finish_boot(std::chrono::milliseconds timeout);
   GuestOutcome boot(const BootInfo& info, std::chrono::milliseconds timeout);
 
+  // Whether a started guest is still running (false once it has exited, faulted or halted).
+  bool guest_running();
   void set_bench_phase(guest::BenchPhase phase);
-  // The guest's TSC now and the host's, for turning a bench guest's ticks into time.
-  Result<std::uint64_t, KvmError> guest_tsc() { return vm_->guest_tsc(); }
+  // How far the guest's TSC reads ahead of the host's (KvmVm::guest_tsc_ahead); only between
+  // boots, with no vCPU running.
+  Result<std::uint64_t, MachineError> guest_tsc_ahead();
+  // Copies guest RAM [gpa, gpa + out.size()) out; false if that is not all RAM.
+  bool read_guest(std::uint64_t gpa, std::span<std::byte> out) const;
 
   rf_device* device() { return device_; }
   std::uint64_t ram_bytes() const { return ram_bytes_; }

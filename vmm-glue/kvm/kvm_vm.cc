@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -15,6 +16,7 @@
 
 #include "kvm/long_mode.h"
 #include "util/address.h"
+#include "util/cycle_counter.h"
 
 namespace rf::kvm {
 
@@ -69,6 +71,18 @@ void install_interrupt_handler() {
 }
 
 }  // namespace
+
+std::string kvm_module_description() {
+  for (const char* module : {"kvm_intel", "kvm_amd", "kvm_pvm"}) {
+    if (std::filesystem::exists(std::string("/sys/module/") + module)) {
+      return std::string(module) + (std::string_view(module) == "kvm_pvm"
+                                        ? " (PVM: this guest is not PVM-aware, so KVM emulates it instruction by "
+                                          "instruction; expect emulator speed)"
+                                        : "");
+    }
+  }
+  return "unknown";
+}
 
 Result<KvmVm, KvmError> KvmVm::create() {
   KvmVm vm;
@@ -168,11 +182,20 @@ Result<void, KvmError> KvmVm::reset_vcpu(std::uint64_t entry, std::uint64_t stac
   return {};
 }
 
-Result<std::uint64_t, KvmError> KvmVm::guest_tsc() {
+Result<std::uint64_t, KvmError> KvmVm::guest_tsc_ahead() {
   FlexBuffer<kvm_msr_entry> msrs(1);
   msrs.entries()[0].index = kMsrIa32Tsc;
   if (::ioctl(vcpu_.get(), kGetMsrs, msrs.data()) != 1) return unexpected(setup_error(errno, "KVM_GET_MSRS (TSC)"));
-  return msrs.entries()[0].data;
+  const unsigned long long host = read_cycle_counter();
+  // The host read comes after the guest's, so this errs towards the guest being behind: a
+  // guest tick converted with it lands no earlier than it truly happened.
+  return msrs.entries()[0].data - host;
+}
+
+std::optional<std::uint64_t> KvmVm::instruction_pointer() {
+  kvm_regs regs{};
+  if (::ioctl(vcpu_.get(), KVM_GET_REGS, &regs) != 0) return std::nullopt;
+  return regs.rip;
 }
 
 VcpuExit KvmVm::run() {
@@ -181,8 +204,6 @@ VcpuExit KvmVm::run() {
     const int err = errno;
     if (err == EINTR) {
       exit.kind = VcpuExit::Kind::Interrupted;
-      kvm_regs regs{};
-      if (::ioctl(vcpu_.get(), KVM_GET_REGS, &regs) == 0) exit.detail = fmt::format("at RIP {:#x}", regs.rip);
     } else {
       exit.detail = fmt::format("KVM_RUN: {}", std::strerror(err));
     }
@@ -228,7 +249,7 @@ VcpuExit KvmVm::run() {
     case KVM_EXIT_INTR: exit.kind = VcpuExit::Kind::Interrupted; break;
     default: exit.detail = fmt::format("unexpected exit reason {}", run_->exit_reason); break;
   }
-  if (exit.kind == VcpuExit::Kind::Failed || exit.kind == VcpuExit::Kind::Shutdown || exit.kind == VcpuExit::Kind::Interrupted) {
+  if (exit.kind == VcpuExit::Kind::Failed || exit.kind == VcpuExit::Kind::Shutdown) {
     kvm_regs regs{};
     if (::ioctl(vcpu_.get(), KVM_GET_REGS, &regs) == 0) {
       exit.detail += fmt::format("{}at RIP {:#x}, RSP {:#x}", exit.detail.empty() ? "" : " ", regs.rip, regs.rsp);

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "util/result.h"
@@ -31,7 +32,7 @@ struct VcpuExit {
     Mmio,         // a guest access outside its RAM at `address`
     Halt,
     Shutdown,     // a triple fault: an exception with no IDT to take it
-    Interrupted,  // interrupt() was called
+    Interrupted,  // interrupt() was called (or a signal arrived)
     Failed,       // entry failure, internal error or a KVM_RUN error: `detail` says which
   };
   Kind kind = Kind::Failed;
@@ -42,6 +43,11 @@ struct VcpuExit {
   std::uint64_t address = 0;
   std::string detail;
 };
+
+// Which module provides /dev/kvm ("kvm_intel", "kvm_amd", "kvm_pvm" with a note, or "unknown").
+// On a PVM host (kvm_pvm) a guest that is not PVM-aware, as this VMM's is not, runs in KVM's
+// instruction emulator: correct, but about a thousand times slower than hardware.
+std::string kvm_module_description();
 
 class KvmVm {
  public:
@@ -62,8 +68,14 @@ class KvmVm {
   // Resets the vCPU to 64-bit mode (long_mode.h) at `entry` with `stack_top` and `argument` in
   // RDI. The page tables must already be in guest RAM.
   Result<void, KvmError> reset_vcpu(std::uint64_t entry, std::uint64_t stack_top, std::uint64_t argument);
-  // The guest's time-stamp counter now (MSR_IA32_TSC), for turning guest ticks into host time.
-  Result<std::uint64_t, KvmError> guest_tsc();
+  // How far the guest's time-stamp counter reads ahead of the host's (modulo 2^64), for turning a
+  // guest's ticks into host ticks; KVM runs it at the host's rate unless told otherwise (this VMM
+  // never is). On this project's Linux 6.18 hosts a new VM's TSC reads the host's, so this is a
+  // few thousand ticks either way: the reading's own error. Not while run() is in progress:
+  // KVM_GET_MSRS would wait for KVM_RUN to return.
+  Result<std::uint64_t, KvmError> guest_tsc_ahead();
+  // The vCPU's RIP, for messages; not while run() is in progress.
+  std::optional<std::uint64_t> instruction_pointer();
 
   // Runs the vCPU until its next exit to user space.
   VcpuExit run();
