@@ -21,7 +21,9 @@
 #include "engine/fio_job.h"
 #include "engine/guest_job.h"
 #include "engine/json_report.h"
+#include "engine/kvm_guest_job.h"
 #include "engine/plot.h"
+#include "kvm/kvm_vm.h"
 #include "ring/iopoll_probe.h"
 #include "ring/kernel_facts.h"
 #include "sys/syscalls.h"
@@ -36,29 +38,38 @@ namespace {
 using bench::GuestRow;
 using bench::HostRow;
 
-// A row of the table: a host row, a guest row, or fio; and the row it is compared with.
+// A row of the table: a host row, a process-guest row, a KVM-guest row, or fio; and the row it
+// is compared with.
 struct Row {
   std::string name;
   std::optional<HostRow> host;
   std::optional<GuestRow> guest;
+  std::optional<GuestRow> kvm;
   std::string baseline;  // empty for bare, the baseline of them all
 };
 
-constexpr const char* kRowNames = "bare, bare-sqpoll, bare-sqpoll-iopoll, restricted, passthrough, mediated, fio";
+constexpr const char* kRowNames =
+    "bare, bare-sqpoll, bare-sqpoll-iopoll, restricted, passthrough, mediated, kvm-passthrough, kvm-mediated, fio";
 
 std::optional<Row> row_from_name(const std::string& name) {
   // What each row is measured against: the same ring shape without the thing it adds. fio runs
   // with sqthread_poll, so it is compared with bare-sqpoll (that comparison checks our load
   // generator); mediated submits from a thread without SQPOLL, so it is compared with bare.
-  if (name == "fio") return Row{name, std::nullopt, std::nullopt, "bare-sqpoll"};
+  // A KVM row is compared with the process-guest row of its mode: the same driver and device,
+  // with the guest in a virtual machine instead of a process.
+  if (name == "fio") return Row{name, std::nullopt, std::nullopt, std::nullopt, "bare-sqpoll"};
   for (HostRow r : {HostRow::Bare, HostRow::BareSqpoll, HostRow::BareSqpollIopoll, HostRow::Restricted}) {
     if (bench::host_row_name(r) != name) continue;
     const char* baseline = r == HostRow::Bare ? "" : r == HostRow::BareSqpoll ? "bare" : "bare-sqpoll";
-    return Row{name, r, std::nullopt, baseline};
+    return Row{name, r, std::nullopt, std::nullopt, baseline};
   }
   for (GuestRow r : {GuestRow::Passthrough, GuestRow::Mediated}) {
-    if (bench::guest_row_name(r) != name) continue;
-    return Row{name, std::nullopt, r, r == GuestRow::Passthrough ? "bare-sqpoll" : "bare"};
+    if (bench::guest_row_name(r) == name) {
+      return Row{name, std::nullopt, r, std::nullopt, r == GuestRow::Passthrough ? "bare-sqpoll" : "bare"};
+    }
+    if (bench::kvm_row_name(r) == name) {
+      return Row{name, std::nullopt, std::nullopt, r, std::string(bench::guest_row_name(r))};
+    }
   }
   return std::nullopt;
 }
@@ -199,7 +210,7 @@ int run_table(const BenchArgs& args, const std::vector<Row>& rows, const BenchSe
         std::cerr << fmt::format("\rringfence bench: {} iodepth={} run {}/{} (about {:.0f} s left)   ", row.name, depth,
                                  rep + 1, args.repeat, left)
                   << std::flush;
-        if (!row.host && !row.guest) {
+        if (!row.host && !row.guest && !row.kvm) {
           bench::FioJob job{target_path, target.size, args.bs, depth, pattern, args.ramp_s, args.runtime_s,
                             app_cpu, sq_cpu, iopoll.supported};
           auto summary = bench::run_fio_job(job);
@@ -221,8 +232,9 @@ int run_table(const BenchArgs& args, const std::vector<Row>& rows, const BenchSe
         spec.seed = 1 + rep;
         spec.app_cpu = app_cpu;
         spec.sqpoll_cpu = sq_cpu;
-        auto result = row.host ? bench::run_host_job(*row.host, spec)
-                               : bench::run_guest_job(*row.guest, bench::GuestJobSpec{spec, target_path, {}});
+        auto result = row.host  ? bench::run_host_job(*row.host, spec)
+                      : row.kvm ? bench::run_kvm_guest_job(*row.kvm, bench::KvmJobSpec{spec, target_path, {}})
+                                : bench::run_guest_job(*row.guest, bench::GuestJobSpec{spec, target_path, {}});
         if (!result) {
           cell.unsupported = result.error();
           continue;
@@ -241,8 +253,12 @@ int run_table(const BenchArgs& args, const std::vector<Row>& rows, const BenchSe
                            "ramp, {} repeat(s) (median{})\n",
                            args.rw, args.bs, args.runtime_s, args.ramp_s, args.repeat,
                            args.repeat > 1 ? ", with min–max" : "");
-  std::cout << fmt::format("target: {}; kernel {}; {} CPUs{}\n\n", target.description, kernel_release(), setup.where.cpus,
-                           app_cpu ? "; application or guest on CPU 0, SQPOLL thread or mediator on CPU 1" : "");
+  std::cout << fmt::format("target: {}; kernel {}; {} CPUs{}\n", target.description, kernel_release(), setup.where.cpus,
+                           app_cpu ? "; application or guest (vCPU) on CPU 0, SQPOLL thread or mediator on CPU 1" : "");
+  if (std::any_of(rows.begin(), rows.end(), [](const Row& r) { return r.kvm.has_value(); })) {
+    std::cout << fmt::format("KVM rows: KVM module {}\n", kvm::kvm_module_description());
+  }
+  std::cout << "\n";
 
   std::vector<std::string> header{"kIOPS"};
   for (std::uint32_t d : args.iodepths) header.push_back(fmt::format("iodepth={}", d));

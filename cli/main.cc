@@ -76,7 +76,8 @@ int main(int argc, char** argv) {
   bench->add_option("--size", bench_args.size, "Size of the default target file, e.g. 1G (the default) or 256M")
       ->transform(CLI::AsSizeValue(false));
   bench->add_option("--rows", bench_args.rows, "Rows to run: bare, bare-sqpoll, bare-sqpoll-iopoll, restricted, "
-                                               "passthrough, mediated, fio; or none (with --scale)")
+                                               "passthrough, mediated (the guest process), kvm-passthrough, "
+                                               "kvm-mediated (the KVM guest; needs /dev/kvm), fio; or none (with --scale)")
       ->delimiter(',')
       ->capture_default_str();
   bench->add_flag("--scale", bench_args.scale, "After the table (or alone, with --rows none): device set-up time, "

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "engine/cpu_times.h"
+#include "engine/guest_timing.h"
 #include "engine/scoped_pin.h"
 #include "guest/bench_workload.h"
 #include "guest/workload.h"
@@ -20,35 +21,10 @@ namespace rf::bench {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 std::string guest_failure(const GuestExitStatus& exit, const std::optional<guest::ProcessReport>& report) {
   std::string text = fmt::format("the guest {}", exit.describe());
-  if (report) {
-    text += fmt::format(" (bench status: {}", guest::bench_status_name(report->bench.status));
-    if (report->bench.status == guest::BenchStatus::Refused) {
-      text += fmt::format(", {}", guest::request_status_name(report->bench.first_refusal));
-    }
-    text += ")";
-  }
+  if (report) text += fmt::format(" ({})", bench_status_text(report->bench));
   return text;
-}
-
-// The guest's latency histogram (ticks, at the start of its scratch memory), copied out once and
-// converted to nanoseconds at each bucket's upper bound.
-// GUEST-CONTROLLED: any counts at all; they are only added up and displayed.
-LatencyHistogram guest_latency(ProcessSandbox& sandbox, double ticks_per_ns) {
-  LatencyHistogram histogram;
-  auto span = sandbox.memory().translate(sandbox.scratch(), guest::kBenchHistogramBytes, DeviceAccess::ReadsGuest);
-  if (!span) return histogram;
-  std::vector<std::uint64_t> counts(buckets::kCount);
-  std::memcpy(counts.data(), span->host, guest::kBenchHistogramBytes);
-  for (unsigned b = 0; b < buckets::kCount; ++b) {
-    if (counts[b] == 0) continue;
-    const double ns = static_cast<double>(buckets::upper_bound_of(b)) / ticks_per_ns;
-    histogram.record(ns >= 1.8e19 ? UINT64_MAX : static_cast<std::uint64_t>(ns), counts[b]);
-  }
-  return histogram;
 }
 
 }  // namespace
@@ -118,14 +94,6 @@ Result<std::unique_ptr<GuestBench>, std::string> GuestBench::start(GuestRow row,
 // Members go in reverse order: the guest is killed and reaped before its device and RAM.
 GuestBench::~GuestBench() = default;
 
-GuestBench::Mark GuestBench::mark() const {
-  Mark m;
-  m.cpu = process_cpu_times(guest_->pid());
-  m.clock = Clock::now();
-  m.cycles = read_cycle_counter();
-  return m;
-}
-
 Result<void, std::string> GuestBench::check_running() {
   auto ended = guest_->wait(std::chrono::milliseconds(0));
   if (ended) return unexpected(guest_failure(*ended, sandbox_->report()) + " before the run was over");
@@ -134,12 +102,12 @@ Result<void, std::string> GuestBench::check_running() {
 }
 
 void GuestBench::measure() {
-  measure_mark_ = mark();
+  measure_mark_ = mark_phase(process_cpu_times(guest_->pid()));
   sandbox_->set_bench_phase(guest::BenchPhase::Measure);
 }
 
 void GuestBench::stop() {
-  stop_mark_ = mark();
+  stop_mark_ = mark_phase(process_cpu_times(guest_->pid()));
   sandbox_->set_bench_phase(guest::BenchPhase::Stop);
 }
 
@@ -150,32 +118,11 @@ Result<JobResult, std::string> GuestBench::result() {
   if (!exit->exited || exit->code != 0 || !report || report->bench.status != guest::BenchStatus::Ok) {
     return unexpected(guest_failure(*exit, report));
   }
-  if (!measure_mark_.cpu || !stop_mark_.cpu) return unexpected(std::string("cannot read the guest's CPU time from /proc"));
-
-  // GUEST-CONTROLLED: the report. The guest saw Measure after measure() and Stop after stop(),
-  // so its window must start after ours did and have a positive length.
-  const guest::BenchReport& b = report->bench;
-  const double elapsed_ns =
-      static_cast<double>(std::chrono::nanoseconds(stop_mark_.clock - measure_mark_.clock).count());
-  if (stop_mark_.cycles <= measure_mark_.cycles || elapsed_ns <= 0 || b.ticks_start < measure_mark_.cycles ||
-      b.ticks_end <= b.ticks_start) {
-    return unexpected(std::string("the guest's timing is inconsistent with the VMM's cycle counter"));
-  }
-  const double ticks_per_ns = static_cast<double>(stop_mark_.cycles - measure_mark_.cycles) / elapsed_ns;
-  JobResult result;
-  result.ios = b.ios;
-  result.reads = b.reads;
-  result.writes = b.writes;
-  result.errors = b.errors;
-  result.first_error = b.first_error;
-  result.measured = std::chrono::nanoseconds(static_cast<long long>(static_cast<double>(b.ticks_end - b.ticks_start) /
-                                                                    ticks_per_ns));
-  const CpuTimes used = *stop_mark_.cpu - *measure_mark_.cpu;
-  result.cpu_user = used.user;
-  result.cpu_system = used.system;
-  result.cpu = used.total();
-  result.latency = guest_latency(*sandbox_, ticks_per_ns);
-  return result;
+  // GUEST-CONTROLLED: the histogram, at the start of the scratch memory; copied out once.
+  std::vector<std::uint64_t> histogram(buckets::kCount);
+  auto span = sandbox_->memory().translate(sandbox_->scratch(), guest::kBenchHistogramBytes, DeviceAccess::ReadsGuest);
+  if (span) std::memcpy(histogram.data(), span->host, guest::kBenchHistogramBytes);
+  return bench_job_result(report->bench, histogram, measure_mark_, stop_mark_);
 }
 
 namespace {

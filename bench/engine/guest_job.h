@@ -18,6 +18,7 @@
 
 #include "engine/block_job.h"
 #include "engine/cpu_times.h"
+#include "engine/guest_timing.h"
 #include "util/result.h"
 
 namespace rf {
@@ -59,17 +60,11 @@ class GuestBench {
   Result<JobResult, std::string> result();
 
  private:
-  struct Mark {
-    std::chrono::steady_clock::time_point clock;
-    unsigned long long cycles = 0;
-    std::optional<CpuTimes> cpu;
-  };
   GuestBench() = default;
-  Mark mark() const;
 
   std::unique_ptr<ProcessSandbox> sandbox_;
   std::unique_ptr<GuestProcess> guest_;  // after the sandbox: killed before its device goes
-  Mark measure_mark_, stop_mark_;
+  PhaseMark measure_mark_, stop_mark_;  // CPU times: the guest process's
 };
 
 // One guest: ramp, measure for the runtime, stop; the VMM's CPU time included.

@@ -153,6 +153,22 @@ TEST(CliTest, BenchPrintsTheTableForEachRowAndDepth) {
   EXPECT_FALSE(contains(run.output, "I/O errors")) << run.output;
 }
 
+TEST(CliTest, BenchKvmRowsSitBesideTheProcessGuestRows) {
+  RF_REQUIRE(rf::test::kvm_feature());
+  RF_REQUIRE(rf::test::sqpoll_feature());
+  RF_REQUIRE(rf::test::restrictions_feature());
+  const CliRun run = ringfence("bench --size 16M --runtime 0.3 --ramp 0 --iodepth 2 "
+                               "--rows passthrough,mediated,kvm-passthrough,kvm-mediated");
+  EXPECT_EQ(run.status, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "KVM rows: KVM module ")) << run.output;
+  for (const char* row : {"| kvm-passthrough | ", "| kvm-mediated    | ", "| kvm-passthrough / passthrough |",
+                          "| kvm-mediated / mediated       |", "| kvm-mediated    | 2       |"}) {
+    EXPECT_TRUE(contains(run.output, row)) << row << "\n" << run.output;
+  }
+  EXPECT_FALSE(contains(run.output, "unsupported")) << run.output;
+  EXPECT_FALSE(contains(run.output, "I/O errors")) << run.output;
+}
+
 TEST(CliTest, BenchWritesAFioShapedJsonReportThatFiosOwnReaderAccepts) {
   RF_REQUIRE(rf::test::sqpoll_feature());
   RF_REQUIRE(rf::test::no_mmap_feature());
