@@ -3,6 +3,7 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <locale>
 
 #include <fmt/format.h>
 
@@ -16,13 +17,16 @@ namespace {
 
 using namespace rf::fuzz;
 
+// Digits grouped in threes with commas, whatever the environment's locale: fmt's locale-aware
+// {:L} with a numpunct facet of our own.
+struct CommaGrouping : std::numpunct<char> {
+  char do_thousands_sep() const override { return ','; }
+  std::string do_grouping() const override { return "\3"; }
+};
+
 std::string with_commas(std::uint64_t v) {
-  std::string digits = std::to_string(v), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i != 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
+  static const std::locale grouped(std::locale::classic(), new CommaGrouping);  // the locale owns the facet
+  return fmt::format(grouped, "{:L}", v);
 }
 
 std::string describe_violations(const std::vector<Violation>& violations) {

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <regex>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -337,6 +338,8 @@ TEST(CliTest, FuzzRunsAHostileGuestInEachModeAndReportsItsInvariants) {
     EXPECT_TRUE(contains(run.output, "ringfence fuzz: " + mode + " mode, seed 5")) << run.output;
     EXPECT_TRUE(contains(run.output, "| one-cqe-per-sqe")) << run.output;
     EXPECT_TRUE(contains(run.output, "256/256 / ")) << run.output;  // every episode sends every opcode
+    // Counts are grouped in threes with commas, whatever the locale.
+    EXPECT_TRUE(std::regex_search(run.output, std::regex(R"(\| guest actions +\| \d{1,3}(,\d{3})* +\|)"))) << run.output;
     std::ifstream in(path);
     const auto json = nlohmann::json::parse(in, nullptr, false);
     ASSERT_FALSE(json.is_discarded());
