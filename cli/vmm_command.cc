@@ -60,14 +60,9 @@ void keep_log(ModeRun& out, const std::string& boot, const kvm::GuestOutcome& ou
 
 std::optional<std::int32_t> probe(kvm::KvmMachine& machine, ModeRun& out, std::uint32_t opcode, std::uint64_t addr,
                                   std::uint64_t offset, std::chrono::milliseconds timeout) {
-  kvm::BootInfo info = machine.boot_info(kvm::Scenario::Probe);
-  info.probe_opcode = opcode;
-  info.probe_addr = addr;
-  info.probe_offset = offset;
-  const kvm::GuestOutcome outcome = machine.boot(info, timeout);
+  const kvm::GuestOutcome outcome = machine.boot(machine.probe_info(opcode, addr, offset), timeout);
   keep_log(out, "probe", outcome);
-  if (!outcome.ok() || !outcome.report || outcome.report->probe_done != 1) return std::nullopt;
-  return outcome.report->probe_result;
+  return outcome.probe_result();
 }
 
 kvm::GuestOutcome verify(kvm::KvmMachine& machine, const VmmArgs& args, std::uint64_t seed, std::uint32_t passes,

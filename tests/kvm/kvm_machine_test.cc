@@ -73,14 +73,9 @@ class KvmMachineTest : public ::testing::TestWithParam<rf_mode> {
   }
 
   std::optional<std::int32_t> probe(std::uint32_t opcode, std::uint64_t addr, std::uint64_t offset) {
-    BootInfo info = machine_->boot_info(Scenario::Probe);
-    info.probe_opcode = opcode;
-    info.probe_addr = addr;
-    info.probe_offset = offset;
-    const GuestOutcome out = machine_->boot(info, kTimeout);
+    const GuestOutcome out = machine_->boot(machine_->probe_info(opcode, addr, offset), kTimeout);
     EXPECT_TRUE(out.ok()) << out.describe();
-    if (!out.report || out.report->probe_done != 1) return std::nullopt;
-    return out.report->probe_result;
+    return out.probe_result();
   }
 
   TempDir dir_{"ringfence-kvm-test"};

@@ -289,6 +289,14 @@ BootInfo KvmMachine::boot_info(Scenario scenario) const {
   return info;
 }
 
+BootInfo KvmMachine::probe_info(std::uint32_t opcode, std::uint64_t addr, std::uint64_t offset) const {
+  BootInfo info = boot_info(Scenario::Probe);
+  info.probe_opcode = opcode;
+  info.probe_addr = addr;
+  info.probe_offset = offset;
+  return info;
+}
+
 Result<void, MachineError> KvmMachine::start_boot(const BootInfo& info) {
   const auto fail = [](std::string why) { return unexpected(MachineError{MachineErrc::Boot, EINVAL, std::move(why)}); };
   if (vcpu_thread_.joinable()) return fail("a guest is already running on this machine");

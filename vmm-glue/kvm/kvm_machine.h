@@ -56,6 +56,11 @@ struct GuestOutcome {
   std::chrono::nanoseconds elapsed{0};  // from the first KVM_RUN to the exit
   std::optional<guest::ProcessReport> report;  // GUEST-CONTROLLED: for display only
   bool ok() const { return kind == Kind::Exited && exit_code == 0; }
+  // A Probe boot's completion result, when the guest exited cleanly after reaping it.
+  std::optional<std::int32_t> probe_result() const {
+    if (!ok() || !report || report->probe_done != 1) return std::nullopt;
+    return report->probe_result;
+  }
   std::string describe() const;
 };
 
@@ -74,6 +79,9 @@ class KvmMachine {
 
   // BootInfo for `scenario` with this machine's memory, descriptor and scratch filled in.
   BootInfo boot_info(Scenario scenario) const;
+  // BootInfo for a Probe: one raw SQE with this opcode, fixed file 0, `addr` (0: the scratch
+  // memory's device address) and disk offset, as a hostile guest would write it.
+  BootInfo probe_info(std::uint32_t opcode, std::uint64_t addr, std::uint64_t offset) const;
   // Loads the guest afresh and starts its vCPU thread; then finish_boot() waits for it. Between
   // the two, set_bench_phase() steers a bench guest.
   Result<void, MachineError> start_boot(const BootInfo& info);
