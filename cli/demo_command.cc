@@ -16,6 +16,7 @@
 
 #include "cli/check_table.h"
 #include "cli/markdown_table.h"
+#include "cli/workload_cells.h"
 #include "disk/disk.h"
 #include "disk/loop_device.h"
 #include "sandbox/process_sandbox.h"
@@ -217,27 +218,14 @@ void print_report(const std::vector<ModeRun>& modes, const DemoArgs& args) {
                            args.seed, args.passes, args.depth, args.poll ? "polling the CQ" : "waiting on the eventfd");
   MarkdownTable workload(header);
   workload.add_row(row("guest", [](const ModeRun& m) { return m.run->exit.describe(); }));
-  workload.add_row(row("I/Os (writes + reads + flushes)", [](const ModeRun& m) {
-    if (!m.run->guest) return std::string("no report");
-    const guest::WorkloadReport& w = m.run->guest->workload;
-    return fmt::format("{} ({} + {} + {})", m.run->ios, w.writes, w.reads, w.flushes);
-  }));
-  workload.add_row(row("wall time, guest start to exit", [](const ModeRun& m) {
-    return fmt::format("{:.3f} s", std::chrono::duration<double>(m.run->elapsed).count());
-  }));
-  workload.add_row(row("kIOPS", [](const ModeRun& m) {
-    const double s = std::chrono::duration<double>(m.run->elapsed).count();
-    return fmt::format("{:.1f}", s > 0 ? static_cast<double>(m.run->ios) / s / 1000 : 0.0);
-  }));
-  workload.add_row(row("guest's check (read-back compare)", [](const ModeRun& m) {
-    if (!m.run->guest) return std::string("no report");
-    const guest::WorkloadReport& w = m.run->guest->workload;
-    return fmt::format("{} ({} errors, {} mismatched blocks)", guest::workload_status_name(w.status), w.errors,
-                       w.mismatches);
-  }));
+  // GUEST-CONTROLLED: the report, displayed only.
+  const auto report = [](const ModeRun& m) { return m.run->guest ? &m.run->guest->workload : nullptr; };
+  workload.add_row(row("I/Os (writes + reads + flushes)", [&](const ModeRun& m) { return workload_io_cell(m.run->ios, report(m)); }));
+  workload.add_row(row("wall time, guest start to exit", [](const ModeRun& m) { return seconds_cell(m.run->elapsed); }));
+  workload.add_row(row("kIOPS", [](const ModeRun& m) { return kiops_cell(m.run->ios, m.run->elapsed, 1); }));
+  workload.add_row(row("guest's check (read-back compare)", [&](const ModeRun& m) { return guest_check_cell(report(m)); }));
   workload.add_row(row("VMM's check of the disk", [](const ModeRun& m) {
-    return fmt::format("{} of {} blocks hold the last pass's data", m.run->blocks_checked - m.run->blocks_mismatched,
-                       m.run->blocks_checked);
+    return disk_check_cell(m.run->blocks_checked, m.run->blocks_mismatched);
   }));
   workload.add_row(row("doorbells", [](const ModeRun& m) { return m.doorbells; }));
   workload.add_row(row("SQEs refused by the mediator", [](const ModeRun& m) { return m.refusals; }));

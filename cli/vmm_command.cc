@@ -16,6 +16,7 @@
 
 #include "cli/check_table.h"
 #include "cli/markdown_table.h"
+#include "cli/workload_cells.h"
 #include "kvm/kvm_machine.h"
 #include "ring/kernel_facts.h"
 #include "sandbox/process_sandbox.h"
@@ -208,27 +209,13 @@ void print_report(const std::vector<ModeRun>& modes, const VmmArgs& args) {
                            args.seed, args.passes, args.depth);
   MarkdownTable workload(header);
   workload.add_row(row("guest", [](const ModeRun& m) { return m.verify->describe(); }));
-  workload.add_row(row("I/Os (writes + reads + flushes)", [](const ModeRun& m) {
-    if (!m.verify->report) return std::string("no report");
-    const guest::WorkloadReport& w = m.verify->report->workload;
-    return fmt::format("{} ({} + {} + {})", m.ios, w.writes, w.reads, w.flushes);
-  }));
-  workload.add_row(row("vCPU time, first instruction to exit", [](const ModeRun& m) {
-    return fmt::format("{:.3f} s", std::chrono::duration<double>(m.verify->elapsed).count());
-  }));
-  workload.add_row(row("kIOPS", [](const ModeRun& m) {
-    const double s = std::chrono::duration<double>(m.verify->elapsed).count();
-    return fmt::format("{:.2f}", s > 0 ? static_cast<double>(m.ios) / s / 1000 : 0.0);
-  }));
-  workload.add_row(row("guest's check (read-back compare)", [](const ModeRun& m) {
-    if (!m.verify->report) return std::string("no report");
-    const guest::WorkloadReport& w = m.verify->report->workload;
-    return fmt::format("{} ({} errors, {} mismatched blocks)", guest::workload_status_name(w.status), w.errors,
-                       w.mismatches);
-  }));
-  workload.add_row(row("VMM's check of the disk", [](const ModeRun& m) {
-    return fmt::format("{} of {} blocks hold the last pass's data", m.disk.checked - m.disk.mismatched, m.disk.checked);
-  }));
+  // GUEST-CONTROLLED: the report, displayed only.
+  const auto report = [](const ModeRun& m) { return m.verify->report ? &m.verify->report->workload : nullptr; };
+  workload.add_row(row("I/Os (writes + reads + flushes)", [&](const ModeRun& m) { return workload_io_cell(m.ios, report(m)); }));
+  workload.add_row(row("vCPU time, first instruction to exit", [](const ModeRun& m) { return seconds_cell(m.verify->elapsed); }));
+  workload.add_row(row("kIOPS", [](const ModeRun& m) { return kiops_cell(m.ios, m.verify->elapsed, 2); }));
+  workload.add_row(row("guest's check (read-back compare)", [&](const ModeRun& m) { return guest_check_cell(report(m)); }));
+  workload.add_row(row("VMM's check of the disk", [](const ModeRun& m) { return disk_check_cell(m.disk.checked, m.disk.mismatched); }));
   workload.add_row(row("doorbells (port write → KVM_IOEVENTFD → kick eventfd)", [](const ModeRun& m) { return m.doorbells; }));
   workload.add_row(row("SQEs refused by the mediator", [](const ModeRun& m) { return m.refusals; }));
   std::cout << workload.render() << "\n";
