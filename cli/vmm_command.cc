@@ -232,10 +232,10 @@ void print_report(const std::vector<ModeRun>& modes, const VmmArgs& args) {
 }  // namespace
 
 int run_vmm(const VmmArgs& args) {
-  if (::access("/dev/kvm", R_OK | W_OK) != 0) {
-    std::cerr << fmt::format("ringfence vmm: cannot start: /dev/kvm: {} (this needs KVM: hardware virtualisation or a "
-                             "KVM-capable host, the kvm module loaded, and read/write access to /dev/kvm)\n",
-                             std::strerror(errno));
+  // The same test KvmMachine makes (open /dev/kvm, API version, capabilities, a VM), before any
+  // file is created; its message names what is missing.
+  if (auto vm = kvm::KvmVm::create(); !vm && vm.error().code == kvm::KvmErrc::Unavailable) {
+    std::cerr << "ringfence vmm: cannot start: " << vm.error().message << "\n";
     return 2;
   }
   if (const auto why = io_uring_unavailable()) {
