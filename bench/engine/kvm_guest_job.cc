@@ -1,7 +1,5 @@
 #include "engine/kvm_guest_job.h"
 
-#include <sys/stat.h>
-
 #include <bit>
 #include <thread>
 #include <vector>
