@@ -15,8 +15,8 @@ struct BenchArgs {
   std::string target;            // empty: a file of `size` bytes in a temporary directory
   std::uint64_t size = 1ull << 30;
   // "none": no table. The KVM rows show "unsupported" with the reason where /dev/kvm is not usable.
-  std::vector<std::string> rows{"bare",     "bare-sqpoll",     "bare-sqpoll-iopoll", "restricted", "passthrough",
-                                "mediated", "kvm-passthrough", "kvm-mediated",       "fio"};
+  std::vector<std::string> rows{"bare",     "bare-sqpoll",     "bare-sqpoll-iopoll", "restricted",  "passthrough",
+                                "passthrough-sqpoll", "mediated", "kvm-passthrough", "kvm-mediated", "fio"};
   bool scale = false;  // --scale: the scale section after the table
   std::vector<unsigned> scale_guests{1, 2, 4, 8};
   std::uint32_t scale_iodepth = 8;  // per guest

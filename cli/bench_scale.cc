@@ -114,7 +114,7 @@ bool print_fleet(const BenchArgs& args, const BenchPlacement& where) {
     table.add_row(std::move(line));
   }
   clear_progress();
-  std::cout << fmt::format("Aggregate kIOPS, passthrough guests each on its own ring and device (rw={} bs={} iodepth={} "
+  std::cout << fmt::format("Aggregate kIOPS, passthrough-sqpoll guests (opt-in, unbounded) each on its own ring and device (rw={} bs={} iodepth={} "
                            "per guest, guests waiting for notifications; runtime {:.1f} s after {:.1f} s ramp; "
                            "guests on CPU {}, SQPOLL threads on CPU {}):\n\n",
                            bench::pattern_name(where.pattern), args.bs, args.scale_iodepth, args.runtime_s, args.ramp_s,

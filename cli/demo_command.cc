@@ -169,7 +169,10 @@ ModeRun run_mode(abi::Mode mode, const std::string& image, const DemoArgs& args)
   out.run = std::move(*run);
   const std::uint64_t kicks = out.run->guest ? out.run->guest->counters.kicks : 0;
   if (PassthroughDevice* p = sandbox->passthrough()) {
-    out.doorbells = fmt::format("{} kicks, {} SQPOLL wake-ups", kicks, p->wakeups());
+    out.doorbells = p->submitter() == PassthroughSubmitter::KernelSqpoll
+                        ? fmt::format("{} kicks, {} SQPOLL wake-ups", kicks, p->doorbells())
+                        : fmt::format("{} kicks, device thread woke {} times, held back {} times", kicks, p->doorbells(),
+                                      p->throttled());
   } else if (MediatedDevice* m = sandbox->mediated()) {
     const MediatorCounters c = m->counters();
     out.doorbells = fmt::format("{} kicks, mediator slept {} times", kicks, c.sleeps);

@@ -55,7 +55,7 @@ int replay(const FuzzArgs& args) {
     return 2;
   }
   std::cout << fmt::format("Replaying episode {} of seed {} ({} actions) in {} mode\n", c->program.episode, c->program.seed,
-                           c->program.actions.size(), mode_name(c->rig.mode));
+                           c->program.actions.size(), mode_name(c->rig));
   auto result = (*rig)->run(c->program);
   if (!result) {
     std::cerr << "ringfence fuzz: " << result.error() << "\n";
@@ -77,7 +77,7 @@ int replay(const FuzzArgs& args) {
 }
 
 void print_report(const CampaignReport& r, const FuzzRigConfig& config, const FuzzRig& rig) {
-  std::cout << fmt::format("## ringfence fuzz: {} mode, seed {}\n\n", mode_name(config.mode), r.seed);
+  std::cout << fmt::format("## ringfence fuzz: {} mode, seed {}\n\n", mode_name(config), r.seed);
   std::cout << fmt::format("Disk: {}; guest RAM {} MiB; SQ {} entries.\n\n", rig.disk_description(), config.ram_bytes >> 20,
                            rig.geometry().sq_entries);
   MarkdownTable t({"", "value"});
@@ -88,12 +88,12 @@ void print_report(const CampaignReport& r, const FuzzRigConfig& config, const Fu
   t.add_row({"SQEs the device took (executions)", fmt::format("{} ({}/s)", with_commas(r.sqes), with_commas(static_cast<std::uint64_t>(r.sqes_per_second())))});
   t.add_row({"completions posted", with_commas(r.cqes)});
   if (config.mode == abi::Mode::Mediated) t.add_row({"refused by the validator", with_commas(r.refused)});
-  if (config.mode == abi::Mode::Passthrough) t.add_row({"dropped by the kernel (bad index entries)", with_commas(r.dropped)});
+
   t.add_row({"opcodes / flag values sent", fmt::format("{}/256 / {}/256", r.opcodes_sent.count(), r.flags_sent.count())});
   t.add_row({"chaos episodes (jumps, rewritten SQEs)", std::to_string(r.chaos_episodes)});
   std::string broken;
   for (const auto& [reason, n] : r.broken) broken += fmt::format("{}{} {}", broken.empty() ? "" : ", ", n, reason);
-  if (config.mode == abi::Mode::Mediated) t.add_row({"devices marked broken", broken.empty() ? "0" : broken});
+  t.add_row({"devices marked broken", broken.empty() ? "0" : broken});
   t.add_row({"guests that stalled / timed out / crashed", fmt::format("{} / {} / {}", r.stalled, r.guest_timeouts, r.guest_crashes)});
   t.add_row({"disk bytes changed", with_commas(r.disk_changed_bytes)});
   t.add_row({"slowest teardown", fmt::format("{:.1f} ms", std::chrono::duration<double, std::milli>(r.max_teardown).count())});
@@ -106,7 +106,7 @@ void print_report(const CampaignReport& r, const FuzzRigConfig& config, const Fu
   }
   std::cout << inv.render();
   if (r.inexact_accounting != 0) {
-    std::cout << fmt::format("\n{} episodes could only check \"no more CQEs than SQEs\": the kernel may drop SQEs or hide linked CQEs there (docs/threat-model.md).\n", r.inexact_accounting);
+    std::cout << fmt::format("\n{} episodes could only check \"no more CQEs than SQEs\": a denied SQE that starts a link chain with IOSQE_CQE_SKIP_SUCCESS hides the CQEs of the SQEs after it (docs/threat-model.md).\n", r.inexact_accounting);
   }
 }
 
@@ -114,12 +114,11 @@ void print_report(const CampaignReport& r, const FuzzRigConfig& config, const Fu
 
 int run_fuzz(const FuzzArgs& args) {
   if (!args.replay_path.empty()) return replay(args);
-  if (args.mode != "passthrough" && args.mode != "mediated") {
-    std::cerr << "ringfence fuzz: --mode passthrough or --mode mediated is required (or --replay FILE)\n";
+  FuzzRigConfig config;
+  if (!set_mode(args.mode, config)) {
+    std::cerr << "ringfence fuzz: --mode passthrough, passthrough-sqpoll or mediated is required (or --replay FILE)\n";
     return 2;
   }
-  FuzzRigConfig config;
-  config.mode = args.mode == "mediated" ? abi::Mode::Mediated : abi::Mode::Passthrough;
   auto rig = FuzzRig::create(config);
   if (!rig) {
     std::cerr << "ringfence fuzz: " << rig.error() << "\n";

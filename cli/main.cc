@@ -76,13 +76,15 @@ int main(int argc, char** argv) {
   bench->add_option("--size", bench_args.size, "Size of the default target file, e.g. 1G (the default) or 256M")
       ->transform(CLI::AsSizeValue(false));
   bench->add_option("--rows", bench_args.rows, "Rows to run: bare, bare-sqpoll, bare-sqpoll-iopoll, restricted, "
-                                               "passthrough, mediated (the guest process), kvm-passthrough, "
+                                               "passthrough (the guest process; bounded: its device thread submits), "
+                                               "passthrough-sqpoll (opt-in, UNBOUNDED: a kernel SQPOLL thread takes "
+                                               "the guest's SQ), mediated, kvm-passthrough, kvm-passthrough-sqpoll, "
                                                "kvm-mediated (the KVM guest; needs /dev/kvm), fio; or none (with --scale)")
       ->delimiter(',')
       ->capture_default_str();
   bench->add_flag("--scale", bench_args.scale, "After the table (or alone, with --rows none): device set-up time, "
                                                "guest RAM registration per GiB, and aggregate kIOPS with several "
-                                               "passthrough guests, with and without a shared SQPOLL thread");
+                                               "passthrough-sqpoll guests, with and without a shared SQPOLL thread");
   bench->add_option("--scale-guests", bench_args.scale_guests, "--scale: the numbers of guests to run at once")
       ->delimiter(',')
       ->check(CLI::Range(1u, 64u))
@@ -101,7 +103,9 @@ int main(int argc, char** argv) {
   auto* fuzz = app.add_subcommand("fuzz", "Attack a live sandboxed device with a hostile guest process (random and "
                                           "structure-aware SQEs, ring scribbles, tail jumps, never reaping) while the VMM "
                                           "checks its invariants after every episode; exit 1 on a violation");
-  fuzz->add_option("--mode", fuzz_args.mode, "passthrough or mediated")->check(CLI::IsMember({"passthrough", "mediated"}));
+  fuzz->add_option("--mode", fuzz_args.mode, "passthrough (the device thread submits, bounded), passthrough-sqpoll "
+                                             "(the opt-in, unbounded SQPOLL thread, watched) or mediated")
+      ->check(CLI::IsMember({"passthrough", "passthrough-sqpoll", "mediated"}));
   fuzz->add_option("--seconds", fuzz_args.seconds, "How long to run")->check(CLI::Range(0.1, 86400.0))->capture_default_str();
   fuzz->add_option("--seed", fuzz_args.seed, "Seed of every episode's program (default: from the clock; printed)");
   fuzz->add_option("--episodes", fuzz_args.episodes, "Stop after this many episodes")->check(CLI::Range(1u, 100000000u));

@@ -15,6 +15,7 @@
 #include "restrictions/policy_parser.h"
 #include "ring/opcodes.h"
 #include "ring/setup.h"
+#include "ring/sqe_exposure.h"
 
 namespace rf::cli {
 
@@ -67,10 +68,17 @@ int run_policy_check(const PolicyArgs& args) {
 }
 
 int run_policy_explain(const PolicyArgs& args) {
+  // What the running kernel does with the SQE fields no restriction filters: probed once, and
+  // only for passthrough policies (mediated mode passes none of them on).
+  std::optional<SqeExposure> exposure;
   return for_each_checked_policy(args, "; `ringfence policy check` explains why",
                                  [&](const std::string&, const policy::Policy& p) {
+                                   if (!args.offline && p.mode == policy::Mode::Passthrough && !exposure) {
+                                     exposure = probe_sqe_exposure();
+                                   }
                                    std::cout << policy::explain_policy(p, kernel_for(args),
-                                                                       running_register_restriction_model());
+                                                                       running_register_restriction_model(),
+                                                                       exposure ? &*exposure : nullptr);
                                  });
 }
 

@@ -14,6 +14,7 @@
 
 #include "cli/markdown_table.h"
 #include "ring/probe.h"
+#include "ring/sqe_exposure.h"
 #include "util/unique_fd.h"
 
 namespace rf::cli {
@@ -52,6 +53,26 @@ std::string bytes_label(const std::optional<std::uint64_t>& b) {
 }
 
 nlohmann::json feature_json(const FeatureStatus& f) { return {{"supported", f.supported}, {"detail", f.detail}}; }
+
+nlohmann::json exposure_json(const SqeExposure& e) {
+  nlohmann::json fields = nlohmann::json::array();
+  for (const SqeFieldFinding& f : e.fields) {
+    fields.push_back({{"field", f.field}, {"opcodes", f.opcodes}, {"interpreted", f.interpreted}, {"seen", f.seen},
+                      {"lets_a_guest", f.lets_a_guest}});
+  }
+  return {{"probed", e.ran}, {"error", e.ran ? nlohmann::json(nullptr) : nlohmann::json(e.error)}, {"target", e.target},
+          {"fields", fields}};
+}
+
+std::string exposure_text(const SqeExposure& e) {
+  std::string out = "\nPassthrough exposure: SQE fields of READ_FIXED, WRITE_FIXED and FSYNC that this kernel interprets\n"
+                    "and no restriction can filter (the guest writes them; mediated mode rebuilds every SQE)";
+  if (!e.ran) return out + fmt::format(": not probed: {}\n", e.error);
+  out += fmt::format(", tried on {} from a thread without capabilities, as a device's ring:\n\n", e.target);
+  MarkdownTable t({"field", "opcodes", "interpreted", "seen", "lets a guest"});
+  for (const SqeFieldFinding& f : e.fields) t.add_row({f.field, f.opcodes, yes_no(f.interpreted), f.seen, f.lets_a_guest});
+  return out + t.render();
+}
 
 nlohmann::json to_json(const KernelCapabilities& c, const std::string& iopoll_label) {
   nlohmann::json ops = nlohmann::json::array();
@@ -146,10 +167,13 @@ int run_probe(const ProbeArgs& args) {
     }
   }
   const KernelCapabilities caps = probe_kernel(target);
+  const SqeExposure exposure = caps.io_uring.supported ? probe_sqe_exposure() : SqeExposure{false, "no io_uring", "", {}};
   if (args.json) {
-    std::cout << to_json(caps, label).dump(2) << "\n";
+    nlohmann::json j = to_json(caps, label);
+    j["passthrough_sqe_exposure"] = exposure_json(exposure);
+    std::cout << j.dump(2) << "\n";
   } else {
-    std::cout << to_text(caps, label);
+    std::cout << to_text(caps, label) << exposure_text(exposure);
   }
   return caps.io_uring.supported ? 0 : 1;
 }

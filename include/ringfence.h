@@ -2,7 +2,9 @@
  * (Firecracker, cloud-hypervisor, crosvm).
  *
  * A device gives a guest a restricted io_uring path to its disks, in one of two modes:
- *   passthrough: the guest's own kernel ring, in its RAM, consumed by a kernel SQPOLL thread;
+ *   passthrough: the guest's own kernel ring, in its RAM; the device's thread hands the kernel
+ *                as many of the guest's SQEs as a bound allows (or, opt-in and unbounded, a
+ *                kernel SQPOLL thread takes them all by itself);
  *   mediated:    guest rings in its RAM that a VMM thread validates and feeds to a private ring.
  * Either way the guest finds a ring descriptor at a guest-physical address (docs/abi.md), rings
  * a doorbell (the kick fd) and is told of completions (the notify fd).
@@ -187,8 +189,16 @@ RF_API void rf_policy_free(rf_policy* policy);
 
 typedef struct rf_device rf_device;
 
-#define RF_DEVICE_PIN_SQPOLL 0x1u   /* passthrough: pin the SQPOLL thread to `sqpoll_cpu` */
+#define RF_DEVICE_PIN_SQPOLL 0x1u   /* passthrough: pin the thread that takes the guest's SQEs (the
+                                       device thread, or the SQPOLL thread) to `sqpoll_cpu` */
 #define RF_DEVICE_PIN_MEDIATOR 0x2u /* mediated: pin the mediator thread to `mediator_cpu` */
+/* passthrough: let a kernel SQPOLL thread take the guest's SQEs by itself instead of the device
+ * thread. UNBOUNDED: the kernel then takes whatever the guest publishes, so a guest can make it
+ * hold any number of requests and overflowed completions (kernel memory charged to the VMM)
+ * until the device's watchdog sees the bound crossed and closes the ring (RF_BROKEN_IN_FLIGHT_BOUND);
+ * each doorbell after sqpoll_idle_ms costs that much host CPU again. Run such a VMM in its own
+ * memory cgroup (docs/threat-model.md). */
+#define RF_DEVICE_KERNEL_SQPOLL 0x4u
 
 typedef struct rf_device_config {
   uint32_t struct_size;       /* sizeof(rf_device_config) */
@@ -200,12 +210,16 @@ typedef struct rf_device_config {
   const rf_policy* policy;    /* NULL: the built-in policy of the mode (blk-passthrough, or
                                  blk-passthrough-ro when every disk is read-only; blk-mediated) */
   uint32_t sqpoll_cpu;        /* passthrough, with RF_DEVICE_PIN_SQPOLL */
-  uint32_t sqpoll_idle_ms;    /* passthrough: how long the SQPOLL thread polls before it sleeps;
-                                 0: 1000 */
-  const rf_device* share_sqpoll_with; /* passthrough: serve this ring from that device's SQPOLL
-                                 thread (IORING_SETUP_ATTACH_WQ) instead of starting one */
+  uint32_t sqpoll_idle_ms;    /* passthrough with RF_DEVICE_KERNEL_SQPOLL: how long the SQPOLL
+                                 thread polls before it sleeps; 0: 1000 */
+  const rf_device* share_sqpoll_with; /* passthrough with RF_DEVICE_KERNEL_SQPOLL: serve this ring
+                                 from that device's SQPOLL thread (IORING_SETUP_ATTACH_WQ, which
+                                 also needs RF_DEVICE_KERNEL_SQPOLL) instead of starting one */
   uint32_t mediator_cpu;      /* mediated, with RF_DEVICE_PIN_MEDIATOR */
   uint32_t mediator_poll_us;  /* mediated: how long the mediator polls before it sleeps; 0: 50 */
+  uint32_t device_poll_us;    /* passthrough without RF_DEVICE_KERNEL_SQPOLL: how long the device
+                                 thread polls the guest's SQ before it sleeps; 0: 50 */
+  uint32_t reserved;          /* zero */
 } rf_device_config;
 
 typedef enum rf_device_state {
@@ -239,11 +253,14 @@ RF_API int rf_device_kick_fd(const rf_device* device);
 /* The completion eventfd. Point KVM_IRQFD at it. Owned by the device. */
 RF_API int rf_device_notify_fd(const rf_device* device);
 
-/* Created -> Running: starts the doorbell thread (passthrough) or the mediator (mediated). */
+/* Created -> Running: starts the device thread (passthrough; with RF_DEVICE_KERNEL_SQPOLL, the
+ * watchdog that also turns doorbells into SQPOLL wake-ups) or the mediator (mediated). */
 RF_API RF_NODISCARD rf_status rf_device_start(rf_device* device);
 /* Running -> Quiesced: takes no more guest requests and returns once every request taken has
- * its completion in the guest CQ. Passthrough: pause the guest's vCPUs first (the kernel reads
- * the SQ by itself). RF_E_TIMEOUT or RF_E_BROKEN leave the device Running. */
+ * its completion in the guest CQ (or, passthrough, in the kernel's overflow list), as the
+ * kernel's own counters say. SQEs the guest publishes meanwhile wait in its SQ. With
+ * RF_DEVICE_KERNEL_SQPOLL pause the guest's vCPUs first (the kernel reads the SQ by itself).
+ * RF_E_TIMEOUT or RF_E_BROKEN leave the device Running. */
 RF_API RF_NODISCARD rf_status rf_device_quiesce(rf_device* device, uint32_t timeout_ms);
 /* Quiesced -> Running. */
 RF_API RF_NODISCARD rf_status rf_device_resume(rf_device* device);
@@ -251,8 +268,9 @@ RF_API RF_NODISCARD rf_status rf_device_resume(rf_device* device);
 typedef struct rf_stop_report {
   uint32_t struct_size; /* sizeof(rf_stop_report) */
   uint32_t released;    /* 1: the kernel is done with guest RAM (pinned pages released, no request
-                           can still write it); 0 for a passthrough ring sharing another's
-                           SQPOLL thread, or if that took longer than 5 s */
+                           can still read or write it). 0: it had not freed the ring 10 s after
+                           closing it; requests may still write guest RAM: keep it mapped and
+                           do not reuse it */
   uint64_t drained;     /* requests that completed while stop waited */
   uint64_t cancelled;   /* requests that did not: mediated, each got a -ECANCELED completion;
                            passthrough, the kernel completed or cancelled each as it closed */
@@ -260,9 +278,9 @@ typedef struct rf_stop_report {
   uint32_t reserved;
 } rf_stop_report;
 
-/* Any state -> Stopped: waits up to `drain_timeout_ms` for requests in flight, stops the thread
- * and closes the kernel ring. `report` may be NULL. A later call does nothing and reports what
- * the first one did. */
+/* Any state -> Stopped: waits up to `drain_timeout_ms` for requests in flight, stops the thread,
+ * closes the kernel ring and waits (up to 10 s) until the kernel has freed it. `report` may be
+ * NULL. A later call does nothing and reports what the first one did. */
 RF_API RF_NODISCARD rf_status rf_device_stop(rf_device* device, uint32_t drain_timeout_ms, rf_stop_report* report);
 
 #define RF_COUNT_UNKNOWN UINT64_MAX
@@ -271,23 +289,33 @@ typedef enum rf_broken_reason {
   RF_BROKEN_NONE = 0,
   RF_BROKEN_SQ_TAIL_JUMP = 1,  /* the guest's SQ tail ran more than the SQ size ahead of the head */
   RF_BROKEN_CQ_HEAD_JUMP = 2,  /* the guest's CQ head ran ahead of the published tail */
-  RF_BROKEN_KERNEL_RING = 3    /* the private kernel ring failed */
+  RF_BROKEN_KERNEL_RING = 3,   /* the kernel ring failed, or its counters disagreed with the device's */
+  RF_BROKEN_IN_FLIGHT_BOUND = 4 /* passthrough with RF_DEVICE_KERNEL_SQPOLL: the guest made the kernel
+                                  hold more than `in_flight_bound` requests and overflowed
+                                  completions (or kept its counters unreadable); the watchdog closed
+                                  the ring */
 } rf_broken_reason;
 
 typedef struct rf_device_counters {
   uint32_t struct_size;        /* sizeof(rf_device_counters) */
   uint32_t state;              /* rf_device_state */
-  uint64_t in_flight;          /* requests taken and not completed; RF_COUNT_UNKNOWN if not known */
+  uint64_t in_flight;          /* requests taken and not completed, from the kernel's (passthrough)
+                                  or the mediator's own counts, never from guest memory;
+                                  RF_COUNT_UNKNOWN if not known */
   uint64_t completions;        /* completions posted to the guest since create; or RF_COUNT_UNKNOWN */
-  /* Mediated (zero in passthrough): */
-  uint64_t consumed;           /* guest SQEs taken */
-  uint64_t submitted;          /* SQEs that passed validation and went to the kernel */
-  uint64_t refused;            /* SQEs refused by a validation rule (docs/abi.md) */
-  uint64_t cancelled;          /* completed with -ECANCELED by rf_device_stop */
+  uint64_t consumed;           /* guest SQEs taken (passthrough: by the kernel, from its counters;
+                                  RF_COUNT_UNKNOWN if not known) */
+  uint64_t submitted;          /* mediated: SQEs that passed validation and went to the kernel;
+                                  passthrough: SQEs the device thread handed to the kernel */
+  uint64_t refused;            /* mediated: SQEs refused by a validation rule (docs/abi.md) */
+  uint64_t cancelled;          /* mediated: completed with -ECANCELED by rf_device_stop */
   uint32_t broken;             /* rf_broken_reason */
   uint32_t reserved;
-  /* Passthrough (zero in mediated): */
-  uint64_t wakeups;            /* doorbells turned into SQPOLL wake-ups */
+  uint64_t wakeups;            /* passthrough: doorbells the device took */
+  uint64_t in_flight_bound;    /* the most requests in flight (plus, passthrough, overflowed
+                                  completions) the kernel may hold for the device: the CQ size */
+  uint64_t throttled;          /* passthrough device thread: times the bound held published SQEs
+                                  back (a guest within its SQ never meets it) */
 } rf_device_counters;
 
 RF_API RF_NODISCARD rf_status rf_device_counters_of(const rf_device* device, rf_device_counters* out);

@@ -56,9 +56,33 @@ std::string rule_row(std::size_t i, const RestrictionRule& rule) {
       rule);
 }
 
+// Passthrough: the SQE fields of the allowed block opcodes that the kernel reads and no
+// restriction can filter, with this kernel's answers when probed.
+std::string exposure_section(const RestrictionSet& set, const SqeExposure* exposure) {
+  if (!set.allows(SqeOpcode::ReadFixed) && !set.allows(SqeOpcode::WriteFixed) && !set.allows(SqeOpcode::Fsync)) return "";
+  std::string out =
+      "  - SQE fields the kernel interprets in the allowed opcodes, which no restriction can filter (in\n"
+      "    passthrough the guest writes them and the kernel reads them; mediated mode rebuilds every SQE):\n";
+  if (exposure == nullptr || !exposure->ran) {
+    out += "      ioprio, rw_flags (RWF_*), the read/write attribute pointer (attr_ptr/attr_type_mask, 6.15+), the\n"
+           "      write stream (6.16+), fsync_flags and an FSYNC's range, personality; later kernels may add more\n";
+    if (exposure != nullptr) out += fmt::format("      (this kernel could not be probed: {})\n", exposure->error);
+    out += "      `ringfence probe` shows what the running kernel does with each\n";
+    return out;
+  }
+  out += fmt::format("      (probed on this kernel, against {}, from a thread without capabilities)\n", exposure->target);
+  for (const SqeFieldFinding& f : exposure->fields) {
+    out += fmt::format("      {} ({}): {}\n", f.field, f.opcodes, f.interpreted ? "interpreted" : "ignored here");
+    out += fmt::format("        seen: {}\n", f.seen);
+    out += fmt::format("        lets a guest: {}\n", f.lets_a_guest);
+  }
+  return out;
+}
+
 }  // namespace
 
-std::string explain_policy(const Policy& policy, const KernelOpcodeSupport* kernel, RegisterRestrictionModel model) {
+std::string explain_policy(const Policy& policy, const KernelOpcodeSupport* kernel, RegisterRestrictionModel model,
+                           const SqeExposure* exposure) {
   const RestrictionSet set = compile_policy(policy);
   std::string out;
   out += fmt::format("Policy \"{}\" ({} mode, format {}) from {}\n\n", policy.name, mode_name(policy.mode),
@@ -130,10 +154,18 @@ std::string explain_policy(const Policy& policy, const KernelOpcodeSupport* kern
            "    regular image file (the mediated path bounds offsets; in passthrough, back the disk with a\n"
            "    block device, whose size the kernel enforces)\n";
   }
-  out += "  - resources: completions the guest does not reap, and io-wq workers, are not bounded by restrictions\n";
+  out += "  - resources: restrictions bound opcodes, not requests in flight or completions the guest does not\n"
+         "    reap (each overflowed CQE is kernel memory charged to the VMM). io-wq workers for these opcodes on\n"
+         "    files and block devices are bounded by the kernel: min(SQ entries, 4 x CPUs) per submitting thread\n";
   if (policy.mode == Mode::Passthrough) {
+    out += "    Passthrough devices bound the rest themselves by default: the device thread hands the kernel at most\n"
+           "    the CQ size of requests in flight plus overflowed CQEs. With the opt-in kernel SQPOLL thread\n"
+           "    (RF_DEVICE_KERNEL_SQPOLL, bench row passthrough-sqpoll) NOTHING bounds them: the kernel takes\n"
+           "    whatever the guest publishes until the device's watchdog sees its counters past the bound and\n"
+           "    closes the ring, and every doorbell after an idle spell costs sq_thread_idle of host CPU\n";
     out += "  - address disclosure: SQE buffer addresses are host virtual addresses, so the guest learns where\n"
            "    its RAM is mapped in the VMM\n";
+    out += exposure_section(set, exposure);
   }
 
   const auto rules = set.registered_rules(model);

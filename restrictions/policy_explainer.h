@@ -6,11 +6,14 @@
 
 #include "restrictions/policy.h"
 #include "ring/probe.h"
+#include "ring/sqe_exposure.h"
 
 namespace rf::policy {
 
 // `kernel` null explains against ringfence's own opcode tables instead of the running kernel.
-std::string explain_policy(const Policy& policy, const KernelOpcodeSupport* kernel,
-                           RegisterRestrictionModel model);
+// `exposure` (passthrough policies): what this kernel did with the SQE fields no restriction
+// filters (probe_sqe_exposure); null lists the fields without this kernel's answers.
+std::string explain_policy(const Policy& policy, const KernelOpcodeSupport* kernel, RegisterRestrictionModel model,
+                           const SqeExposure* exposure = nullptr);
 
 }  // namespace rf::policy

@@ -42,6 +42,18 @@ Result<Completion, std::string> spin_for_completion(Peek&& peek) {
   }
 }
 
+// Spins (up to a second) until `try_slot` gets an SQ slot: for SQPOLL rings, whose kernel thread
+// frees slots a moment after it posts their completions.
+template <typename TrySlot>
+auto wait_for_sq_slot(TrySlot&& try_slot) {
+  const auto deadline = Clock::now() + std::chrono::seconds(1);
+  for (unsigned spins = 0;; ++spins) {
+    auto slot = try_slot();
+    if (slot || ((spins & 0xff) == 0 && Clock::now() > deadline)) return slot;
+    cpu_relax();
+  }
+}
+
 // The baseline rows: plain io_uring through liburing, no restrictions, nothing of ringfence's.
 class LiburingQueue {
  public:
@@ -81,6 +93,9 @@ class LiburingQueue {
 
   bool push(bool write, std::byte* buf, std::uint32_t len, std::uint64_t off, std::uint64_t slot) {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    // An SQPOLL thread posts a batch's completions before it advances the SQ head: a slot whose
+    // CQE is already reaped may not be free yet.
+    if (sqe == nullptr && sqpoll_) sqe = wait_for_sq_slot([this] { return io_uring_get_sqe(&ring_); });
     if (sqe == nullptr) return false;
     if (write) {
       io_uring_prep_write_fixed(sqe, 0, buf, len, off, 0);
@@ -148,7 +163,9 @@ class RestrictedQueue {
     const Sqe sqe = write ? Sqe::write_fixed(file, buf, len, off, BufferIndex{0})
                           : Sqe::read_fixed(file, buf, len, off, BufferIndex{0});
     Sqe copy = sqe;
-    return ring_.try_push(copy.with_user_data(slot));
+    copy.with_user_data(slot);
+    // SQPOLL: a slot whose CQE is reaped may not be free yet (see LiburingQueue::push).
+    return ring_.try_push(copy) || wait_for_sq_slot([&] { return ring_.try_push(copy); });
   }
   Result<void, std::string> submit() {
     if (auto r = ring_.submit(); !r) return unexpected(r.error().message);

@@ -14,6 +14,7 @@
 #include "engine/scoped_pin.h"
 #include "guest/bench_workload.h"
 #include "guest/workload.h"
+#include "passthrough/passthrough_device.h"
 #include "sandbox/process_sandbox.h"
 #include "util/cycle_counter.h"
 
@@ -32,6 +33,7 @@ std::string guest_failure(const GuestExitStatus& exit, const std::optional<guest
 std::string_view guest_row_name(GuestRow row) {
   switch (row) {
     case GuestRow::Passthrough: return "passthrough";
+    case GuestRow::PassthroughSqpoll: return "passthrough-sqpoll";
     case GuestRow::Mediated: return "mediated";
   }
   return "?";
@@ -44,8 +46,10 @@ Result<std::unique_ptr<GuestBench>, std::string> GuestBench::start(GuestRow row,
   if (job.depth == 0 || job.depth > guest::kWorkloadMaxDepth) {
     return unexpected(fmt::format("the guest rows keep 1 to {} I/Os in flight", guest::kWorkloadMaxDepth));
   }
-  if (share_sqpoll != nullptr && (row != GuestRow::Passthrough || share_sqpoll->sandbox_->passthrough() == nullptr)) {
-    return unexpected(std::string("only passthrough guests have an SQPOLL thread to share"));
+  if (share_sqpoll != nullptr &&
+      (row != GuestRow::PassthroughSqpoll || share_sqpoll->sandbox_->passthrough() == nullptr ||
+       share_sqpoll->sandbox_->passthrough()->submitter() != PassthroughSubmitter::KernelSqpoll)) {
+    return unexpected(std::string("only passthrough-sqpoll guests have an SQPOLL thread to share"));
   }
   DiskOptions disk_options;
   disk_options.read_only = job.pattern == Pattern::RandRead;
@@ -61,10 +65,12 @@ Result<std::unique_ptr<GuestBench>, std::string> GuestBench::start(GuestRow row,
   bench_config.block_bytes = job.block_bytes;
   bench_config.depth = job.depth;
   SandboxConfig config;
-  config.mode = row == GuestRow::Passthrough ? abi::Mode::Passthrough : abi::Mode::Mediated;
+  config.mode = row == GuestRow::Mediated ? abi::Mode::Mediated : abi::Mode::Passthrough;
+  config.passthrough.submitter =
+      row == GuestRow::PassthroughSqpoll ? PassthroughSubmitter::KernelSqpoll : PassthroughSubmitter::DeviceThread;
   const unsigned queue_depth = std::bit_ceil(std::max(job.depth, 8u));
   config.passthrough.queue_depth = queue_depth;
-  config.passthrough.sqpoll_cpu = job.sqpoll_cpu;
+  config.passthrough.cpu = job.sqpoll_cpu;
   if (share_sqpoll != nullptr) config.passthrough.share_sqpoll_with = share_sqpoll->sandbox_->passthrough();
   config.mediated.queue_depth = queue_depth;
   config.mediated.mediator.cpu = job.sqpoll_cpu;
@@ -190,7 +196,7 @@ Result<FleetResult, std::string> run_guest_fleet(const GuestJobSpec& spec, unsig
   for (unsigned i = 0; i < guests; ++i) {
     GuestJobSpec own = spec;
     own.job.seed = spec.job.seed + i;  // different offsets per guest
-    auto bench = GuestBench::start(GuestRow::Passthrough, own, share_sqpoll && i > 0 ? fleet.front().get() : nullptr);
+    auto bench = GuestBench::start(GuestRow::PassthroughSqpoll, own, share_sqpoll && i > 0 ? fleet.front().get() : nullptr);
     if (!bench) return unexpected(fmt::format("guest {}: {}", i + 1, bench.error()));
     fleet.push_back(std::move(*bench));
   }

@@ -1,11 +1,13 @@
 // The guest rows of `ringfence bench`: the same fio-like job as the host rows, run by the
 // sandboxed guest process (ringfence-guest --scenario bench) through a device in its RAM,
 // exactly as `ringfence demo` runs it:
-//   passthrough  the guest's SQEs go straight to the restricted SQPOLL ring in its RAM;
-//   mediated     the mediator thread validates and translates every SQE onto a private ring.
+//   passthrough         the guest's SQEs stay in the restricted ring in its RAM; the device
+//                       thread hands them to the kernel (bounded);
+//   passthrough-sqpoll  the same ring consumed by a kernel SQPOLL thread (opt-in, unbounded);
+//   mediated            the mediator thread validates and translates every SQE onto a private ring.
 // The guest times each I/O with the cycle counter; the VMM flips the run's phase in guest RAM
 // and converts ticks to time from its own clock. CPU time is the VMM's (SQPOLL thread or
-// mediator included) plus the guest processes'.
+// device thread or mediator included) plus the guest processes'.
 #pragma once
 
 #include <sys/types.h>
@@ -28,7 +30,7 @@ class GuestProcess;
 
 namespace rf::bench {
 
-enum class GuestRow { Passthrough, Mediated };
+enum class GuestRow { Passthrough, PassthroughSqpoll, Mediated };
 std::string_view guest_row_name(GuestRow row);
 
 struct GuestJobSpec {
@@ -41,10 +43,11 @@ struct GuestJobSpec {
 // One guest process running the bench scenario on its own sandboxed device: started in the ramp
 // phase, then measure(), stop() and result(). The disk is registered as it is (a regular file
 // is not put behind a loop device, see docs/benchmarks.md), read-only for rw=randread. app_cpu
-// pins the guest process, sqpoll_cpu the SQPOLL thread or the mediator.
+// pins the guest process, sqpoll_cpu the device thread, SQPOLL thread or mediator.
 class GuestBench {
  public:
-  // `share_sqpoll` (passthrough only): attach to that guest's SQPOLL thread instead of starting one.
+  // `share_sqpoll` (passthrough-sqpoll only): attach to that guest's SQPOLL thread instead of
+  // starting one.
   static Result<std::unique_ptr<GuestBench>, std::string> start(GuestRow row, const GuestJobSpec& spec,
                                                                 const GuestBench* share_sqpoll = nullptr);
   ~GuestBench();
@@ -70,8 +73,8 @@ class GuestBench {
 // One guest: ramp, measure for the runtime, stop; the VMM's CPU time included.
 Result<JobResult, std::string> run_guest_job(GuestRow row, const GuestJobSpec& spec);
 
-// `guests` passthrough guests at once, each on its own ring and device, measured over the same
-// window; with `share_sqpoll` every ring after the first attaches to the first one's SQPOLL
+// `guests` passthrough-sqpoll guests at once, each on its own ring and device, measured over the
+// same window; with `share_sqpoll` every ring after the first attaches to the first one's SQPOLL
 // thread. One result per guest, in order; `vmm_cpu` is the VMM process's CPU time in the
 // window (every SQPOLL thread included), to add once to the guests' own.
 struct FleetResult {

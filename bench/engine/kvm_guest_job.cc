@@ -49,6 +49,7 @@ Result<void, std::string> let_run(kvm::KvmMachine& machine, std::chrono::millise
 std::string_view kvm_row_name(GuestRow row) {
   switch (row) {
     case GuestRow::Passthrough: return "kvm-passthrough";
+    case GuestRow::PassthroughSqpoll: return "kvm-passthrough-sqpoll";
     case GuestRow::Mediated: return "kvm-mediated";
   }
   return "?";
@@ -65,7 +66,8 @@ Result<JobResult, std::string> run_kvm_guest_job(GuestRow row, const KvmJobSpec&
   bench_config.depth = job.depth;
 
   kvm::MachineConfig config;
-  config.mode = row == GuestRow::Passthrough ? RF_MODE_PASSTHROUGH : RF_MODE_MEDIATED;
+  config.mode = row == GuestRow::Mediated ? RF_MODE_MEDIATED : RF_MODE_PASSTHROUGH;
+  config.kernel_sqpoll = row == GuestRow::PassthroughSqpoll;
   config.disk_path = spec.target;
   // As the other guest rows: the target itself, not a loop device over it (docs/benchmarks.md).
   config.disk_flags = RF_DISK_UNBOUNDED_FILE | (job.pattern == Pattern::RandRead ? RF_DISK_READ_ONLY : 0);

@@ -39,7 +39,7 @@ Result<DeviceSetupTimes, std::string> create_once(abi::Mode mode, GuestMemory& m
   disks.push_back(std::move(disk));
   if (mode == abi::Mode::Passthrough) {
     PassthroughConfig config;
-    config.sqpoll_cpu = sqpoll_cpu;
+    config.cpu = sqpoll_cpu;
     auto device = PassthroughDevice::create(memory, std::move(disks), config);
     if (!device) return unexpected(device.error().message);
     return (*device)->setup_times();

@@ -31,6 +31,7 @@ SandboxConfig sandbox_config(const FuzzRigConfig& config, const std::shared_ptr<
   s.mode = config.mode;
   s.guest_binary = config.guest_binary;
   s.passthrough.queue_depth = config.queue_depth;
+  s.passthrough.submitter = config.submitter;
   s.passthrough.restrictions = config.restrictions;
   s.mediated.queue_depth = config.queue_depth;
   s.mediated.restrictions = config.restrictions;
@@ -200,7 +201,8 @@ Result<EpisodeResult, std::string> FuzzRig::run(const FuzzProgram& program) {
 
   KernelRingCounters kernel_start;
   if (PassthroughDevice* p = sandbox->passthrough()) {
-    auto counters = read_ring_fdinfo(p->ring_fd());
+    // The device thread may be inside io_uring_enter for a moment (it holds the ring's lock).
+    auto counters = read_ring_fdinfo_within(p->ring_fd(), std::chrono::seconds(1));
     if (!counters) return unexpected(std::move(counters).error());
     kernel_start = *counters;
   }
@@ -222,7 +224,8 @@ Result<EpisodeResult, std::string> FuzzRig::run(const FuzzProgram& program) {
 
   // 1. Every SQE the device took got exactly one CQE (or the device says why not).
   if (PassthroughDevice* p = sandbox->passthrough()) {
-    r.settlement = settle_passthrough(*p, memory, kernel_start, drop_accounting(program, geometry_.sq_entries),
+    r.settlement = settle_passthrough(*p, memory, kernel_start,
+                                      drop_accounting(program, geometry_.sq_entries) == DropAccounting::None,
                                       config_.settle_timeout);
   } else {
     r.settlement = settle_mediated(*sandbox->mediated(), config_.settle_timeout);

@@ -15,6 +15,7 @@
 #include "fuzz/live/resource_usage.h"
 #include "fuzz/live/ring_accounting.h"
 #include "fuzz/live/watchers.h"
+#include "passthrough/passthrough_device.h"
 #include "ring/restriction.h"
 #include "sandbox/guest_process.h"
 #include "util/temp_dir.h"
@@ -23,6 +24,8 @@ namespace rf::fuzz {
 
 struct FuzzRigConfig {
   abi::Mode mode = abi::Mode::Passthrough;
+  // Passthrough: who takes the guest's SQEs (the device thread, or the opt-in SQPOLL thread).
+  PassthroughSubmitter submitter = PassthroughSubmitter::DeviceThread;
   std::uint64_t ram_bytes = 8ull << 20;
   std::uint64_t disk_bytes = 4ull << 20;
   unsigned queue_depth = 64;

@@ -20,7 +20,22 @@ nlohmann::json violations_json(const std::vector<Violation>& violations) {
 
 }  // namespace
 
-std::string_view mode_name(abi::Mode mode) { return mode == abi::Mode::Mediated ? "mediated" : "passthrough"; }
+std::string_view mode_name(const FuzzRigConfig& config) {
+  if (config.mode == abi::Mode::Mediated) return "mediated";
+  return config.submitter == PassthroughSubmitter::KernelSqpoll ? "passthrough-sqpoll" : "passthrough";
+}
+
+bool set_mode(std::string_view name, FuzzRigConfig& config) {
+  if (name == "mediated") {
+    config.mode = abi::Mode::Mediated;
+  } else if (name == "passthrough" || name == "passthrough-sqpoll") {
+    config.mode = abi::Mode::Passthrough;
+    config.submitter = name == "passthrough" ? PassthroughSubmitter::DeviceThread : PassthroughSubmitter::KernelSqpoll;
+  } else {
+    return false;
+  }
+  return true;
+}
 
 nlohmann::json campaign_json(const CampaignReport& report, const FuzzRigConfig& config, std::string_view version) {
   nlohmann::json invariants = nlohmann::json::object();
@@ -29,7 +44,7 @@ nlohmann::json campaign_json(const CampaignReport& report, const FuzzRigConfig& 
   }
   nlohmann::json j = {
       {"ringfence_fuzz", version},
-      {"mode", mode_name(config.mode)},
+      {"mode", mode_name(config)},
       {"seed", report.seed},
       {"config", rig_json(config)},
       {"episodes", report.episodes},
@@ -64,7 +79,7 @@ nlohmann::json campaign_json(const CampaignReport& report, const FuzzRigConfig& 
 }
 
 nlohmann::json hang_report_json(const FuzzRigConfig& config, const FuzzProgram& program, const std::string& message) {
-  return {{"mode", mode_name(config.mode)},
+  return {{"mode", mode_name(config)},
           {"seed", program.seed},
           {"config", rig_json(config)},
           {"violation",
@@ -84,8 +99,9 @@ Result<ReplayCase, std::string> read_replay_case(const std::string& path) {
   }
   ReplayCase c;
   const std::string mode = j.contains("mode") && j["mode"].is_string() ? j["mode"].get<std::string>() : "";
-  if (mode != "passthrough" && mode != "mediated") return unexpected(fmt::format("{}: \"mode\" must be passthrough or mediated", path));
-  c.rig.mode = mode == "mediated" ? abi::Mode::Mediated : abi::Mode::Passthrough;
+  if (!set_mode(mode, c.rig)) {
+    return unexpected(fmt::format("{}: \"mode\" must be passthrough, passthrough-sqpoll or mediated", path));
+  }
   if (j.contains("config") && j["config"].is_object()) {
     const auto& cfg = j["config"];
     const auto get = [&](const char* key, auto& out) {

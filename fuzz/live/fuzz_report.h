@@ -22,6 +22,9 @@ struct ReplayCase {
 // Reads a report written by --json (with a violation) or by the watchdog.
 Result<ReplayCase, std::string> read_replay_case(const std::string& path);
 
-std::string_view mode_name(abi::Mode mode);
+// "passthrough", "passthrough-sqpoll" or "mediated": what `--mode` takes and the JSON records.
+std::string_view mode_name(const FuzzRigConfig& config);
+// Sets config.mode and config.submitter from such a name; false for any other.
+bool set_mode(std::string_view name, FuzzRigConfig& config);
 
 }  // namespace rf::fuzz

@@ -1,5 +1,7 @@
 #include "fuzz/live/ring_accounting.h"
 
+#include <unistd.h>
+
 #include <thread>
 
 #include <fmt/format.h>
@@ -19,26 +21,35 @@ std::uint32_t* ring_word(GuestMemory& memory, std::uint64_t gpa) {
 
 }  // namespace
 
-Settlement settle_passthrough(PassthroughDevice& device, GuestMemory& memory, const KernelRingCounters& start,
-                              DropAccounting drops, std::chrono::milliseconds timeout) {
+Settlement settle_passthrough(PassthroughDevice& device, GuestMemory& memory, const KernelRingCounters& start, bool exact,
+                              std::chrono::milliseconds timeout) {
   Settlement s;
-  s.exact = drops != DropAccounting::Unknown;
+  s.exact = exact;
   const abi::RingGeometry& g = device.header().ring;
-  std::uint32_t* sq_head = ring_word(memory, g.sq_head);
   std::uint32_t* sq_tail = ring_word(memory, g.sq_tail);
-  std::uint32_t* sq_dropped = ring_word(memory, g.sq_dropped);
   std::uint32_t* cq_head = ring_word(memory, g.cq_head);
   std::uint32_t* cq_tail = ring_word(memory, g.cq_tail);
-  if (sq_head == nullptr || sq_tail == nullptr || sq_dropped == nullptr || cq_head == nullptr || cq_tail == nullptr) {
+  if (sq_tail == nullptr || cq_head == nullptr || cq_tail == nullptr) {
     s.violation = "a ring word the descriptor names is outside guest RAM";
     return s;
   }
+  const bool sqpoll = device.submitter() == PassthroughSubmitter::KernelSqpoll;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   int settled_rounds = 0;
   for (;;) {
+    const BrokenState broken = device.broken();
+    s.broken = broken.reason;
+    s.broken_detail = broken.detail;
+    // A guest can break its own device (a jumped tail, the SQPOLL bound) but never the kernel ring.
+    if (broken.reason == BrokenReason::KernelRing || (broken.reason != BrokenReason::None && broken.detail.empty())) {
+      s.violation = fmt::format("the device broke: {} ({})", broken_reason_name(broken.reason), broken.detail);
+      return s;
+    }
+    // The watchdog closed the ring: the kernel cancels what it held; nothing is left to count.
+    if (broken.reason == BrokenReason::InFlightBound) return s;
     // Reap on the dead guest's behalf: free the whole CQ, then let io_uring_enter(GETEVENTS)
-    // move the overflow list into it, until nothing more comes. The overflow list of a guest
-    // that never reaped can hold far more CQEs than fdinfo can print.
+    // move the overflow list into it, until nothing more comes. The device thread, held back
+    // by the bound, takes more once there is room.
     std::uint32_t seen = __atomic_load_n(cq_tail, __ATOMIC_ACQUIRE) + 1;
     for (int round = 0; round < 4096; ++round) {  // bounded: the kernel may still be posting
       const std::uint32_t tail = __atomic_load_n(cq_tail, __ATOMIC_ACQUIRE);
@@ -47,14 +58,15 @@ Settlement settle_passthrough(PassthroughDevice& device, GuestMemory& memory, co
       __atomic_store_n(cq_head, tail, __ATOMIC_RELEASE);
       (void)sys::io_uring_enter(device.ring_fd(), 0, 0, IORING_ENTER_GETEVENTS, nullptr, 0);
     }
-    // The guest has ended: only the kernel and we touch the ring now.
+    // And ring its doorbell, which it may have skipped (a scribbled NEED_WAKEUP).
+    const std::uint64_t one = 1;
+    (void)!::write(device.kick_fd(), &one, sizeof(one));
+    // The guest has ended: only the kernel, the device thread and we touch the ring now.
     const std::uint32_t tail = __atomic_load_n(sq_tail, __ATOMIC_ACQUIRE);
-    auto now = read_ring_fdinfo(device.ring_fd());
+    auto now = read_ring_fdinfo(device.ring_fd(), 1u << 20);
     if (!now) {
-      // fdinfo prints nothing while the SQPOLL thread holds the ring's lock, as it does while it
-      // eats a jumped tail's garbage. It then keeps the SQ head word current: clamp from that.
-      const std::uint32_t head = __atomic_load_n(sq_head, __ATOMIC_ACQUIRE);
-      if (tail - head > g.sq_entries) __atomic_store_n(sq_tail, head + g.sq_entries, __ATOMIC_RELEASE);
+      // fdinfo prints nothing while another task holds the ring's lock (the SQPOLL thread eating
+      // a jumped tail's garbage, the device thread submitting): look again.
       if (std::chrono::steady_clock::now() > deadline) {
         s.violation = now.error();
         return s;
@@ -62,26 +74,28 @@ Settlement settle_passthrough(PassthroughDevice& device, GuestMemory& memory, co
       std::this_thread::sleep_for(std::chrono::microseconds(200));
       continue;
     }
-    if (tail - now->sq_head > g.sq_entries && std::chrono::steady_clock::now() < deadline) {
-      // A jumped tail: let the kernel finish at most one ring's worth from where it is.
+    if (sqpoll && tail - now->sq_head > g.sq_entries && std::chrono::steady_clock::now() < deadline) {
+      // A jumped tail: let the SQ thread finish at most one ring's worth from where it is. (The
+      // device thread does not take a jumped tail at all: it marks the device broken.)
       __atomic_store_n(sq_tail, now->sq_head + g.sq_entries, __ATOMIC_RELEASE);
       settled_rounds = 0;
       continue;
     }
-    s.consumed = now->sq_head - start.sq_head;
+    s.consumed = static_cast<std::uint32_t>(now->sq_head - start.sq_head);
     s.completed = std::uint64_t{static_cast<std::uint32_t>(now->cq_tail - start.cq_tail)} + now->overflow -
                   std::min(now->overflow, start.overflow);
-    s.dropped = drops == DropAccounting::Counted ? __atomic_load_n(sq_dropped, __ATOMIC_RELAXED) : 0;
-    const bool drained = now->sq_head == tail;
-    const bool balanced = s.exact ? s.completed + s.dropped == s.consumed : s.completed <= s.consumed;
-    if (drained && balanced) {
+    // Everything published was taken; or, with a broken device thread that takes nothing more,
+    // everything it took has ended.
+    const bool drained = broken.reason == BrokenReason::None ? now->sq_head == tail : s.completed >= s.consumed || !s.exact;
+    const bool balanced = s.exact ? s.completed == s.consumed : s.completed <= s.consumed;
+    if (drained && balanced && now->complete) {
       if (++settled_rounds == 3) return s;  // the same answer three times, 1 ms apart
     } else {
       settled_rounds = 0;
     }
     if (std::chrono::steady_clock::now() > deadline) {
-      s.violation = fmt::format("{} ms after the guest ended the kernel has taken {} SQEs but posted {} CQEs{}{}", timeout.count(),
-                                s.consumed, s.completed, s.dropped != 0 ? fmt::format(" and dropped {}", s.dropped) : "",
+      s.violation = fmt::format("{} ms after the guest ended the kernel has taken {} SQEs but posted {} CQEs{}", timeout.count(),
+                                s.consumed, s.completed,
                                 drained ? "" : fmt::format(" (and {} more SQEs are published)", tail - now->sq_head));
       return s;
     }

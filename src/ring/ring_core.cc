@@ -34,6 +34,7 @@ constexpr std::array kSetupFlagNames = std::to_array<FlagName>({
     {IORING_SETUP_R_DISABLED, "R_DISABLED"},
     {IORING_SETUP_NO_MMAP, "NO_MMAP"},
     {IORING_SETUP_NO_SQARRAY, "NO_SQARRAY"},
+    {IORING_SETUP_SUBMIT_ALL, "SUBMIT_ALL"},
 });
 
 std::string setup_flags_label(std::uint32_t flags) {
@@ -200,6 +201,7 @@ std::uint32_t setup_flags_for(const RingOptions& o) {
   }
   if (o.iopoll) flags |= IORING_SETUP_IOPOLL;
   if (o.no_sqarray) flags |= IORING_SETUP_NO_SQARRAY;
+  if (o.submit_all) flags |= IORING_SETUP_SUBMIT_ALL;
   if (o.caller_memory) flags |= IORING_SETUP_NO_MMAP;
   if (o.attach_wq_fd) flags |= IORING_SETUP_ATTACH_WQ;
   return flags;

@@ -35,6 +35,9 @@ struct RingOptions {
   std::optional<SqPollOptions> sqpoll;  // IORING_SETUP_SQPOLL
   bool iopoll = false;  // IORING_SETUP_IOPOLL: only for files on devices with poll queues
   bool no_sqarray = false;  // IORING_SETUP_NO_SQARRAY (6.6+)
+  // IORING_SETUP_SUBMIT_ALL (5.18+): an SQE that fails at submission does not stop the batch,
+  // so io_uring_enter consumes exactly what it was asked to (the caller can count it).
+  bool submit_all = false;
   std::optional<CallerRingMemory> caller_memory;  // IORING_SETUP_NO_MMAP
   // IORING_SETUP_ATTACH_WQ: share the async backend (and, with SQPOLL, the SQPOLL thread) of
   // another ring; the descriptor is borrowed.

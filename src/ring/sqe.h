@@ -46,6 +46,12 @@ struct Sqe {
   std::uint32_t op_flags = 0;  // the per-opcode union: rw_flags, fsync_flags, ...
   std::uint64_t user_data = 0;
   std::uint16_t buf_index = 0;
+  // Fields the block opcodes leave zero; probes set them to see what the kernel does with them
+  // (ring/sqe_exposure.h).
+  std::uint16_t personality = 0;
+  std::int32_t splice_fd_in = 0;  // also file_index; 6.16+: write_stream, in the low byte
+  std::uint64_t addr3 = 0;        // 6.15+: attr_ptr, for READ/WRITE with attr_type_mask
+  std::uint64_t pad2 = 0;         // 6.15+: attr_type_mask
 
   static Sqe nop() { return Sqe{}; }
   static Sqe read_fixed(FileRef file, void* buf, std::uint32_t len, std::uint64_t offset, BufferIndex index);

@@ -23,6 +23,10 @@ io_uring_sqe to_kernel_sqe(const Sqe& in) {
   out.rw_flags = static_cast<__kernel_rwf_t>(in.op_flags);
   out.user_data = in.user_data;
   out.buf_index = in.buf_index;
+  out.personality = in.personality;
+  out.splice_fd_in = in.splice_fd_in;
+  out.addr3 = in.addr3;
+  out.__pad2[0] = in.pad2;
   return out;
 }
 

@@ -42,7 +42,7 @@ class GuestJobTest : public ::testing::Test {
 };
 
 TEST_F(GuestJobTest, EachGuestRowDoesRealIoAndMeasuresTheRuntime) {
-  for (GuestRow row : {GuestRow::Passthrough, GuestRow::Mediated}) {
+  for (GuestRow row : {GuestRow::Passthrough, GuestRow::PassthroughSqpoll, GuestRow::Mediated}) {
     auto result = run_guest_job(row, spec(8));
     ASSERT_TRUE(result) << guest_row_name(row) << ": " << result.error();
     EXPECT_GT(result->ios, 0u) << guest_row_name(row);
@@ -101,6 +101,7 @@ TEST_F(GuestJobTest, AMissingTargetIsAnError) {
 
 TEST(GuestJobNames, RowsAreNamedAsInTheTable) {
   EXPECT_EQ(guest_row_name(GuestRow::Passthrough), "passthrough");
+  EXPECT_EQ(guest_row_name(GuestRow::PassthroughSqpoll), "passthrough-sqpoll");
   EXPECT_EQ(guest_row_name(GuestRow::Mediated), "mediated");
 }
 

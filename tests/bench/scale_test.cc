@@ -84,17 +84,25 @@ TEST_F(ScaleTest, SeveralGuestsRunAtOnceWithOrWithoutASharedSqpollThread) {
   }
 }
 
-TEST_F(ScaleTest, OnlyPassthroughGuestsShareAnSqpollThread) {
+TEST_F(ScaleTest, OnlyPassthroughSqpollGuestsShareAnSqpollThread) {
   if (!kHaveCycleCounter) GTEST_SKIP() << "no cycle counter the guest can read on this CPU";
   GuestJobSpec spec;
   spec.job.depth = 1;
   spec.target = path_;
   spec.guest_binary = RF_GUEST_PATH;
-  auto first = GuestBench::start(GuestRow::Passthrough, spec);
+  auto first = GuestBench::start(GuestRow::PassthroughSqpoll, spec);
   ASSERT_TRUE(first) << first.error();
-  auto second = GuestBench::start(GuestRow::Mediated, spec, first->get());
-  ASSERT_FALSE(second);
-  EXPECT_NE(second.error().find("passthrough"), std::string::npos) << second.error();
+  for (GuestRow row : {GuestRow::Mediated, GuestRow::Passthrough}) {
+    auto second = GuestBench::start(row, spec, first->get());
+    ASSERT_FALSE(second) << guest_row_name(row);
+    EXPECT_NE(second.error().find("passthrough-sqpoll"), std::string::npos) << second.error();
+  }
+  // A bounded passthrough guest has no SQPOLL thread to share either.
+  auto bounded = GuestBench::start(GuestRow::Passthrough, spec);
+  ASSERT_TRUE(bounded) << bounded.error();
+  auto third = GuestBench::start(GuestRow::PassthroughSqpoll, spec, bounded->get());
+  ASSERT_FALSE(third);
+  EXPECT_NE(third.error().find("passthrough-sqpoll"), std::string::npos) << third.error();
 }
 
 }  // namespace

@@ -100,6 +100,14 @@ TEST(CliTest, ProbeJsonReportsRestrictions) {
   EXPECT_EQ(json["iopoll"]["supported"], false);
   EXPECT_GT(json["register_opcode_count"].get<int>(), 12);
   EXPECT_TRUE(json["sqe_opcodes"].is_array());
+  // The SQE fields a passthrough guest writes that the kernel acts on, tried on this kernel.
+  EXPECT_EQ(json["passthrough_sqe_exposure"]["probed"], true) << run.output;
+  bool ioprio = false;
+  for (const auto& f : json["passthrough_sqe_exposure"]["fields"]) ioprio |= f["field"] == "ioprio" && f["interpreted"] == true;
+  EXPECT_TRUE(ioprio) << run.output;
+  const CliRun text = ringfence("probe --target /nonexistent");
+  EXPECT_TRUE(contains(text.output, "Passthrough exposure: SQE fields")) << text.output;
+  EXPECT_TRUE(contains(text.output, "| rw_flags ")) << text.output;
 }
 
 TEST(CliTest, DemoRunsTheVerifiedWorkloadInASandboxedGuestInBothModes) {
@@ -136,20 +144,23 @@ TEST(CliTest, BenchPrintsTheTableForEachRowAndDepth) {
   RF_REQUIRE(rf::test::no_mmap_feature());
   RF_REQUIRE(rf::test::restrictions_feature());
   const CliRun run = ringfence("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 1,8 "
-                               "--rows bare,bare-sqpoll,restricted,passthrough,mediated");
+                               "--rows bare,bare-sqpoll,restricted,passthrough,passthrough-sqpoll,mediated");
   EXPECT_EQ(run.status, 0) << run.output;
-  EXPECT_TRUE(contains(run.output, "| kIOPS       | iodepth=1 | iodepth=8 |")) << run.output;
-  for (const char* row : {"| bare        | ", "| passthrough | ", "| mediated    | "}) {
+  EXPECT_TRUE(contains(run.output, "| kIOPS              | iodepth=1 | iodepth=8 |")) << run.output;
+  for (const char* row : {"| bare               | ", "| passthrough        | ", "| passthrough-sqpoll | ",
+                          "| mediated           | "}) {
     EXPECT_TRUE(contains(run.output, row)) << row << "\n" << run.output;
   }
   // Each row against its own baseline, and the targets with a verdict per depth.
-  EXPECT_TRUE(contains(run.output, "| restricted / bare-sqpoll  |")) << run.output;
-  EXPECT_TRUE(contains(run.output, "| passthrough / bare-sqpoll |")) << run.output;
-  EXPECT_TRUE(contains(run.output, "| mediated / bare           |")) << run.output;
-  EXPECT_TRUE(contains(run.output, "| restricted ≥ 0.99 × bare-sqpoll      |")) << run.output;
-  EXPECT_TRUE(contains(run.output, "| mediated ≥ 0.90 × bare (iodepth ≥ 8) | – ")) << run.output;  // not below 8
+  EXPECT_TRUE(contains(run.output, "| restricted / bare-sqpoll         |")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| passthrough / bare               |")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| passthrough-sqpoll / bare-sqpoll |")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| mediated / bare                  |")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| restricted ≥ 0.99 × bare-sqpoll         |")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| mediated ≥ 0.90 × bare (iodepth ≥ 8)    | – ")) << run.output;  // not below 8
+  EXPECT_TRUE(contains(run.output, "| passthrough ≥ 0.90 × bare (iodepth ≥ 8) | – ")) << run.output;
   EXPECT_FALSE(contains(run.output, "within ±5% of fio")) << "fio did not run\n" << run.output;
-  EXPECT_TRUE(contains(run.output, "| mediated    | 8       |")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| mediated           | 8       |")) << run.output;
   EXPECT_FALSE(contains(run.output, "unsupported")) << run.output;
   EXPECT_FALSE(contains(run.output, "I/O errors")) << run.output;
 }
@@ -331,7 +342,7 @@ TEST(CliTest, FuzzRunsAHostileGuestInEachModeAndReportsItsInvariants) {
   RF_REQUIRE(rf::test::no_mmap_feature());
   RF_REQUIRE(rf::test::loop_device_feature());
   rf::TempDir dir("rf-cli-fuzz");
-  for (const std::string mode : {"passthrough", "mediated"}) {
+  for (const std::string mode : {"passthrough", "passthrough-sqpoll", "mediated"}) {
     const std::string path = dir.path() + "/" + mode + ".json";
     const CliRun run = ringfence("fuzz --mode " + mode + " --seconds 2 --seed 5 --json " + path);
     EXPECT_EQ(run.status, 0) << run.output;
@@ -359,7 +370,7 @@ TEST(CliTest, FuzzRunsAHostileGuestInEachModeAndReportsItsInvariants) {
   }
   const CliRun no_mode = ringfence("fuzz --seconds 1");
   EXPECT_EQ(no_mode.status, 2);
-  EXPECT_TRUE(contains(no_mode.output, "--mode passthrough or --mode mediated is required")) << no_mode.output;
+  EXPECT_TRUE(contains(no_mode.output, "--mode passthrough, passthrough-sqpoll or mediated is required")) << no_mode.output;
 }
 
 }  // namespace

@@ -27,6 +27,28 @@ TEST(PolicyExplainerTest, SaysWhatIsAllowedAndWhatIsNot) {
   EXPECT_TRUE(contains(text, "Restriction table registered with the kernel (5 entries)")) << text;
   EXPECT_TRUE(contains(text, "SQE_FLAGS_REQUIRED     0x01  FIXED_FILE")) << text;
   EXPECT_FALSE(contains(text, "REGISTER_OP")) << text;
+  // What no restriction bounds or filters, in words: the opt-in SQPOLL thread is unbounded.
+  EXPECT_TRUE(contains(text, "NOTHING bounds them")) << text;
+  EXPECT_TRUE(contains(text, "io-wq workers for these opcodes on\n    files and block devices are bounded")) << text;
+  EXPECT_TRUE(contains(text, "ioprio, rw_flags (RWF_*), the read/write attribute pointer")) << text;  // not probed
+}
+
+TEST(PolicyExplainerTest, APassthroughPolicyListsWhatThisKernelDidWithEachField) {
+  auto p = load_policy("blk-passthrough");
+  ASSERT_TRUE(p);
+  SqeExposure exposure;
+  exposure.ran = true;
+  exposure.target = "a test file";
+  exposure.fields.push_back({"ioprio", "READ_FIXED, WRITE_FIXED", true, "real-time class: EPERM", "pick a class"});
+  const std::string text = explain_policy(*p, nullptr, RegisterRestrictionModel::LockedByAnyRestriction, &exposure);
+  EXPECT_TRUE(contains(text, "probed on this kernel, against a test file")) << text;
+  EXPECT_TRUE(contains(text, "ioprio (READ_FIXED, WRITE_FIXED): interpreted")) << text;
+  EXPECT_TRUE(contains(text, "seen: real-time class: EPERM")) << text;
+  EXPECT_TRUE(contains(text, "lets a guest: pick a class")) << text;
+  auto mediated = load_policy("blk-mediated");
+  ASSERT_TRUE(mediated);
+  const std::string m = explain_policy(*mediated, nullptr, RegisterRestrictionModel::LockedByAnyRestriction, &exposure);
+  EXPECT_FALSE(contains(m, "lets a guest")) << "mediated mode rebuilds every SQE\n" << m;
 }
 
 TEST(PolicyExplainerTest, OnLinux7TheLockSentinelIsShown) {

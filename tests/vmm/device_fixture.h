@@ -128,8 +128,8 @@ class DeviceFixture : public ::testing::Test, public TestDevice {
   // Skips when the machine lacks what `mode` needs; fails when probing broke.
   static void require(abi::Mode mode) {
     if (mode == abi::Mode::Passthrough) {
-      RF_REQUIRE(sqpoll_feature());
       RF_REQUIRE(no_mmap_feature());
+      RF_REQUIRE(no_sqarray_feature());
     }
     RF_REQUIRE(restrictions_feature());
     RF_REQUIRE(loop_device_feature());

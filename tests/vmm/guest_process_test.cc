@@ -161,16 +161,16 @@ TEST_F(GuestProcessTest, TheDataPathMakesNoSystemCallButTheDoorbellAndTheNotific
   EXPECT_TRUE(verified->passed()) << verified->exit.describe();
   // After 50 ms of quiet the SQ thread sleeps for sure: the next guest must ring the doorbell,
   // through its filter, and the VMM must turn that into a wake-up.
-  const std::uint64_t wakeups_before = sandbox_->passthrough()->wakeups();
+  const std::uint64_t wakeups_before = sandbox_->passthrough()->doorbells();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(probe({}), 4096);
   auto report = sandbox_->report();
   ASSERT_TRUE(report);
   EXPECT_EQ(report->counters.kicks, 1u);
-  for (int i = 0; i < 100 && sandbox_->passthrough()->wakeups() == wakeups_before; ++i) {
+  for (int i = 0; i < 100 && sandbox_->passthrough()->doorbells() == wakeups_before; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_GT(sandbox_->passthrough()->wakeups(), wakeups_before);
+  EXPECT_GT(sandbox_->passthrough()->doorbells(), wakeups_before);
 }
 
 TEST_F(GuestProcessTest, IoGoesToTheWindowOfEachRegion) {

@@ -19,18 +19,29 @@ using test::kScratch;
 constexpr std::uint64_t kRam = test::kFixtureRam;
 constexpr std::uint64_t kDisk = test::kFixtureDisk;
 
-class PassthroughDriverTest : public test::DeviceFixture {
+// Every test runs with both submitters: the device thread (the default, bounded) and the
+// kernel's SQPOLL thread (opt-in): the guest sees the same ring either way.
+class PassthroughDriverTest : public test::DeviceFixture, public ::testing::WithParamInterface<PassthroughSubmitter> {
  protected:
-  void SetUp() override { ASSERT_NO_FATAL_FAILURE(require(abi::Mode::Passthrough)); }
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(require(abi::Mode::Passthrough));
+    if (GetParam() == PassthroughSubmitter::KernelSqpoll) RF_REQUIRE(test::sqpoll_feature());
+  }
   void start_with(DiskOptions options, PassthroughConfig config = {}) {
     test::DeviceSetup setup;
     setup.disk = options;
     setup.passthrough = config;
-    ASSERT_NO_FATAL_FAILURE(start(setup));
+    setup.passthrough.submitter = GetParam();
+    ASSERT_NO_FATAL_FAILURE(TestDevice::start(setup));
   }
+  void start() { start_with({}); }
 };
 
-TEST_F(PassthroughDriverTest, DiscoversTheDeviceFromTheDescriptor) {
+std::string submitter_name(const ::testing::TestParamInfo<PassthroughSubmitter>& info) {
+  return info.param == PassthroughSubmitter::DeviceThread ? "DeviceThread" : "KernelSqpoll";
+}
+
+TEST_P(PassthroughDriverTest, DiscoversTheDeviceFromTheDescriptor) {
   ASSERT_NO_FATAL_FAILURE(start());
   EXPECT_EQ(driver_.header().mode, abi::Mode::Passthrough);
   ASSERT_EQ(driver_.disk_count(), 1u);
@@ -44,7 +55,7 @@ TEST_F(PassthroughDriverTest, DiscoversTheDeviceFromTheDescriptor) {
   EXPECT_EQ(driver_.depth(), passthrough_->ring_info().sq_entries);
 }
 
-TEST_F(PassthroughDriverTest, WritesFlushesAndReadsBack) {
+TEST_P(PassthroughDriverTest, WritesFlushesAndReadsBack) {
   ASSERT_NO_FATAL_FAILURE(start());
   std::memset(host(kScratch), 0x5a, 4096);
   const guest::Completion w = one({guest::Op::Write, 0, 8192, kScratch, 4096, 1});
@@ -58,7 +69,7 @@ TEST_F(PassthroughDriverTest, WritesFlushesAndReadsBack) {
   EXPECT_EQ(driver_.counters().completed, 3u);
 }
 
-TEST_F(PassthroughDriverTest, RefusesBadRequestsBeforeTheyReachTheRing) {
+TEST_P(PassthroughDriverTest, RefusesBadRequestsBeforeTheyReachTheRing) {
   ASSERT_NO_FATAL_FAILURE(start());
   using guest::Op;
   using guest::RequestStatus;
@@ -73,7 +84,7 @@ TEST_F(PassthroughDriverTest, RefusesBadRequestsBeforeTheyReachTheRing) {
   EXPECT_EQ(driver_.submit(), 0u);
 }
 
-TEST_F(PassthroughDriverTest, KeepsAtMostDepthRequestsInFlight) {
+TEST_P(PassthroughDriverTest, KeepsAtMostDepthRequestsInFlight) {
   ASSERT_NO_FATAL_FAILURE(start());
   std::uint32_t queued = 0;
   while (driver_.queue({guest::Op::Read, 0, 0, kScratch, 4096, queued}) == guest::RequestStatus::Ok) ++queued;
@@ -86,18 +97,19 @@ TEST_F(PassthroughDriverTest, KeepsAtMostDepthRequestsInFlight) {
   EXPECT_EQ(reaped, queued);
 }
 
-TEST_F(PassthroughDriverTest, RingsTheDoorbellWhenTheSqpollThreadSleeps) {
+TEST_P(PassthroughDriverTest, RingsTheDoorbellWhenTheDeviceSleeps) {
   PassthroughConfig config;
   config.sqpoll_idle = std::chrono::milliseconds(1);
+  config.poll_idle = std::chrono::microseconds(10);
   ASSERT_NO_FATAL_FAILURE(start_with({}, config));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the SQ thread goes to sleep
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the SQ thread or the device thread goes to sleep
   EXPECT_EQ(one({guest::Op::Read, 0, 0, kScratch, 4096, 7}).result, 4096);
   EXPECT_GE(driver_.counters().kicks, 1u);
-  for (int i = 0; i < 100 && passthrough_->wakeups() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  EXPECT_GE(passthrough_->wakeups(), 1u);
+  for (int i = 0; i < 100 && passthrough_->doorbells() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_GE(passthrough_->doorbells(), 1u);
 }
 
-TEST_F(PassthroughDriverTest, APollingGuestTurnsNotificationsOff) {
+TEST_P(PassthroughDriverTest, APollingGuestTurnsNotificationsOff) {
   ASSERT_NO_FATAL_FAILURE(start());
   driver_.set_notifications(false);
   const abi::RingGeometry& g = driver_.header().ring;
@@ -115,7 +127,7 @@ TEST_F(PassthroughDriverTest, APollingGuestTurnsNotificationsOff) {
   EXPECT_EQ(::poll(&p, 1, 0), 0);
 }
 
-TEST_F(PassthroughDriverTest, AnAddressOutsideGuestRamCompletesWithEfault) {
+TEST_P(PassthroughDriverTest, AnAddressOutsideGuestRamCompletesWithEfault) {
   ASSERT_NO_FATAL_FAILURE(start());
   auto canary = MmapRegion::map_anonymous(page_size());
   ASSERT_TRUE(canary);
@@ -129,7 +141,7 @@ TEST_F(PassthroughDriverTest, AnAddressOutsideGuestRamCompletesWithEfault) {
   EXPECT_EQ(one_raw(raw(abi::kOpReadFixed, address_of(host(kRam - 2048)), 0)).result, -EFAULT);
 }
 
-TEST_F(PassthroughDriverTest, TheLoopDeviceBoundsOffsets) {
+TEST_P(PassthroughDriverTest, TheLoopDeviceBoundsOffsets) {
   ASSERT_NO_FATAL_FAILURE(start());
   EXPECT_EQ(device_->disks().front().kind(), DiskKind::LoopBackedFile);
   const std::uint64_t addr = address_of(host(kScratch));
@@ -138,7 +150,7 @@ TEST_F(PassthroughDriverTest, TheLoopDeviceBoundsOffsets) {
   EXPECT_EQ(test::file_size(image_), kDisk);
 }
 
-TEST_F(PassthroughDriverTest, WithoutTheBoundAWritePastTheEndGrowsTheImage) {
+TEST_P(PassthroughDriverTest, WithoutTheBoundAWritePastTheEndGrowsTheImage) {
   // Why the bound exists: the kernel does not check offsets against a regular file's size.
   DiskOptions options;
   options.offset_bound = OffsetBound::None;
@@ -148,7 +160,7 @@ TEST_F(PassthroughDriverTest, WithoutTheBoundAWritePastTheEndGrowsTheImage) {
   EXPECT_EQ(test::file_size(image_), (1ull << 30) + 4096);
 }
 
-TEST_F(PassthroughDriverTest, AReadOnlyDiskGetsTheReadOnlyPolicy) {
+TEST_P(PassthroughDriverTest, AReadOnlyDiskGetsTheReadOnlyPolicy) {
   DiskOptions options;
   options.read_only = true;
   ASSERT_NO_FATAL_FAILURE(start_with(options));
@@ -158,6 +170,10 @@ TEST_F(PassthroughDriverTest, AReadOnlyDiskGetsTheReadOnlyPolicy) {
   EXPECT_EQ(one_raw(raw(abi::kOpWriteFixed, address_of(host(kScratch)), 0)).result, -EACCES);
   EXPECT_EQ(one({guest::Op::Read, 0, 0, kScratch, 4096, 1}).result, 4096);
 }
+
+INSTANTIATE_TEST_SUITE_P(Submitters, PassthroughDriverTest,
+                         ::testing::Values(PassthroughSubmitter::DeviceThread, PassthroughSubmitter::KernelSqpoll),
+                         submitter_name);
 
 // The SQPOLL threads behind this process's io_uring instances, from each ring's fdinfo
 // ("SqThread: <tid>", -1 without one): distinct thread ids.
@@ -184,8 +200,9 @@ TEST(PassthroughSharedSqpoll, ADeviceCanShareAnotherDevicesSqpollThread) {
   RF_REQUIRE(test::loop_device_feature());
   for (bool share : {false, true}) {
     test::TestDevice first, second;
-    ASSERT_NO_FATAL_FAILURE(first.start());
     test::DeviceSetup setup;
+    setup.passthrough.submitter = PassthroughSubmitter::KernelSqpoll;
+    ASSERT_NO_FATAL_FAILURE(first.start(setup));
     if (share) setup.passthrough.share_sqpoll_with = first.passthrough_;
     ASSERT_NO_FATAL_FAILURE(second.start(setup));
     EXPECT_EQ(sqpoll_threads().size(), share ? 1u : 2u) << (share ? "shared" : "separate");
@@ -194,6 +211,31 @@ TEST(PassthroughSharedSqpoll, ADeviceCanShareAnotherDevicesSqpollThread) {
       EXPECT_EQ(d->one({guest::Op::Read, 0, 4096, kScratch, 4096, 1}).result, 4096) << (share ? "shared" : "separate");
     }
   }
+}
+
+TEST(PassthroughSharedSqpoll, OnlyTwoSqpollDevicesCanShareAThread) {
+  RF_REQUIRE(test::sqpoll_feature());
+  RF_REQUIRE(test::no_mmap_feature());
+  RF_REQUIRE(test::no_sqarray_feature());
+  RF_REQUIRE(test::restrictions_feature());
+  RF_REQUIRE(test::loop_device_feature());
+  test::TestDevice first;
+  ASSERT_NO_FATAL_FAILURE(first.start());  // the device thread: no SQPOLL thread to share
+  TempDir dir("ringfence-test");
+  auto disk = Disk::open(test::make_image(dir, "d.img", 1 << 20), {});
+  ASSERT_TRUE(disk) << disk.error().message;
+  const RegionLayout layout[] = {{GuestAddress{0}, 4 << 20, false}};
+  auto memory = GuestMemory::create(layout, MemoryBacking::Anonymous);
+  ASSERT_TRUE(memory);
+  std::vector<Disk> disks;
+  disks.push_back(std::move(*disk));
+  PassthroughConfig config;
+  config.submitter = PassthroughSubmitter::KernelSqpoll;
+  config.share_sqpoll_with = first.passthrough_;
+  auto device = PassthroughDevice::create(*memory, std::move(disks), config);
+  ASSERT_FALSE(device);
+  EXPECT_EQ(device.error().code, DeviceErrc::InvalidConfig);
+  EXPECT_NE(device.error().message.find("share_sqpoll_with"), std::string::npos) << device.error().message;
 }
 
 TEST(PassthroughDeviceConfig, RefusesAWindowOutsideGuestRam) {

@@ -18,8 +18,9 @@ static_assert(static_cast<std::uint32_t>(BrokenReason::None) == RF_BROKEN_NONE);
 static_assert(static_cast<std::uint32_t>(BrokenReason::SqTailJump) == RF_BROKEN_SQ_TAIL_JUMP);
 static_assert(static_cast<std::uint32_t>(BrokenReason::CqHeadJump) == RF_BROKEN_CQ_HEAD_JUMP);
 static_assert(static_cast<std::uint32_t>(BrokenReason::KernelRing) == RF_BROKEN_KERNEL_RING);
+static_assert(static_cast<std::uint32_t>(BrokenReason::InFlightBound) == RF_BROKEN_IN_FLIGHT_BOUND);
 
-constexpr std::uint32_t kKnownDeviceFlags = RF_DEVICE_PIN_SQPOLL | RF_DEVICE_PIN_MEDIATOR;
+constexpr std::uint32_t kKnownDeviceFlags = RF_DEVICE_PIN_SQPOLL | RF_DEVICE_PIN_MEDIATOR | RF_DEVICE_KERNEL_SQPOLL;
 constexpr unsigned kDefaultQueueDepth = 64;
 
 // The caller's config, checked and turned into the device's own.
@@ -43,14 +44,28 @@ rf_status read_config(const char* function, const rf_device_config* in, DeviceCo
     return invalid_argument(function, fmt::format("queue_depth {} is not a power of two", depth));
   }
   const bool passthrough = c.mode == RF_MODE_PASSTHROUGH;
-  if (!passthrough && ((c.flags & RF_DEVICE_PIN_SQPOLL) != 0 || c.sqpoll_idle_ms != 0 || c.share_sqpoll_with != nullptr)) {
-    return invalid_argument(function, "the SQPOLL settings are for passthrough devices; this one is mediated");
+  const bool kernel_sqpoll = (c.flags & RF_DEVICE_KERNEL_SQPOLL) != 0;
+  if (c.reserved != 0) return invalid_argument(function, "reserved is not zero");
+  if (!passthrough && ((c.flags & (RF_DEVICE_PIN_SQPOLL | RF_DEVICE_KERNEL_SQPOLL)) != 0 || c.sqpoll_idle_ms != 0 ||
+                       c.share_sqpoll_with != nullptr || c.device_poll_us != 0)) {
+    return invalid_argument(function, "the passthrough settings (RF_DEVICE_PIN_SQPOLL, RF_DEVICE_KERNEL_SQPOLL, sqpoll_idle_ms, "
+                                      "share_sqpoll_with, device_poll_us) are for passthrough devices; this one is mediated");
   }
   if (passthrough && ((c.flags & RF_DEVICE_PIN_MEDIATOR) != 0 || c.mediator_poll_us != 0)) {
     return invalid_argument(function, "the mediator settings are for mediated devices; this one is passthrough");
   }
-  if (c.share_sqpoll_with != nullptr && c.share_sqpoll_with->device->mode() != abi::Mode::Passthrough) {
-    return invalid_argument(function, "share_sqpoll_with names a mediated device, which has no SQPOLL thread");
+  if (passthrough && !kernel_sqpoll && (c.sqpoll_idle_ms != 0 || c.share_sqpoll_with != nullptr)) {
+    return invalid_argument(function, "sqpoll_idle_ms and share_sqpoll_with need RF_DEVICE_KERNEL_SQPOLL (the device "
+                                      "thread takes the guest's SQEs otherwise, and there is no SQPOLL thread)");
+  }
+  if (kernel_sqpoll && c.device_poll_us != 0) {
+    return invalid_argument(function, "device_poll_us is for the device thread, which RF_DEVICE_KERNEL_SQPOLL replaces");
+  }
+  if (c.share_sqpoll_with != nullptr &&
+      (c.share_sqpoll_with->device->mode() != abi::Mode::Passthrough ||
+       static_cast<const PassthroughDevice&>(*c.share_sqpoll_with->device).submitter() != PassthroughSubmitter::KernelSqpoll)) {
+    return invalid_argument(function, "share_sqpoll_with names a device without an SQPOLL thread (mediated, or passthrough "
+                                      "without RF_DEVICE_KERNEL_SQPOLL)");
   }
   if (c.policy != nullptr) {
     const rf_mode policy_mode = rf_policy_mode(c.policy);
@@ -70,7 +85,9 @@ rf_status read_config(const char* function, const rf_device_config* in, DeviceCo
   auto& p = out.passthrough;
   p.device_window = GuestAddress{c.device_window_gpa};
   p.queue_depth = depth;
-  if ((c.flags & RF_DEVICE_PIN_SQPOLL) != 0) p.sqpoll_cpu = c.sqpoll_cpu;
+  p.submitter = kernel_sqpoll ? PassthroughSubmitter::KernelSqpoll : PassthroughSubmitter::DeviceThread;
+  if (c.device_poll_us != 0) p.poll_idle = std::chrono::microseconds(c.device_poll_us);
+  if ((c.flags & RF_DEVICE_PIN_SQPOLL) != 0) p.cpu = c.sqpoll_cpu;
   if (c.sqpoll_idle_ms != 0) p.sqpoll_idle = std::chrono::milliseconds(c.sqpoll_idle_ms);
   if (c.share_sqpoll_with != nullptr) p.share_sqpoll_with = static_cast<const PassthroughDevice*>(c.share_sqpoll_with->device.get());
   p.restrictions = restrictions;
@@ -231,15 +248,20 @@ rf_status rf_device_counters_of(const rf_device* device, rf_device_counters* out
     c.state = to_c(d.state());
     c.in_flight = d.in_flight().value_or(RF_COUNT_UNKNOWN);
     c.completions = d.completions_posted().value_or(RF_COUNT_UNKNOWN);
+    c.in_flight_bound = d.in_flight_bound();
+    c.broken = static_cast<std::uint32_t>(d.broken().reason);
     if (d.mode() == abi::Mode::Mediated) {
       const MediatorCounters m = static_cast<const MediatedDevice&>(d).counters();
       c.consumed = m.consumed;
       c.submitted = m.submitted;
       c.refused = m.refused_total();
       c.cancelled = m.cancelled;
-      c.broken = static_cast<std::uint32_t>(m.broken);
     } else {
-      c.wakeups = static_cast<const PassthroughDevice&>(d).wakeups();
+      const auto& p = static_cast<const PassthroughDevice&>(d);
+      c.consumed = p.taken().value_or(RF_COUNT_UNKNOWN);
+      c.submitted = p.submitted();
+      c.wakeups = p.doorbells();
+      c.throttled = p.throttled();
     }
     return write_sized(fn, c, out);
   });

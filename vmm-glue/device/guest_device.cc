@@ -15,6 +15,7 @@
 #include "restrictions/policy_compiler.h"
 #include "restrictions/policy_loader.h"
 #include "ring/setup.h"
+#include "sys/thread_capabilities.h"
 
 namespace rf {
 
@@ -112,6 +113,8 @@ Result<BufferPlan, DeviceError> plan_guest_buffers(const GuestMemory& memory) {
 Result<Ring, DeviceError> build_device_ring(const RingOptions& options, const std::vector<Disk>& disks,
                                             GuestMemory& memory, const BufferPlan& buffers, int eventfd,
                                             const RestrictionSet& restrictions, DeviceSetupTimes& times, int release_probe) {
+  auto lowered = sys::ScopedEffectiveCapabilities::lower_to(sys::ring_capabilities());
+  if (!lowered) return unexpected(DeviceError{DeviceErrc::Ring, 0, "lowering the capabilities the ring is created with: " + lowered.error()});
   auto mark = std::chrono::steady_clock::now();
   const auto lap = [&mark](std::chrono::nanoseconds& into) {
     const auto now = std::chrono::steady_clock::now();
@@ -139,32 +142,6 @@ Result<Ring, DeviceError> build_device_ring(const RingOptions& options, const st
   lap(times.enable);
   memory.set_buffer_table(std::move(*table));
   return std::move(*ring);
-}
-
-Result<ReleaseProbe, DeviceError> ReleaseProbe::create() {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
-    const int err = errno;
-    return unexpected(DeviceError{DeviceErrc::Eventfd, err, fmt::format("pipe for the ring's release probe: {}", std::strerror(err))});
-  }
-  ReleaseProbe probe;
-  probe.read_.reset(fds[0]);
-  probe.write_.reset(fds[1]);
-  return probe;
-}
-
-bool ReleaseProbe::wait_released(std::chrono::milliseconds timeout) const {
-  if (!write_) return false;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    // Nothing asked for: poll() sleeps until POLLERR, which a pipe's write end reports (and
-    // wakes its waiters for) once no reader is left.
-    pollfd p{write_.get(), 0, 0};
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    const int rc = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
-    if (rc > 0) return (p.revents & POLLERR) != 0;
-    if (rc == 0 || errno != EINTR) return false;
-  }
 }
 
 Result<UniqueFd, DeviceError> make_eventfd(const char* what) {

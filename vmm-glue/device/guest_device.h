@@ -22,10 +22,13 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "abi/ring_descriptor.h"
+#include "device/broken_reason.h"
+#include "device/release_probe.h"
 #include "disk/disk.h"
 #include "memory/guest_memory.h"
 #include "ring/restriction.h"
@@ -43,7 +46,7 @@ enum class DeviceErrc {
   Thread,
   WrongState,     // a lifecycle call the device's state does not allow (start twice, resume while running)
   Timeout,        // quiesce: requests were still in flight when the time was up
-  Broken,         // mediated: the guest broke the ring protocol; the device does nothing more until stopped
+  Broken,         // the guest broke the ring protocol or a resource bound; the device does nothing more until stopped
 };
 using DeviceError = Error<DeviceErrc>;
 
@@ -58,13 +61,22 @@ struct DeviceStopReport {
                                 // Mediated: each got a -ECANCELED CQE from the mediator, whether
                                 // the kernel had it or it was published and never taken.
   bool counted = true;          // passthrough: false when the kernel's counters could not be read
-  // The kernel is done with guest RAM: no request of this device can still write it.
-  // Passthrough: the ring's own SQPOLL thread has exited (the kernel frees a ring, and stops
-  // its thread, only after its last request ended); false for a ring that shares another's
-  // SQPOLL thread, which cannot be observed, or when that did not happen within 5 s.
-  // Mediated: the kernel has dropped the private ring's fixed files, which it does after it has
-  // unregistered the buffers (ReleaseProbe).
+  // The kernel is done with guest RAM: no request of this device can still read or write it,
+  // and its pages are unpinned. Both modes register one more fixed file after the disks
+  // (ReleaseProbe); the kernel drops a ring's fixed files only once its last request has ended
+  // and its buffers are unregistered. stop() waits for that up to
+  // kReleaseTimeout; false means it did not happen in that time: keep guest RAM mapped and do
+  // not reuse it.
   bool released = false;
+};
+
+// How long stop() waits for the kernel to free a closed ring.
+inline constexpr std::chrono::seconds kReleaseTimeout{10};
+
+// Why a device broke, once it has.
+struct BrokenState {
+  BrokenReason reason = BrokenReason::None;
+  std::string detail;
 };
 
 // Where a device's set-up time went: wall time of each step of create().
@@ -120,6 +132,12 @@ class GuestDevice {
   // Completions the device has posted to the guest since create(), from its own accounting;
   // nullopt when it cannot tell right now.
   virtual std::optional<std::uint64_t> completions_posted() const = 0;
+  // The most requests in flight (plus, in passthrough, CQEs in the kernel's overflow list) the
+  // kernel may hold for this device: the guest CQ's size. Mediated and bounded passthrough never
+  // exceed it; an SQPOLL passthrough device is closed by its watchdog when it does.
+  virtual std::uint64_t in_flight_bound() const = 0;
+  // Whether the device broke (it then takes nothing more from the guest) and why.
+  virtual BrokenState broken() const = 0;
 
  protected:
   explicit GuestDevice(std::vector<Disk> disks) : disks_(std::move(disks)) {}
@@ -169,31 +187,13 @@ Result<BufferPlan, DeviceError> plan_guest_buffers(const GuestMemory& memory);
 // `memory`) and `eventfd`, restricts it with `restrictions`, enables it (self-check included)
 // and drains the eventfd the self-check signalled. Records each step's time in `times`.
 // `release_probe`, if not -1, is registered as one more fixed file after the disks (see
-// ReleaseProbe); only a ring no guest submits to directly may carry one.
+// ReleaseProbe). The ring is created and set up with only CAP_IPC_LOCK in the calling thread's
+// effective set (sys/thread_capabilities.h): the kernel keeps the creator's credentials for an
+// SQPOLL thread, which issues the guest's requests with them.
 Result<Ring, DeviceError> build_device_ring(const RingOptions& options, const std::vector<Disk>& disks,
                                             GuestMemory& memory, const BufferPlan& buffers, int eventfd,
                                             const RestrictionSet& restrictions, DeviceSetupTimes& times,
                                             int release_probe = -1);
-
-// Tells when the kernel has freed a closed ring. The kernel frees a ring asynchronously and
-// unregisters its fixed buffers (unpinning guest RAM) just before its fixed files; a pipe's read
-// end registered as a fixed file is then closed by the kernel, and the write end we keep sees
-// POLLERR. For the mediator's private ring, whose SQEs only the mediator writes (it names disks
-// only); a passthrough guest could name the pipe, so passthrough watches its SQPOLL thread.
-class ReleaseProbe {
- public:
-  static Result<ReleaseProbe, DeviceError> create();
-  // The read end, to register; call forget_read_end() once it is registered.
-  int read_end() const { return read_.get(); }
-  void forget_read_end() { read_.reset(); }
-  // After the ring is closed: true once the kernel has dropped the read end, within `timeout`.
-  bool wait_released(std::chrono::milliseconds timeout) const;
-
- private:
-  ReleaseProbe() = default;
-  UniqueFd read_;
-  UniqueFd write_;
-};
 
 Result<UniqueFd, DeviceError> make_eventfd(const char* what);
 // Reads whatever count an eventfd holds, without blocking.

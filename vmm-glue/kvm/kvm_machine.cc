@@ -218,6 +218,7 @@ Result<KvmMachine, MachineError> KvmMachine::create(const MachineConfig& config)
   device_config.device_window_gpa = kDeviceWindowGpa;
   device_config.queue_depth = config.queue_depth;
   device_config.policy = policy;
+  if (config.kernel_sqpoll && config.mode == RF_MODE_PASSTHROUGH) device_config.flags |= RF_DEVICE_KERNEL_SQPOLL;
   if (config.device_cpu) {
     device_config.flags |= config.mode == RF_MODE_PASSTHROUGH ? RF_DEVICE_PIN_SQPOLL : RF_DEVICE_PIN_MEDIATOR;
     device_config.sqpoll_cpu = device_config.mediator_cpu = *config.device_cpu;

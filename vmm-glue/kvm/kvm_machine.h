@@ -41,7 +41,8 @@ struct MachineConfig {
   std::uint64_t ram_bytes = 256ull << 20;  // a multiple of 2 MiB, at most kMaxRamBytes
   std::uint32_t queue_depth = 64;
   std::string guest_image;             // the flat guest binary (default_kvm_guest_image())
-  std::optional<unsigned> device_cpu;  // pins the device's SQPOLL thread or mediator to this CPU
+  std::optional<unsigned> device_cpu;  // pins the device thread, SQPOLL thread or mediator to this CPU
+  bool kernel_sqpoll = false;          // passthrough: RF_DEVICE_KERNEL_SQPOLL (opt-in, unbounded)
 };
 
 // How one boot ended. Everything but `kind`, `exit_code` and `elapsed` came from the guest.

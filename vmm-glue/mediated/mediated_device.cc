@@ -48,10 +48,10 @@ Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(Gues
   auto ring_eventfd = make_eventfd("the private ring's completions");
   if (!ring_eventfd) return unexpected(std::move(ring_eventfd).error());
   auto release = ReleaseProbe::create();
-  if (!release) return unexpected(std::move(release).error());
-  auto ring = build_device_ring(options, disks, memory, *buffers, ring_eventfd->get(), *restrictions, times, release->read_end());
+  if (!release) return unexpected(DeviceError{DeviceErrc::Eventfd, 0, release.error()});
+  auto ring = build_device_ring(options, disks, memory, *buffers, ring_eventfd->get(), *restrictions, times, release->registered_fd());
   if (!ring) return unexpected(std::move(ring).error());
-  release->forget_read_end();  // the ring holds it now
+  release->forget_registered();  // the ring holds it now
   auto kick = make_eventfd("the doorbell");
   if (!kick) return unexpected(std::move(kick).error());
   auto notify = make_eventfd("completion notifications");
@@ -100,6 +100,11 @@ Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(Gues
 
 MediatedDevice::~MediatedDevice() { stop(std::chrono::milliseconds(0)); }
 
+BrokenState MediatedDevice::broken() const {
+  MediatorCounters c = mediator_->counters();
+  return {c.broken, std::move(c.broken_detail)};
+}
+
 Result<void, DeviceError> MediatedDevice::start_io() {
   if (auto started = mediator_->start(); !started) return unexpected(DeviceError{DeviceErrc::Thread, 0, started.error()});
   return {};
@@ -125,7 +130,7 @@ DeviceStopReport MediatedDevice::stop_io() {
   report.cancelled = mediator_->cancel_outstanding();
   // The kernel frees the ring only after every request it held has ended: until then a
   // cancelled read may still land in guest RAM, and guest RAM stays pinned.
-  report.released = release_ && release_->wait_released(std::chrono::seconds(5));
+  report.released = release_ && release_->wait_released(kReleaseTimeout);
   return report;
 }
 

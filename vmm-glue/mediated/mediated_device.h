@@ -44,6 +44,9 @@ class MediatedDevice final : public GuestDevice {
   MediatorCounters counters() const { return mediator_->counters(); }
   std::optional<std::uint64_t> in_flight() const override { return mediator_->counters().in_flight; }
   std::optional<std::uint64_t> completions_posted() const override { return mediator_->counters().posted; }
+  // The guest CQ's size: the mediator never has more in flight than the CQ has free slots.
+  std::uint64_t in_flight_bound() const override { return header_.ring.cq_entries; }
+  BrokenState broken() const override;
   // The mediator, for a VMM that drives it from its own event loop (Mediator::poll_once) instead
   // of start().
   Mediator& mediator() { return *mediator_; }

@@ -1,8 +1,6 @@
 #include "mediated/mediator.h"
 
 #include <poll.h>
-#include <pthread.h>
-#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -13,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "abi/ring_descriptor.h"
+#include "device/device_thread.h"
 #include "util/cpu_relax.h"
 
 namespace rf {
@@ -25,16 +24,6 @@ void drain(int fd) {
 }
 
 }  // namespace
-
-std::string_view broken_reason_name(BrokenReason reason) {
-  switch (reason) {
-    case BrokenReason::None: return "none";
-    case BrokenReason::SqTailJump: return "SQ tail jump";
-    case BrokenReason::CqHeadJump: return "CQ head jump";
-    case BrokenReason::KernelRing: return "kernel ring failure";
-  }
-  return "unknown";
-}
 
 std::uint64_t MediatorCounters::refused_total() const {
   std::uint64_t total = 0;
@@ -140,21 +129,13 @@ std::uint32_t Mediator::cancel_outstanding() {
 }
 
 Result<void, std::string> Mediator::start() {
+  if (thread_.joinable()) return unexpected(std::string("the mediator is already running"));
   stop_.reset(::eventfd(0, EFD_CLOEXEC));
   if (!stop_) return unexpected(fmt::format("eventfd for the mediator's shutdown: {}", std::strerror(errno)));
-  try {
-    thread_ = std::thread([this] { run(); });
-  } catch (const std::system_error& e) {
-    return unexpected(fmt::format("starting the mediator thread: {}", e.what()));
-  }
-  if (config_.cpu) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(*config_.cpu, &set);
-    if (const int rc = ::pthread_setaffinity_np(thread_.native_handle(), sizeof(set), &set); rc != 0) {
-      return unexpected(fmt::format("pinning the mediator to CPU {}: {}", *config_.cpu, std::strerror(rc)));
-    }
-  }
+  // Pinned and without capabilities before it takes the first SQE (device/device_thread.h).
+  auto thread = start_device_thread([this] { run(); }, config_.cpu);
+  if (!thread) return unexpected("the mediator thread: " + thread.error());
+  thread_ = std::move(*thread);
   return {};
 }
 

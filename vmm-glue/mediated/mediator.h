@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "device/broken_reason.h"
 #include "mediated/guest_ring.h"
 #include "mediated/sqe_validator.h"
 #include "ring/ring.h"
@@ -33,13 +34,6 @@
 
 namespace rf {
 
-enum class BrokenReason : std::uint32_t {
-  None = 0,
-  SqTailJump,  // the guest's SQ tail is more than the SQ size ahead of the head
-  CqHeadJump,  // the guest's CQ head is ahead of the tail the mediator published
-  KernelRing,  // the private kernel ring failed (a submit error, an unknown completion)
-};
-std::string_view broken_reason_name(BrokenReason reason);
 
 struct MediatorConfig {
   unsigned budget = 256;  // SQEs taken and completions reaped per round, each

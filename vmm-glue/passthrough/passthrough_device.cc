@@ -1,6 +1,5 @@
 #include "passthrough/passthrough_device.h"
 
-#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,11 +14,27 @@
 
 namespace rf {
 
+std::string_view passthrough_submitter_name(PassthroughSubmitter submitter) {
+  switch (submitter) {
+    case PassthroughSubmitter::DeviceThread: return "device thread (bounded)";
+    case PassthroughSubmitter::KernelSqpoll: return "kernel SQPOLL thread (unbounded, watchdog)";
+  }
+  return "unknown";
+}
+
 RingOptions PassthroughDevice::ring_options(const PassthroughConfig& config) {
   RingOptions options;
   options.sq_entries = config.queue_depth;
-  options.sqpoll = SqPollOptions{config.sqpoll_cpu, config.sqpoll_idle};
-  if (config.share_sqpoll_with != nullptr) options.attach_wq_fd = config.share_sqpoll_with->ring_.fd();
+  // No SQ index array: the kernel then drops no SQE and keeps no count in guest RAM that anyone
+  // could mistake for evidence (the guest writes sq_dropped as it likes).
+  options.no_sqarray = true;
+  if (config.submitter == PassthroughSubmitter::KernelSqpoll) {
+    options.sqpoll = SqPollOptions{config.cpu, config.sqpoll_idle};
+    if (config.share_sqpoll_with != nullptr) options.attach_wq_fd = config.share_sqpoll_with->ring_.fd();
+  } else {
+    // Every SQE the device thread asks the kernel to take is taken, failing ones included.
+    options.submit_all = true;
+  }
   return options;
 }
 
@@ -38,6 +53,11 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   const auto start = std::chrono::steady_clock::now();
   DeviceSetupTimes times;
   RF_TRY_VOID(check_device_basics(disks, config.device_window));
+  if (config.share_sqpoll_with != nullptr &&
+      (config.submitter != PassthroughSubmitter::KernelSqpoll ||
+       config.share_sqpoll_with->submitter_ != PassthroughSubmitter::KernelSqpoll)) {
+    return unexpected(config_error("share_sqpoll_with needs both devices to use the kernel's SQPOLL thread (KernelSqpoll)"));
+  }
   const bool all_read_only = std::all_of(disks.begin(), disks.end(), [](const Disk& d) { return d.read_only(); });
   auto restrictions = device_restrictions(config.restrictions, all_read_only ? "blk-passthrough-ro" : "blk-passthrough");
   if (!restrictions) return unexpected(std::move(restrictions).error());
@@ -51,9 +71,6 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   if (!layout) return unexpected(ring_error(layout.error()));
   const std::uint64_t descriptor_bytes = descriptor_window_bytes(disks.size(), buffers->windows);
   const std::uint64_t window_bytes = descriptor_bytes + layout->rings_bytes + layout->sqes_bytes;
-  if (config.share_sqpoll_with != nullptr) {
-    config.share_sqpoll_with->sqpoll_shared_.store(true, std::memory_order_relaxed);
-  }
   auto base = claim_device_window(memory, config.device_window, window_bytes);
   if (!base) return unexpected(std::move(base).error());
   std::byte* rings = *base + descriptor_bytes;
@@ -63,22 +80,25 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   if (!kick) return unexpected(std::move(kick).error());
   auto notify = make_eventfd("completion notifications");
   if (!notify) return unexpected(std::move(notify).error());
-  auto control = make_eventfd("the doorbell thread's control");
-  if (!control) return unexpected(std::move(control).error());
-  auto ring = build_device_ring(options, disks, memory, *buffers, notify->get(), *restrictions, times);
+  auto release = ReleaseProbe::create();
+  if (!release) return unexpected(DeviceError{DeviceErrc::Eventfd, 0, release.error()});
+  auto ring = build_device_ring(options, disks, memory, *buffers, notify->get(), *restrictions, times, release->registered_fd());
   if (!ring) return unexpected(std::move(ring).error());
+  release->forget_registered();  // the ring holds it now
 
   std::unique_ptr<PassthroughDevice> device(new PassthroughDevice(std::move(*ring), std::move(disks)));
   PassthroughDevice& d = *device;
   d.kick_ = std::move(*kick);
   d.notify_ = std::move(*notify);
-  d.control_ = std::move(*control);
-  d.sqpoll_shared_.store(config.share_sqpoll_with != nullptr, std::memory_order_relaxed);
+  d.release_ = std::move(*release);
+  d.submitter_ = config.submitter;
+  d.watchdog_interval_ = config.watchdog.interval;
 
   // The descriptor, in guest-physical terms: the kernel's ring fields inside the window.
   // Every offset lies inside the device window, which claim_device_window found inside one
   // region, so these moves cannot pass 2^64.
   const RingInfo& info = d.ring_.info();
+  d.bound_ = info.cq_entries;
   const auto ring_gpa = [&](std::uint64_t offset) { return config.device_window.plus(descriptor_bytes + offset)->value(); };
   abi::DescriptorHeader& h = d.header_;
   h.mode = abi::Mode::Passthrough;
@@ -104,12 +124,28 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   // SAFETY: both words lie in the device window, which claim_device_window found inside one
   // region of `memory` (which outlives the device); the kernel's offsets keep them 4-aligned.
   d.sq_tail_word_ = reinterpret_cast<std::uint32_t*>(rings + info.sq_offsets.tail);
-  d.sq_dropped_word_ = reinterpret_cast<std::uint32_t*>(rings + info.sq_offsets.dropped);
-  // The kernel's counters now that the self-check is done: quiesce and stop count from here.
-  // The SQPOLL thread holds the ring's lock only while it submits, and nothing is queued yet.
-  auto baseline = read_ring_fdinfo_within(d.ring_.fd(), std::chrono::seconds(1));
-  if (!baseline) return unexpected(DeviceError{DeviceErrc::Ring, 0, "reading the new ring's counters: " + baseline.error()});
-  d.baseline_ = *baseline;
+  // SAFETY: as above.
+  auto* sq_flags_word = reinterpret_cast<std::uint32_t*>(rings + info.sq_offsets.flags);
+
+  // The kernel's counters now that the self-check is done: everything counts from here. Each
+  // reading is bounded by what this ring can print when nothing in it is unbounded (its CQ, its
+  // files and buffers, and the bound's worth of pending requests and overflowed CQEs).
+  const std::size_t fdinfo_bytes =
+      ring_fdinfo_bytes(info.sq_entries, info.cq_entries, d.disks_.size() + 1, d.windows_.size(), 2 * d.bound_);
+  auto ledger = RingLedger::create(d.ring_, fdinfo_bytes);
+  if (!ledger) return unexpected(DeviceError{DeviceErrc::Ring, 0, ledger.error()});
+  d.ledger_.emplace(std::move(*ledger));
+  if (config.submitter == PassthroughSubmitter::DeviceThread) {
+    SqSubmitterConfig submit;
+    submit.sq_entries = info.sq_entries;
+    submit.bound = d.bound_;
+    submit.poll_idle = config.poll_idle;
+    submit.cpu = config.cpu;
+    d.submitter_thread_ = std::make_unique<SqSubmitter>(*d.ledger_, GuestSqWords{d.sq_tail_word_, sq_flags_word},
+                                                        d.ledger_->last().sq_head, d.kick_.get(), submit);
+  } else {
+    d.watchdog_ = std::make_unique<SqpollWatchdog>(*d.ledger_, d.bound_, d.kick_.get(), config.watchdog);
+  }
   d.setup_times_ = times;
   d.setup_times_.total = std::chrono::steady_clock::now() - start;
   return device;
@@ -118,145 +154,138 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
 PassthroughDevice::~PassthroughDevice() { stop(std::chrono::milliseconds(0)); }
 
 Result<void, DeviceError> PassthroughDevice::start_io() {
-  try {
-    doorbell_ = std::thread([this] { doorbell_loop(); });
-  } catch (const std::system_error& e) {
-    return unexpected(DeviceError{DeviceErrc::Thread, e.code().value(), "starting the doorbell thread failed"});
-  }
+  auto started = submitter_thread_ ? submitter_thread_->start() : watchdog_->start();
+  if (!started) return unexpected(DeviceError{DeviceErrc::Thread, 0, started.error()});
   return {};
 }
 
-void PassthroughDevice::wake_doorbell_thread() {
-  const std::uint64_t one = 1;
-  (void)!::write(control_.get(), &one, sizeof(one));
-}
-
 void PassthroughDevice::pause_intake() {
-  // The kernel's SQ thread reads the guest's SQ by itself; what the VMM controls is waking it.
-  // Doorbells stay counted in the kick eventfd until resume_intake().
-  doorbells_held_.store(true, std::memory_order_release);
-  wake_doorbell_thread();
+  if (submitter_thread_) {
+    submitter_thread_->pause();
+  } else {
+    // The kernel's SQ thread reads the guest's SQ by itself; what the VMM controls is waking it.
+    // Doorbells stay counted in the kick eventfd until resume_intake().
+    watchdog_->hold_doorbells(true);
+  }
 }
 
 void PassthroughDevice::resume_intake() {
-  doorbells_held_.store(false, std::memory_order_release);
-  wake_doorbell_thread();
+  if (submitter_thread_) {
+    submitter_thread_->resume();
+  } else {
+    watchdog_->hold_doorbells(false);
+  }
 }
 
-std::uint32_t PassthroughDevice::guest_sq_tail() const {
-  // GUEST-CONTROLLED: the SQ tail. Only compared with the kernel's head to decide whether to
-  // wait longer; a lying guest can only make its own quiesce time out or end early.
-  return std::atomic_ref(*sq_tail_word_).load(std::memory_order_acquire);
+std::uint64_t PassthroughDevice::doorbells() const {
+  return submitter_thread_ ? submitter_thread_->doorbells() : watchdog_->doorbells();
 }
 
-std::uint32_t PassthroughDevice::guest_sq_dropped() const {
-  // GUEST-CONTROLLED: the kernel counts dropped SQEs in guest RAM; same limits as guest_sq_tail().
-  if (!ring_.info().sq_offsets.has_array) return 0;
-  return std::atomic_ref(*sq_dropped_word_).load(std::memory_order_relaxed);
+BrokenState PassthroughDevice::broken() const {
+  if (submitter_thread_) return {submitter_thread_->broken(), submitter_thread_->broken_detail()};
+  return {watchdog_->broken(), watchdog_->broken_detail()};
 }
 
-std::uint64_t PassthroughDevice::posted_at(const KernelRingCounters& now) const {
-  return std::uint64_t{static_cast<std::uint32_t>(now.cq_tail - baseline_.cq_tail)} + now.overflow -
-         std::min(now.overflow, baseline_.overflow);
-}
-
-std::uint64_t PassthroughDevice::in_flight_at(const KernelRingCounters& now) const {
-  const std::uint64_t taken = static_cast<std::uint32_t>(now.sq_head - baseline_.sq_head);
-  const std::uint64_t settled = posted_at(now) + guest_sq_dropped();
-  return taken > settled ? taken - settled : 0;
+std::optional<RingSnapshot> PassthroughDevice::observe() const {
+  if (!ledger_) return std::nullopt;
+  if (watchdog_) {
+    // What the watchdog read last, if it is recent: an observer must not make the kernel print
+    // a flood's overflow list, or hold the lock a shared SQPOLL thread waits for.
+    if (std::chrono::steady_clock::now() - ledger_->last_at() > 4 * watchdog_interval_ + std::chrono::milliseconds(5)) {
+      return std::nullopt;
+    }
+    return ledger_->last();
+  }
+  auto snapshot = ledger_->read_within(std::chrono::milliseconds(2));
+  if (!snapshot) return std::nullopt;
+  return *snapshot;
 }
 
 std::optional<std::uint64_t> PassthroughDevice::in_flight() const {
-  if (!ring_.is_open()) return 0;
-  auto now = read_ring_fdinfo(ring_.fd());
-  if (!now) return std::nullopt;  // the SQ thread holds the ring's lock right now
-  return in_flight_at(*now);
+  if (!ledger_) return std::nullopt;
+  // Closed (stopped, or by the watchdog): the kernel cancels what it held; none is left once it
+  // has freed the ring.
+  if (!ledger_->is_open()) return release_ && release_->wait_released(std::chrono::milliseconds(0)) ? std::optional<std::uint64_t>(0) : std::nullopt;
+  const auto snapshot = observe();
+  if (!snapshot) return std::nullopt;
+  return snapshot->in_flight();
 }
 
 std::optional<std::uint64_t> PassthroughDevice::completions_posted() const {
-  if (!ring_.is_open()) return std::nullopt;
-  auto now = read_ring_fdinfo(ring_.fd());
-  if (!now) return std::nullopt;
-  return posted_at(*now);
+  const auto snapshot = observe();
+  if (!snapshot) return std::nullopt;
+  return snapshot->posted + snapshot->overflow;
+}
+
+std::optional<std::uint64_t> PassthroughDevice::taken() const {
+  const auto snapshot = observe();
+  if (!snapshot) return std::nullopt;
+  return snapshot->taken;
 }
 
 Result<void, DeviceError> PassthroughDevice::wait_drained(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  // A guest that published SQEs and rang while the SQ thread slept is waiting on a held
-  // doorbell: wake the thread once so that it takes them.
-  sys::io_uring_enter(ring_.fd(), 0, 0, IORING_ENTER_SQ_WAKEUP, nullptr, 0);
-  std::uint64_t last = 0;
+  const auto broken_error = [this] {
+    const BrokenState b = broken();
+    return DeviceError{DeviceErrc::Broken, 0, fmt::format("the device is broken ({}: {}); stop it", broken_reason_name(b.reason), b.detail)};
+  };
+  if (broken().reason != BrokenReason::None) return unexpected(broken_error());
+  if (submitter_thread_) {
+    // The device thread takes nothing more once it has acknowledged the pause: from then on the
+    // kernel's count of SQEs taken is final and only completions move.
+    if (!submitter_thread_->wait_paused(timeout)) {
+      return unexpected(DeviceError{DeviceErrc::Timeout, 0, fmt::format("the device thread did not pause within {} ms", timeout.count())});
+    }
+  } else {
+    // A guest that published SQEs and rang while the SQ thread slept is waiting on a held
+    // doorbell: wake the thread once so that it takes them.
+    sys::io_uring_enter(ring_.fd(), 0, 0, IORING_ENTER_SQ_WAKEUP, nullptr, 0);
+  }
+  std::optional<RingSnapshot> last;
+  bool sq_empty = true;
   for (int settled = 0;;) {
-    // Unreadable counters (the SQ thread holds the ring's lock) mean it is busy: look again.
-    const auto kernel = read_ring_fdinfo(ring_.fd());
-    const bool sq_empty = kernel && kernel->sq_head == guest_sq_tail();
-    if (kernel) last = in_flight_at(*kernel);
-    if (kernel && last == 0 && sq_empty) {
-      if (++settled == 2) return {};  // twice, 1 ms apart: the SQ thread is not mid-batch
+    if (broken().reason != BrokenReason::None) return unexpected(broken_error());
+    auto snapshot = ledger_->read_within(std::chrono::milliseconds(1));
+    if (snapshot) last = *snapshot;
+    if (watchdog_ && snapshot) {
+      // GUEST-CONTROLLED: the tail, only to tell whether the SQ thread has more to take; a lying
+      // guest can only make its own quiesce time out or end early.
+      sq_empty = snapshot->sq_head == std::atomic_ref(*sq_tail_word_).load(std::memory_order_acquire);
+    }
+    if (snapshot && snapshot->in_flight() == 0 && snapshot->overflow_exact && (submitter_thread_ || sq_empty)) {
+      // Paused device thread: final at once. SQPOLL: twice, 1 ms apart (not mid-batch).
+      if (submitter_thread_ || ++settled == 2) return {};
     } else {
       settled = 0;
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       return unexpected(DeviceError{
           DeviceErrc::Timeout, 0,
-          fmt::format("{} requests were still in flight after {} ms{}", last, timeout.count(),
-                      sq_empty ? "" : " and the guest's SQ was not empty (pause its vCPUs before quiescing a passthrough device)")});
+          fmt::format("{} requests were still in flight after {} ms{}", last ? std::to_string(last->in_flight()) : "an unknown number of",
+                      timeout.count(),
+                      sq_empty ? "" : " and the guest's SQ was not empty (pause its vCPUs before quiescing an SQPOLL passthrough device)")});
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 }
 
 DeviceStopReport PassthroughDevice::stop_io() {
-  stopping_.store(true, std::memory_order_release);
-  if (doorbell_.joinable()) {
-    wake_doorbell_thread();
-    doorbell_.join();
-  }
+  if (submitter_thread_) submitter_thread_->stop();
+  if (watchdog_) watchdog_->stop();
   DeviceStopReport report;
-  if (!ring_.is_open()) return report;
-  // The SQ thread holds the ring's lock while it submits: give it a moment to let go.
-  const auto now = read_ring_fdinfo_within(ring_.fd(), std::chrono::milliseconds(200));
+  if (!ledger_) return report;
+  // What the kernel still holds when the ring closes. Nobody submits any more (the SQPOLL thread
+  // may, until the ring is closed: then this is a lower bound).
+  const auto now = ledger_->is_open() ? ledger_->read_within(std::chrono::milliseconds(200))
+                                      : Result<RingSnapshot, std::string>(ledger_->last());
   report.counted = now.has_value();
-  if (now) report.cancelled = in_flight_at(*now);
+  if (now) report.cancelled = now->in_flight();
   // The kernel cancels what is left (posting into the CQ in guest RAM), waits for requests it
-  // cannot cancel, and then frees the ring: stops its SQ thread, unpins guest RAM. Until then it
-  // may still write the rings and buffers in guest RAM, so a VMM must not reuse them: wait for
-  // the thread, which is the one part of that the kernel lets us observe.
-  const int sq_thread = now ? now->sq_thread : -1;
-  ring_.close();
-  if (sq_thread > 0 && !sqpoll_shared_.load(std::memory_order_relaxed)) {
-    const std::string task = fmt::format("/proc/self/task/{}", sq_thread);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (::access(task.c_str(), F_OK) == 0 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-    report.released = ::access(task.c_str(), F_OK) != 0;
-  }
+  // cannot cancel, and then frees the ring: unregisters guest RAM, then the fixed files. Until
+  // then it may still write the rings and buffers in guest RAM: wait for the probe.
+  ledger_->close();
+  report.released = release_ && release_->wait_released(kReleaseTimeout);
   return report;
-}
-
-void PassthroughDevice::doorbell_loop() {
-  pollfd fds[2] = {{control_.get(), POLLIN, 0}, {kick_.get(), POLLIN, 0}};
-  while (!stopping_.load(std::memory_order_acquire)) {
-    // Held doorbells are not read: they stay counted in the eventfd for resume_intake().
-    const nfds_t watched = doorbells_held_.load(std::memory_order_acquire) ? 1 : 2;
-    if (::poll(fds, watched, -1) < 0) {
-      if (errno == EINTR || errno == ENOMEM) continue;  // transient: the guest is still waiting
-      return;
-    }
-    if ((fds[0].revents & POLLIN) != 0) {
-      std::uint64_t count = 0;
-      (void)!::read(control_.get(), &count, sizeof(count));
-      continue;  // look at the flags again
-    }
-    if (watched < 2 || (fds[1].revents & POLLIN) == 0) continue;
-    std::uint64_t count = 0;
-    if (::read(kick_.get(), &count, sizeof(count)) != static_cast<ssize_t>(sizeof(count))) continue;
-    // SQ_WAKEUP on a thread that is already awake is harmless; the guest only kicks when it saw
-    // IORING_SQ_NEED_WAKEUP, so spurious kicks cost one system call each.
-    sys::io_uring_enter(ring_.fd(), 0, 0, IORING_ENTER_SQ_WAKEUP, nullptr, 0);
-    wakeups_.fetch_add(1, std::memory_order_relaxed);
-  }
 }
 
 }  // namespace rf

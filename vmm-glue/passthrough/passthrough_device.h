@@ -1,47 +1,72 @@
 // PassthroughDevice: a guest's own restricted kernel ring, living in its RAM.
 //
 // The SQ/CQ rings and the SQE array sit in a page-aligned device window of guest memory
-// (IORING_SETUP_NO_MMAP) right after the ring descriptor; a kernel SQPOLL thread consumes
-// what the guest writes. The VMM keeps the ring fd (the guest never sees it) and gives the
-// guest two eventfds: `kick` (the guest writes it when the SQ thread sleeps; a doorbell thread
-// turns that into IORING_ENTER_SQ_WAKEUP, and a KVM VMM can point KVM_IOEVENTFD at it) and
-// `notify` (registered with the ring, so the kernel signals completions on it unless the
-// guest set IORING_CQ_EVENTFD_DISABLED; a KVM VMM can point KVM_IRQFD at it).
+// (IORING_SETUP_NO_MMAP, NO_SQARRAY) right after the ring descriptor. The guest writes SQEs and
+// reaps CQEs in place: nothing is copied. The VMM keeps the ring fd (the guest never sees it) and
+// gives the guest two eventfds: `kick` (its doorbell; a KVM VMM points KVM_IOEVENTFD at it) and
+// `notify` (registered with the ring, so the kernel signals completions on it unless the guest
+// set IORING_CQ_EVENTFD_DISABLED; a KVM VMM points KVM_IRQFD at it).
 //
-// What keeps the guest in bounds is only what the kernel checks: the restriction set (by
+// Who takes the guest's SQEs into the kernel (PassthroughSubmitter):
+//   DeviceThread (default, bounded)  the device's own thread (SqSubmitter) calls io_uring_enter
+//                 with a count it chooses, so the kernel never holds more than in_flight_bound()
+//                 requests plus overflowed CQEs for this ring, whatever the guest writes; quiesce
+//                 works with the guest running.
+//   KernelSqpoll  (opt-in, UNBOUNDED) a kernel SQPOLL thread consumes the SQ by itself; a guest
+//                 can make the kernel hold any number of requests and overflowed CQEs until the
+//                 watchdog (SqpollWatchdog) notices and closes the ring. Quiesce needs the guest's
+//                 vCPUs paused.
+//
+// What keeps the guest's data in bounds is only what the kernel checks: the restriction set (by
 // default the built-in blk-passthrough policy), the fixed files (the disks) and the fixed
 // buffers (guest RAM). The guest is told the host-address bias of each buffer window, which
-// reveals where its RAM sits in the VMM (docs/threat-model.md).
+// reveals where its RAM sits in the VMM (docs/threat-model.md). The ring is created with only
+// CAP_IPC_LOCK in the creating thread's effective set, and guest requests are issued by threads
+// without capabilities, so the kernel refuses the real-time I/O priority class.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include "device/guest_device.h"
+#include "passthrough/ring_ledger.h"
+#include "passthrough/sq_submitter.h"
+#include "passthrough/sqpoll_watchdog.h"
 #include "ring/ring.h"
-#include "ring/ring_fdinfo.h"
 
 namespace rf {
 
 class PassthroughDevice;
+
+enum class PassthroughSubmitter {
+  DeviceThread,  // bounded: the VMM's device thread submits what the bound allows
+  KernelSqpoll,  // UNBOUNDED: the kernel's SQPOLL thread takes everything; a watchdog closes the ring
+};
+std::string_view passthrough_submitter_name(PassthroughSubmitter submitter);
 
 struct PassthroughConfig {
   // Page-aligned guest-physical address of the device window (descriptor, then rings), which
   // must lie inside one writable region.
   GuestAddress device_window{0x10000};
   unsigned queue_depth = 64;  // SQ entries; the CQ has twice as many
-  std::optional<unsigned> sqpoll_cpu;
+  PassthroughSubmitter submitter = PassthroughSubmitter::DeviceThread;
+  // Pin the thread that takes the guest's SQEs: the device thread, or the SQPOLL thread.
+  std::optional<unsigned> cpu;
+  // DeviceThread: how long it polls the guest's SQ after the last work before it sleeps.
+  std::chrono::microseconds poll_idle{50};
+  // KernelSqpoll: how long the SQPOLL thread spins after the last SQE before it sleeps (every
+  // doorbell after that costs this much host CPU again).
   std::chrono::milliseconds sqpoll_idle{1000};
-  // Share another device's SQPOLL thread (IORING_SETUP_ATTACH_WQ) instead of starting one: one
-  // kernel thread then serves every ring attached to it, in turn. The thread keeps the first
-  // device's CPU, and idles for the longest sqpoll_idle of the rings attached. It must be a
-  // device of this process and outlive this one's set-up (the kernel keeps the thread while
-  // any attached ring lives).
+  // KernelSqpoll: share another KernelSqpoll device's SQPOLL thread (IORING_SETUP_ATTACH_WQ)
+  // instead of starting one: one kernel thread then serves every ring attached to it, in turn.
+  // The thread keeps the first device's CPU, and idles for the longest sqpoll_idle of the rings
+  // attached. It must be a device of this process and outlive this one's set-up (the kernel
+  // keeps the thread while any attached ring lives).
   const PassthroughDevice* share_sqpoll_with = nullptr;
+  SqpollWatchdogConfig watchdog;  // KernelSqpoll
   // Default: the built-in blk-passthrough policy (blk-passthrough-ro when every disk is
   // read-only).
   std::optional<RestrictionSet> restrictions;
@@ -60,50 +85,57 @@ class PassthroughDevice final : public GuestDevice {
   // Stops the device (stop() with no drain time) if the VMM did not.
   ~PassthroughDevice() override;
 
+  PassthroughSubmitter submitter() const { return submitter_; }
   const RingInfo& ring_info() const { return ring_.info(); }
   // The kernel ring's descriptor, borrowed, for audits that read /proc/self/fdinfo (the guest
-  // never sees it).
+  // never sees it); -1 once the ring is closed.
   int ring_fd() const { return ring_.fd(); }
   const RestrictionSet& restrictions() const { return ring_.restrictions(); }
   const SelfCheckReport& self_check() const override { return ring_.self_check(); }
-  // Doorbells the VMM turned into SQPOLL wake-ups.
-  std::uint64_t wakeups() const { return wakeups_.load(std::memory_order_relaxed); }
-  // From the kernel's counters (fdinfo) against those taken when the device was created: SQEs
-  // the kernel took minus CQEs it posted (and, with an SQ index array, SQEs it dropped).
+  // The most requests in flight plus overflowed CQEs the kernel may hold for this ring: the CQ
+  // size (twice the queue depth). DeviceThread enforces it; KernelSqpoll's watchdog closes the
+  // ring once it is crossed.
+  std::uint64_t in_flight_bound() const override { return bound_; }
+  // Doorbells the device took (each woke its thread, or the SQPOLL thread).
+  std::uint64_t doorbells() const;
+  // DeviceThread: SQEs it handed to the kernel, and the times the bound held published SQEs
+  // back. KernelSqpoll: 0.
+  std::uint64_t submitted() const { return submitter_thread_ ? submitter_thread_->submitted() : 0; }
+  std::uint64_t throttled() const { return submitter_thread_ ? submitter_thread_->throttled() : 0; }
+  // From the kernel's own counters (never from guest memory): requests taken and not completed.
+  // KernelSqpoll answers from the watchdog's last reading, so that an observer never makes the
+  // kernel print (or lock the ring for) what a flooding guest queued.
   std::optional<std::uint64_t> in_flight() const override;
-  // CQEs the kernel posted (to the CQ or its overflow list) since create(), from fdinfo.
+  // CQEs the kernel posted (to the CQ or its overflow list) since create().
   std::optional<std::uint64_t> completions_posted() const override;
+  // SQEs the kernel has taken since create(), from its own counters.
+  std::optional<std::uint64_t> taken() const;
+  BrokenState broken() const override;
 
  private:
   PassthroughDevice(Ring ring, std::vector<Disk> disks) : GuestDevice(std::move(disks)), ring_(std::move(ring)) {}
   // The ring's options, without the caller memory (which the window provides).
   static RingOptions ring_options(const PassthroughConfig& config);
-  void doorbell_loop();
   Result<void, DeviceError> start_io() override;
   void pause_intake() override;
   void resume_intake() override;
   Result<void, DeviceError> wait_drained(std::chrono::milliseconds timeout) override;
   DeviceStopReport stop_io() override;
-  // The guest-published SQ tail and the dropped count, read once each from guest memory.
-  std::uint32_t guest_sq_tail() const;
-  std::uint32_t guest_sq_dropped() const;
-  std::uint64_t in_flight_at(const KernelRingCounters& now) const;
-  std::uint64_t posted_at(const KernelRingCounters& now) const;
-  void wake_doorbell_thread();
+  // A reading of the kernel's counters: fresh (bounded retries) for DeviceThread, the watchdog's
+  // last for KernelSqpoll.
+  std::optional<RingSnapshot> observe() const;
 
   Ring ring_;
-  KernelRingCounters baseline_;  // the kernel's counters once create() was done with the ring
-  // Ring words in guest RAM (the descriptor's sq_tail and sq_dropped), for quiesce.
+  PassthroughSubmitter submitter_ = PassthroughSubmitter::DeviceThread;
+  std::uint64_t bound_ = 0;
+  std::chrono::milliseconds watchdog_interval_{2};
+  std::optional<ReleaseProbe> release_;  // one more fixed file of the ring, for stop()
+  mutable std::optional<RingLedger> ledger_;  // the only reader of the kernel's counters
+  // Ring words in guest RAM (the descriptor's sq_tail), for a quiesce of an SQPOLL device.
   std::uint32_t* sq_tail_word_ = nullptr;
-  std::uint32_t* sq_dropped_word_ = nullptr;
-  UniqueFd control_;  // wakes the doorbell thread: doorbells held or released, or shutdown
-  std::atomic<bool> doorbells_held_{false};
-  // The ring's SQPOLL thread serves other rings too (this one attached to another's, or another
-  // attached to this one's): its exit then says nothing about this ring.
-  mutable std::atomic<bool> sqpoll_shared_{false};
-  std::atomic<bool> stopping_{false};
-  std::atomic<std::uint64_t> wakeups_{0};
-  std::thread doorbell_;  // last: started by start()
+  // Last: stopped before anything they use goes away. Exactly one exists.
+  std::unique_ptr<SqSubmitter> submitter_thread_;
+  std::unique_ptr<SqpollWatchdog> watchdog_;
 };
 
 }  // namespace rf
