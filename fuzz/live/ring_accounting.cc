@@ -6,8 +6,6 @@
 
 #include <fmt/format.h>
 
-#include "sys/syscalls.h"
-#include "sys/uapi_compat.h"
 
 namespace rf::fuzz {
 
@@ -56,14 +54,14 @@ Settlement settle_passthrough(PassthroughDevice& device, GuestMemory& memory, co
       if (tail == seen) break;
       seen = tail;
       __atomic_store_n(cq_head, tail, __ATOMIC_RELEASE);
-      (void)sys::io_uring_enter(device.ring_fd(), 0, 0, IORING_ENTER_GETEVENTS, nullptr, 0);
+      device.flush_overflow();
     }
     // And ring its doorbell, which it may have skipped (a scribbled NEED_WAKEUP).
     const std::uint64_t one = 1;
     (void)!::write(device.kick_fd(), &one, sizeof(one));
     // The guest has ended: only the kernel, the device thread and we touch the ring now.
     const std::uint32_t tail = __atomic_load_n(sq_tail, __ATOMIC_ACQUIRE);
-    auto now = read_ring_fdinfo(device.ring_fd(), 1u << 20);
+    auto now = device.kernel_counters(1u << 20);
     if (!now) {
       // fdinfo prints nothing while another task holds the ring's lock (the SQPOLL thread eating
       // a jumped tail's garbage, the device thread submitting): look again.

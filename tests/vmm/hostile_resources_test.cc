@@ -160,9 +160,10 @@ class Attack {
 };
 
 // What the kernel holds for a passthrough ring (requests in flight plus overflowed CQEs), from
-// its own counters: taken - posted since `base`. nullopt while the counters cannot be read.
-std::optional<std::uint64_t> kernel_outstanding(int ring_fd, const KernelRingCounters& base) {
-  auto now = read_ring_fdinfo(ring_fd, 8u << 20);
+// its own counters: taken - posted since `base`. nullopt while the counters cannot be read (or
+// the ring is closed).
+std::optional<std::uint64_t> kernel_outstanding(const PassthroughDevice& device, const KernelRingCounters& base) {
+  auto now = device.kernel_counters(8u << 20);
   if (!now) return std::nullopt;
   const std::uint32_t taken = now->sq_head - base.sq_head;
   const std::uint32_t posted = now->cq_tail - base.cq_tail;
@@ -217,7 +218,8 @@ class HostileResourcesTest : public DeviceFixture, public ::testing::WithParamIn
     ASSERT_NO_FATAL_FAILURE(start(s));
     attacker_.emplace(*this);
     if (passthrough_ != nullptr) {
-      auto base = read_ring_fdinfo_within(passthrough_->ring_fd(), 1000ms);
+      auto base = passthrough_->kernel_counters();
+      for (int i = 0; i < 1000 && !base; ++i, base = passthrough_->kernel_counters()) std::this_thread::sleep_for(1ms);
       ASSERT_TRUE(base) << base.error();
       base_ = *base;
     }
@@ -240,9 +242,7 @@ class HostileResourcesTest : public DeviceFixture, public ::testing::WithParamIn
       if (!s.broken_after && device_->broken().reason != BrokenReason::None) s.broken_after = Clock::now() - start_time;
       std::optional<std::uint64_t> held;
       if (passthrough_ != nullptr) {
-        if (!passthrough_->ring_info().sqpoll || passthrough_->broken().reason == BrokenReason::None) {
-          held = passthrough_->ring_fd() >= 0 ? kernel_outstanding(passthrough_->ring_fd(), base_) : std::nullopt;
-        }
+        held = kernel_outstanding(*passthrough_, base_);
       } else {
         held = mediated_->counters().in_flight;
       }
@@ -489,7 +489,7 @@ TEST_P(HostileResourcesTest, QuiesceDoesNotBelieveTheDroppedCounter) {
     });
   }
   ASSERT_TRUE(device_->quiesce(10s));
-  const auto held = passthrough_ != nullptr ? kernel_outstanding(passthrough_->ring_fd(), base_) : mediated_->counters().in_flight;
+  const auto held = passthrough_ != nullptr ? kernel_outstanding(*passthrough_, base_) : mediated_->counters().in_flight;
   const auto at_quiesce = snapshot_watched();
   std::this_thread::sleep_for(300ms);
   const bool unchanged = snapshot_watched() == at_quiesce;
@@ -499,7 +499,7 @@ TEST_P(HostileResourcesTest, QuiesceDoesNotBelieveTheDroppedCounter) {
   // Requests quiesce waited for may sit in the CQ (or, passthrough, its overflow list) unreaped:
   // what the kernel still holds is at most those, never one in flight.
   if (passthrough_ != nullptr) {
-    auto now = read_ring_fdinfo(passthrough_->ring_fd());
+    auto now = passthrough_->kernel_counters();
     ASSERT_TRUE(now) << now.error();
     EXPECT_EQ(static_cast<std::uint32_t>(now->sq_head - base_.sq_head),
               static_cast<std::uint32_t>(now->cq_tail - base_.cq_tail) + now->overflow)

@@ -30,7 +30,6 @@ RingOptions PassthroughDevice::ring_options(const PassthroughConfig& config) {
   options.no_sqarray = true;
   if (config.submitter == PassthroughSubmitter::KernelSqpoll) {
     options.sqpoll = SqPollOptions{config.cpu, config.sqpoll_idle};
-    if (config.share_sqpoll_with != nullptr) options.attach_wq_fd = config.share_sqpoll_with->ring_.fd();
   } else {
     // Every SQE the device thread asks the kernel to take is taken, failing ones included.
     options.submit_all = true;
@@ -82,8 +81,23 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   if (!notify) return unexpected(std::move(notify).error());
   auto release = ReleaseProbe::create();
   if (!release) return unexpected(DeviceError{DeviceErrc::Eventfd, 0, release.error()});
-  auto ring = build_device_ring(options, disks, memory, *buffers, notify->get(), *restrictions, times, release->registered_fd());
-  if (!ring) return unexpected(std::move(ring).error());
+  std::optional<Result<Ring, DeviceError>> built;
+  const auto build = [&] {
+    built = build_device_ring(options, disks, memory, *buffers, notify->get(), *restrictions, times, release->registered_fd());
+  };
+  if (config.share_sqpoll_with != nullptr) {
+    // Attach to the other ring's SQPOLL thread while that ring is kept open (its watchdog may
+    // close it from its own thread).
+    const bool attached = config.share_sqpoll_with->ledger_->with_open_fd([&](int fd) {
+      options.attach_wq_fd = fd;
+      build();
+    });
+    if (!attached) return unexpected(config_error("share_sqpoll_with names a device whose ring is closed (stopped, or broken)"));
+  } else {
+    build();
+  }
+  if (!*built) return unexpected(std::move(*built).error());
+  Result<Ring, DeviceError>& ring = *built;
   release->forget_registered();  // the ring holds it now
 
   std::unique_ptr<PassthroughDevice> device(new PassthroughDevice(std::move(*ring), std::move(disks)));
@@ -239,7 +253,7 @@ Result<void, DeviceError> PassthroughDevice::wait_drained(std::chrono::milliseco
   } else {
     // A guest that published SQEs and rang while the SQ thread slept is waiting on a held
     // doorbell: wake the thread once so that it takes them.
-    sys::io_uring_enter(ring_.fd(), 0, 0, IORING_ENTER_SQ_WAKEUP, nullptr, 0);
+    (void)ledger_->enter_if_open(IORING_ENTER_SQ_WAKEUP);
   }
   std::optional<RingSnapshot> last;
   bool sq_empty = true;

@@ -36,6 +36,7 @@
 #include "passthrough/sq_submitter.h"
 #include "passthrough/sqpoll_watchdog.h"
 #include "ring/ring.h"
+#include "sys/uapi_compat.h"
 
 namespace rf {
 
@@ -87,9 +88,15 @@ class PassthroughDevice final : public GuestDevice {
 
   PassthroughSubmitter submitter() const { return submitter_; }
   const RingInfo& ring_info() const { return ring_.info(); }
-  // The kernel ring's descriptor, borrowed, for audits that read /proc/self/fdinfo (the guest
-  // never sees it); -1 once the ring is closed.
-  int ring_fd() const { return ring_.fd(); }
+  // The kernel's own counters for the ring (fdinfo), for audits and tests; fails while another
+  // task holds the ring's lock and once the ring is closed (by stop(), or by the watchdog, from
+  // another thread: why the ring's descriptor itself is not handed out).
+  Result<KernelRingCounters, std::string> kernel_counters(std::size_t max_bytes = kDefaultFdinfoBytes) const {
+    return ledger_->read_raw(max_bytes);
+  }
+  // io_uring_enter(GETEVENTS) on the guest's behalf: moves overflowed CQEs into the CQ once it
+  // has room (what a guest's doorbell makes the device do). Nothing once the ring is closed.
+  void flush_overflow() const { (void)ledger_->enter_if_open(IORING_ENTER_GETEVENTS); }
   const RestrictionSet& restrictions() const { return ring_.restrictions(); }
   const SelfCheckReport& self_check() const override { return ring_.self_check(); }
   // The most requests in flight plus overflowed CQEs the kernel may hold for this ring: the CQ
@@ -114,7 +121,8 @@ class PassthroughDevice final : public GuestDevice {
 
  private:
   PassthroughDevice(Ring ring, std::vector<Disk> disks) : GuestDevice(std::move(disks)), ring_(std::move(ring)) {}
-  // The ring's options, without the caller memory (which the window provides).
+  // The ring's options, without the caller memory (which the window provides) and without the
+  // ring to attach to (share_sqpoll_with).
   static RingOptions ring_options(const PassthroughConfig& config);
   Result<void, DeviceError> start_io() override;
   void pause_intake() override;

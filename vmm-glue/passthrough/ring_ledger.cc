@@ -1,6 +1,9 @@
 #include "passthrough/ring_ledger.h"
 
+#include <cerrno>
 #include <thread>
+
+#include "sys/syscalls.h"
 
 namespace rf {
 
@@ -81,6 +84,19 @@ RingSnapshot RingLedger::last() const {
 std::chrono::steady_clock::time_point RingLedger::last_at() const {
   std::lock_guard lock(last_mutex_);
   return at_;
+}
+
+Result<KernelRingCounters, std::string> RingLedger::read_raw(std::size_t max_bytes) const {
+  std::lock_guard lock(mutex_);
+  if (!open_) return unexpected(std::string("the ring is closed"));
+  return read_ring_fdinfo(fd_, max_bytes);
+}
+
+int RingLedger::enter_if_open(unsigned flags) const {
+  std::lock_guard lock(mutex_);
+  if (!open_) return -EBADF;
+  // SAFETY: the lock keeps the descriptor open (close() takes it); no SQE is submitted.
+  return sys::io_uring_enter(fd_, 0, 0, flags, nullptr, 0);
 }
 
 void RingLedger::close() {

@@ -60,11 +60,26 @@ class RingLedger {
   RingSnapshot last() const;
   std::chrono::steady_clock::time_point last_at() const;
 
+  // The kernel's raw counters (not widened), for audits and tests; fails once the ring is closed.
+  Result<KernelRingCounters, std::string> read_raw(std::size_t max_bytes) const;
+  // io_uring_enter(0, 0, flags) on the ring while it is open (-EBADF once closed): for threads
+  // other than the one that drives the ring, which may close it meanwhile.
+  int enter_if_open(unsigned flags) const;
+  // Runs fn(fd) with the ring kept open meanwhile; false (fn not run) once it is closed.
+  template <typename Fn>
+  bool with_open_fd(Fn&& fn) const {
+    std::lock_guard lock(mutex_);
+    if (!open_.load(std::memory_order_relaxed)) return false;
+    fn(fd_);
+    return true;
+  }
+
   // Closes the kernel ring (Ring::close), once; later reads fail.
   void close();
   bool is_open() const;
   // The ring's descriptor for io_uring_enter, for the one thread that drives the ring (it must
   // not race close(): the device closes the ring only after that thread has ended, or from it).
+  // Every other thread goes through read(), read_raw(), enter_if_open() or with_open_fd().
   int fd() const { return fd_; }
 
  private:
