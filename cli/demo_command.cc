@@ -210,7 +210,7 @@ void print_report(const std::vector<ModeRun>& modes, const DemoArgs& args) {
   };
 
   MarkdownTable devices(header);
-  devices.add_row({"data path", "the guest's own kernel ring in its RAM (NO_MMAP), SQPOLL, policy blk-passthrough",
+  devices.add_row({"data path", "the guest's own kernel ring in its RAM (NO_MMAP), the device thread submits (bounded), policy blk-passthrough",
                    "guest rings in its RAM → mediator thread → private kernel ring, policy blk-mediated"});
   devices.add_row(row("SQ / CQ entries", [](const ModeRun& m) { return fmt::format("{} / {}", m.sq_entries, m.cq_entries); }));
   devices.add_row(row("device set-up (registers 256 MiB of guest RAM)", [](const ModeRun& m) { return millis(m.setup); }));

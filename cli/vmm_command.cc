@@ -181,7 +181,8 @@ ModeRun run_mode(rf_mode mode, const std::string& disk, const VmmArgs& args) {
   const std::uint64_t kicks = out.verify->report ? out.verify->report->counters.kicks : 0;
   if (rf_device_counters_of(machine->device(), &counters) == RF_OK) {
     out.doorbells = mode == RF_MODE_PASSTHROUGH
-                        ? fmt::format("{} kicks, {} SQPOLL wake-ups", kicks, counters.wakeups)
+                        ? fmt::format("{} kicks; device thread woke {} times, handed the kernel {} SQEs", kicks,
+                                      counters.wakeups, counters.submitted)
                         : fmt::format("{} kicks; mediator took {} SQEs", kicks, counters.consumed);
     if (mode == RF_MODE_MEDIATED) out.refusals = fmt::format("{} of {} SQEs", counters.refused, counters.consumed);
   }

@@ -283,10 +283,10 @@ TEST_P(HostileResourcesTest, AGuestThatNeverReapsCannotGrowKernelMemory) {
   const BrokenState broken = device_->broken();
   const long long host_drop = (static_cast<long long>(host_before) - static_cast<long long>(host_memory_available())) / 1024;
   std::printf("%s: kernel held at most %llu (bound %llu) in %u of %u samples; cgroup +%llu KiB now, peak +%llu KiB; "
-              "host MemAvailable fell by %lld KiB; broken: %s (%s) %.1f ms into the flood\n",
+              "host MemAvailable %+lld KiB; broken: %s (%s) %.1f ms into the flood\n",
               kind_name({GetParam(), 0}).c_str(), static_cast<unsigned long long>(s.most),
               static_cast<unsigned long long>(device_->in_flight_bound()), s.readings, s.samples,
-              static_cast<unsigned long long>(charged >> 10), static_cast<unsigned long long>(peak >> 10), host_drop,
+              static_cast<unsigned long long>(charged >> 10), static_cast<unsigned long long>(peak >> 10), -host_drop,
               std::string(broken_reason_name(broken.reason)).c_str(), broken.detail.c_str(),
               s.broken_after ? ms(*s.broken_after) : -1.0);
   (void)flood_start;
