@@ -258,6 +258,21 @@ TEST(CApiTest, DeviceConfigurationsThatMakeNoSenseAreRefused) {
   c = config_for(RF_MODE_PASSTHROUGH);
   c.mediator_poll_us = 10;
   EXPECT_EQ(rf_device_window_size(memory, 1, &c, &bytes), RF_E_INVALID_ARGUMENT);
+  // The SQPOLL settings need the opt-in SQPOLL thread, and the device thread's need its absence.
+  c = config_for(RF_MODE_PASSTHROUGH);
+  c.sqpoll_idle_ms = 10;
+  EXPECT_EQ(rf_device_window_size(memory, 1, &c, &bytes), RF_E_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("RF_DEVICE_KERNEL_SQPOLL"), std::string::npos) << last_error();
+  c.flags = RF_DEVICE_KERNEL_SQPOLL;
+  EXPECT_EQ(rf_device_window_size(memory, 1, &c, &bytes), RF_OK) << last_error();
+  c.device_poll_us = 10;
+  EXPECT_EQ(rf_device_window_size(memory, 1, &c, &bytes), RF_E_INVALID_ARGUMENT);
+  c = config_for(RF_MODE_MEDIATED);
+  c.flags = RF_DEVICE_KERNEL_SQPOLL;
+  EXPECT_EQ(rf_device_window_size(memory, 1, &c, &bytes), RF_E_INVALID_ARGUMENT);
+  c = config_for(RF_MODE_PASSTHROUGH);
+  c.reserved = 1;
+  EXPECT_EQ(rf_device_window_size(memory, 1, &c, &bytes), RF_E_INVALID_ARGUMENT);
   c = config_for(RF_MODE_MEDIATED);
   c.queue_depth = 12;
   EXPECT_EQ(rf_device_window_size(memory, 1, &c, &bytes), RF_E_INVALID_ARGUMENT);
@@ -332,6 +347,9 @@ TEST_P(CApiDeviceTest, ALifecycleFromCreateToDestroy) {
   EXPECT_EQ(counters.in_flight, 0u);
   EXPECT_EQ(counters.completions, 0u);
   EXPECT_EQ(counters.broken, static_cast<std::uint32_t>(RF_BROKEN_NONE));
+  EXPECT_EQ(counters.in_flight_bound, 2u * config.queue_depth) << "the CQ size: twice the queue depth";
+  EXPECT_EQ(counters.consumed, 0u) << "nothing taken yet, by the kernel's own count";
+  EXPECT_EQ(counters.throttled, 0u);
 
   // An older caller's counters: only as many bytes as it has are written.
   unsigned char small[sizeof(rf_device_counters)];
@@ -396,5 +414,48 @@ std::string mode_name(const ::testing::TestParamInfo<rf_mode>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothModes, CApiDeviceTest, ::testing::Values(RF_MODE_PASSTHROUGH, RF_MODE_MEDIATED), mode_name);
+
+// The opt-in SQPOLL thread through the C API: created, started, counted, stopped and released like
+// the default; a second device may share its thread, a device without one may not be shared.
+class CApiSqpollTest : public CApiDeviceTest {};
+
+TEST_P(CApiSqpollTest, TheKernelSqpollFlagGivesADeviceWhoseThreadCanBeShared) {
+  RF_REQUIRE(rf::test::sqpoll_feature());
+  rf_device_config config = config_for(RF_MODE_PASSTHROUGH);
+  config.flags = RF_DEVICE_KERNEL_SQPOLL;
+  const rf_disk* disks[] = {disk_};
+  ASSERT_EQ(rf_device_create(memory_, disks, 1, &config, &device_), RF_OK) << last_error();
+  ASSERT_EQ(rf_device_start(device_), RF_OK) << last_error();
+  rf_device_config second = config_for(RF_MODE_PASSTHROUGH);
+  second.device_window_gpa = kWindow + (1u << 20);
+  second.flags = RF_DEVICE_KERNEL_SQPOLL;
+  second.share_sqpoll_with = device_;
+  rf_device* shared = nullptr;
+  ASSERT_EQ(rf_device_create(memory_, disks, 1, &second, &shared), RF_OK) << last_error();
+  rf_device_config bounded = config_for(RF_MODE_PASSTHROUGH);
+  bounded.device_window_gpa = kWindow + (2u << 20);
+  rf_device* plain = nullptr;
+  ASSERT_EQ(rf_device_create(memory_, disks, 1, &bounded, &plain), RF_OK) << last_error();
+  rf_device_config onto_plain = second;
+  onto_plain.device_window_gpa = kWindow + (3u << 20);
+  onto_plain.share_sqpoll_with = plain;
+  rf_device* refused = nullptr;
+  EXPECT_EQ(rf_device_create(memory_, disks, 1, &onto_plain, &refused), RF_E_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("without an SQPOLL thread"), std::string::npos) << last_error();
+  EXPECT_EQ(refused, nullptr);
+  rf_device_counters counters{};
+  counters.struct_size = sizeof counters;
+  ASSERT_EQ(rf_device_counters_of(device_, &counters), RF_OK) << last_error();
+  EXPECT_EQ(counters.in_flight_bound, 2u * config.queue_depth);
+  EXPECT_EQ(counters.broken, static_cast<std::uint32_t>(RF_BROKEN_NONE));
+  rf_stop_report report{};
+  report.struct_size = sizeof report;
+  ASSERT_EQ(rf_device_stop(shared, 0, &report), RF_OK) << last_error();
+  EXPECT_EQ(report.released, 1u) << "a ring sharing another's SQPOLL thread is seen released too";
+  rf_device_destroy(shared);
+  rf_device_destroy(plain);
+}
+
+INSTANTIATE_TEST_SUITE_P(Passthrough, CApiSqpollTest, ::testing::Values(RF_MODE_PASSTHROUGH), mode_name);
 
 }  // namespace

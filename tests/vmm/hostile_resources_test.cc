@@ -183,14 +183,14 @@ std::chrono::nanoseconds thread_cpu_time() {
   return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
-// io_uring's kernel threads of this process (iou-sqp-*, iou-wrk-*).
-unsigned io_uring_threads() {
+// io_uring's kernel threads of this process whose names start with `prefix` (iou-sqp-*, iou-wrk-*).
+unsigned io_uring_threads(const std::string& prefix = "iou-") {
   unsigned n = 0;
   for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
     std::ifstream comm(task.path() / "comm");
     std::string name;
     std::getline(comm, name);
-    if (name.rfind("iou-", 0) == 0) ++n;
+    if (name.rfind(prefix, 0) == 0) ++n;
   }
   return n;
 }
@@ -233,6 +233,7 @@ class HostileResourcesTest : public DeviceFixture, public ::testing::WithParamIn
     unsigned readings = 0;
     unsigned samples = 0;
     std::optional<Clock::duration> broken_after;  // when the device was first seen broken
+    unsigned most_workers = 0;  // io-wq workers of this process at once (iou-wrk-*)
   };
   Sampled sample_for(std::chrono::milliseconds period) {
     Sampled s;
@@ -240,6 +241,7 @@ class HostileResourcesTest : public DeviceFixture, public ::testing::WithParamIn
     for (const auto end = start_time + period; Clock::now() < end; std::this_thread::sleep_for(2ms)) {
       ++s.samples;
       if (!s.broken_after && device_->broken().reason != BrokenReason::None) s.broken_after = Clock::now() - start_time;
+      s.most_workers = std::max(s.most_workers, io_uring_threads("iou-wrk-"));
       std::optional<std::uint64_t> held;
       if (passthrough_ != nullptr) {
         held = kernel_outstanding(*passthrough_, base_);
@@ -368,10 +370,17 @@ TEST_P(HostileResourcesTest, AnInFlightFloodStaysWithinTheBound) {
   }
   const std::uint64_t peak = cgroup->peak().value_or(cgroup->usage()) - std::min(cgroup->peak().value_or(0), charged_before);
   const BrokenState broken = device_->broken();
-  std::printf("%s: kernel held at most %llu (bound %llu) in %u of %u samples; cgroup peak +%llu KiB; broken: %s\n",
+  // The kernel bounds io-wq workers for these opcodes on files and block devices: min(SQ entries,
+  // 4 x CPUs) per submitting thread (one here: the device thread, the SQPOLL thread or the mediator).
+  const unsigned cpus = std::thread::hardware_concurrency();
+  const unsigned worker_bound = std::min(attacker_->sq_entries(), 4 * cpus);
+  std::printf("%s: kernel held at most %llu (bound %llu) in %u of %u samples; cgroup peak +%llu KiB; io-wq workers at "
+              "most %u (bound %u); broken: %s\n",
               kind_name({GetParam(), 0}).c_str(), static_cast<unsigned long long>(s.most),
               static_cast<unsigned long long>(device_->in_flight_bound()), s.readings, s.samples,
-              static_cast<unsigned long long>(peak >> 10), std::string(broken_reason_name(broken.reason)).c_str());
+              static_cast<unsigned long long>(peak >> 10), s.most_workers, worker_bound,
+              std::string(broken_reason_name(broken.reason)).c_str());
+  EXPECT_LE(s.most_workers, worker_bound);
   if (!sqpoll()) {
     EXPECT_EQ(broken.reason, BrokenReason::None) << broken.detail;
     EXPECT_GT(s.readings, 10u);
