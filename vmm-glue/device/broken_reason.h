@@ -2,7 +2,10 @@
 // nothing more from the guest (and never spins); the VMM's next step is stop().
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <mutex>
+#include <string>
 #include <string_view>
 
 namespace rf {
@@ -18,5 +21,29 @@ enum class BrokenReason : std::uint32_t {
 };
 
 std::string_view broken_reason_name(BrokenReason reason);
+
+// A device thread's broken state: set once (the first reason stays), read from any thread.
+class BrokenFlag {
+ public:
+  // False if the flag was already set (this reason is dropped).
+  bool mark(BrokenReason reason, std::string detail) {
+    std::lock_guard lock(mutex_);
+    if (reason_.load(std::memory_order_relaxed) != BrokenReason::None) return false;
+    detail_ = std::move(detail);
+    reason_.store(reason, std::memory_order_release);
+    return true;
+  }
+  BrokenReason reason() const { return reason_.load(std::memory_order_acquire); }
+  bool is_set() const { return reason() != BrokenReason::None; }
+  std::string detail() const {
+    std::lock_guard lock(mutex_);
+    return detail_;
+  }
+
+ private:
+  std::atomic<BrokenReason> reason_{BrokenReason::None};
+  mutable std::mutex mutex_;
+  std::string detail_;
+};
 
 }  // namespace rf

@@ -84,7 +84,7 @@ bool Mediator::wait_drained(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_lock lock(drained_mutex_);
   while (!drained_) {
-    if (broken_.load(std::memory_order_acquire) != BrokenReason::None || !thread_.joinable()) return false;
+    if (broken_.is_set() || !thread_.joinable()) return false;
     // Wake-ups come from the thread; the 10 ms slices only bound how late a broken device is seen.
     if (drained_cv_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(10))) ==
             std::cv_status::timeout &&
@@ -96,7 +96,7 @@ bool Mediator::wait_drained(std::chrono::milliseconds timeout) {
 }
 
 std::uint32_t Mediator::cancel_outstanding() {
-  if (thread_.joinable() || broken_.load(std::memory_order_acquire) != BrokenReason::None) return 0;
+  if (thread_.joinable() || broken_.is_set()) return 0;
   std::uint32_t cancelled = 0;
   for (std::uint32_t slot = 0; slot < slot_in_use_.size(); ++slot) {
     if (!slot_in_use_[slot]) continue;
@@ -149,23 +149,17 @@ MediatorCounters Mediator::counters() const {
   for (std::size_t i = 0; i < kRefusalRuleCount; ++i) c.refused[i] = refused_[i].load(std::memory_order_relaxed);
   c.sleeps = sleeps_.load(std::memory_order_relaxed);
   c.in_flight = in_flight_.load(std::memory_order_relaxed);
-  c.broken = broken_.load(std::memory_order_acquire);
-  std::lock_guard lock(detail_mutex_);
-  c.broken_detail = broken_detail_;
+  c.broken = broken_.reason();
+  c.broken_detail = broken_.detail();
   return c;
 }
 
-void Mediator::mark_broken(BrokenReason reason, std::string detail) {
-  std::lock_guard lock(detail_mutex_);
-  if (broken_.load(std::memory_order_relaxed) != BrokenReason::None) return;  // the first reason stays
-  broken_detail_ = std::move(detail);
-  broken_.store(reason, std::memory_order_release);
-}
+void Mediator::mark_broken(BrokenReason reason, std::string detail) { broken_.mark(reason, std::move(detail)); }
 
 void Mediator::run() {
   auto last_work = std::chrono::steady_clock::now();
   while (!stopping_.load(std::memory_order_relaxed)) {
-    if (broken_.load(std::memory_order_relaxed) != BrokenReason::None) {
+    if (broken_.is_set()) {
       // A broken device does nothing more, and does not spin: wait for the VMM to stop it.
       pollfd p{stop_.get(), POLLIN, 0};
       while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
@@ -195,7 +189,7 @@ void Mediator::run() {
 }
 
 bool Mediator::poll_once() {
-  if (thread_.joinable() || broken_.load(std::memory_order_relaxed) != BrokenReason::None) return false;
+  if (thread_.joinable() || broken_.is_set()) return false;
   return round();
 }
 
@@ -337,7 +331,7 @@ void Mediator::sleep() {
   const bool guest_waiting = intake_paused_.load(std::memory_order_acquire) ? pause_tail_ && *pause_tail_ != sq_head_
                                                                             : guest_.load_sq_tail() != sq_head_;
   const bool room = guest_waiting && cq_room() > 0;
-  if (room || kernel_.cq().ready() != 0 || broken_.load(std::memory_order_relaxed) != BrokenReason::None) {
+  if (room || kernel_.cq().ready() != 0 || broken_.is_set()) {
     guest_.store_sq_flags(0);
     return;
   }

@@ -139,9 +139,7 @@ class Mediator {
   std::atomic<std::uint64_t> consumed_{0}, submitted_{0}, completed_{0}, posted_{0}, cancelled_{0}, sleeps_{0},
       in_flight_{0};
   std::array<std::atomic<std::uint64_t>, kRefusalRuleCount> refused_{};
-  std::atomic<BrokenReason> broken_{BrokenReason::None};
-  mutable std::mutex detail_mutex_;
-  std::string broken_detail_;
+  BrokenFlag broken_;
   std::thread thread_;
 };
 

@@ -79,17 +79,7 @@ void SqSubmitter::stop() {
   thread_.join();
 }
 
-std::string SqSubmitter::broken_detail() const {
-  std::lock_guard lock(detail_mutex_);
-  return broken_detail_;
-}
-
-void SqSubmitter::mark_broken(BrokenReason reason, std::string detail) {
-  std::lock_guard lock(detail_mutex_);
-  if (broken_.load(std::memory_order_relaxed) != BrokenReason::None) return;  // the first reason stays
-  broken_detail_ = std::move(detail);
-  broken_.store(reason, std::memory_order_release);
-}
+void SqSubmitter::mark_broken(BrokenReason reason, std::string detail) { broken_.mark(reason, std::move(detail)); }
 
 std::uint32_t SqSubmitter::load_guest_tail() const {
   // GUEST-CONTROLLED: the SQ tail, one load per use; checked against the kernel's head, which

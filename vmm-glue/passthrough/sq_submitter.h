@@ -74,8 +74,8 @@ class SqSubmitter {
   std::uint64_t submitted() const { return submitted_.load(std::memory_order_acquire); }
   std::uint64_t doorbells() const { return doorbells_.load(std::memory_order_relaxed); }
   std::uint64_t throttled() const { return throttled_.load(std::memory_order_relaxed); }
-  BrokenReason broken() const { return broken_.load(std::memory_order_acquire); }
-  std::string broken_detail() const;
+  BrokenReason broken() const { return broken_.reason(); }
+  std::string broken_detail() const { return broken_.detail(); }
 
  private:
   void run();
@@ -110,9 +110,7 @@ class SqSubmitter {
   std::mutex paused_mutex_;
   std::condition_variable paused_cv_;
   bool paused_ = false;
-  std::atomic<BrokenReason> broken_{BrokenReason::None};
-  mutable std::mutex detail_mutex_;
-  std::string broken_detail_;
+  BrokenFlag broken_;
   std::thread thread_;  // last: started by start()
 };
 

@@ -65,18 +65,8 @@ void SqpollWatchdog::stop() {
   thread_.join();
 }
 
-std::string SqpollWatchdog::broken_detail() const {
-  std::lock_guard lock(detail_mutex_);
-  return broken_detail_;
-}
-
 void SqpollWatchdog::trip(std::string detail) {
-  {
-    std::lock_guard lock(detail_mutex_);
-    if (broken_.load(std::memory_order_relaxed) != BrokenReason::None) return;
-    broken_detail_ = std::move(detail);
-    broken_.store(BrokenReason::InFlightBound, std::memory_order_release);
-  }
+  if (!broken_.mark(BrokenReason::InFlightBound, std::move(detail))) return;
   // The kernel stops reading the SQ, cancels what it holds and frees the ring.
   ledger_.close();
 }

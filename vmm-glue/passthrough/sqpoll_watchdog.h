@@ -49,8 +49,8 @@ class SqpollWatchdog {
   void stop();  // idempotent
 
   std::uint64_t doorbells() const { return doorbells_.load(std::memory_order_relaxed); }
-  BrokenReason broken() const { return broken_.load(std::memory_order_acquire); }
-  std::string broken_detail() const;
+  BrokenReason broken() const { return broken_.reason(); }
+  std::string broken_detail() const { return broken_.detail(); }
 
  private:
   void run();
@@ -68,9 +68,7 @@ class SqpollWatchdog {
   std::atomic<bool> held_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<std::uint64_t> doorbells_{0};
-  std::atomic<BrokenReason> broken_{BrokenReason::None};
-  mutable std::mutex detail_mutex_;
-  std::string broken_detail_;
+  BrokenFlag broken_;
   std::thread thread_;  // last
 };
 
