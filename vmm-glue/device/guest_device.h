@@ -13,9 +13,10 @@
 // quiesce() takes no more guest SQEs and waits until every request the device took has
 // completed, so the VMM can snapshot, migrate or re-plan memory with nothing in flight. stop()
 // waits (bounded) for in-flight requests, then closes the kernel ring: the kernel cancels
-// whatever is left and releases the pinned guest RAM. In passthrough the kernel's SQPOLL thread
-// reads the guest's SQ by itself from the moment the ring is enabled (inside create()), so only
-// a guest whose vCPUs are paused can be quiesced there; docs/integration.md has the details.
+// whatever is left and releases the pinned guest RAM; stop() returns once it has (or says it
+// did not). With passthrough's opt-in SQPOLL thread the kernel reads the guest's SQ by itself
+// from the moment the ring is enabled (inside create()), so only a guest whose vCPUs are paused
+// can be quiesced there; docs/integration.md has the details.
 #pragma once
 
 #include <atomic>
@@ -115,7 +116,8 @@ class GuestDevice {
   virtual const SelfCheckReport& self_check() const = 0;
 
   DeviceState state() const { return state_.load(std::memory_order_acquire); }
-  // Created -> Running: the doorbell thread (passthrough) or the mediator thread (mediated) starts.
+  // Created -> Running: the device thread (passthrough; the watchdog with the opt-in SQPOLL
+  // thread) or the mediator thread (mediated) starts.
   Result<void, DeviceError> start();
   // Running -> Quiesced: the device takes no more guest SQEs and returns once every request it
   // took has completed (its CQE is in the guest CQ, or in the kernel's overflow list in

@@ -54,7 +54,7 @@ class ProcessSandbox {
   // Starts ringfence-guest on this sandbox with extra arguments (--scenario ...). It inherits
   // the calling thread's CPU affinity.
   Result<GuestProcess, GuestProcessError> spawn(std::vector<std::string> scenario_args) const;
-  // Tears the device down (doorbell thread, ring) and releases guest RAM, in that order. Nothing
+  // Tears the device down (its thread, ring) and releases guest RAM, in that order. Nothing
   // but the destructor may be called afterwards.
   void close();
   // Tells a guest running the bench scenario which phase the run is in (kControlPage).
