@@ -157,6 +157,20 @@ std::optional<std::uint64_t> MemoryCgroup::peak() const {
   return read_number(file);
 }
 
+std::uint64_t MemoryCgroup::kernel_usage() const {
+  if (!v2_) return read_number(path_ + "/memory.kmem.usage_in_bytes");
+  // "kernel" (6.0+) sums what the kernel allocates for the group; older kernels list the parts.
+  const std::uint64_t kernel = read_keyed(path_ + "/memory.stat", "kernel");
+  if (kernel != 0) return kernel;
+  return read_keyed(path_ + "/memory.stat", "slab") + read_keyed(path_ + "/memory.stat", "kernel_stack") +
+         read_keyed(path_ + "/memory.stat", "pagetables") + read_keyed(path_ + "/memory.stat", "percpu");
+}
+
+std::optional<std::uint64_t> MemoryCgroup::kernel_peak() const {
+  if (v2_) return std::nullopt;
+  return read_number(path_ + "/memory.kmem.max_usage_in_bytes");
+}
+
 std::uint64_t MemoryCgroup::oom_kills() const {
   return v2_ ? read_keyed(path_ + "/memory.events", "oom_kill") : read_keyed(path_ + "/memory.oom_control", "oom_kill");
 }

@@ -30,9 +30,16 @@ class MemoryCgroup {
   MemoryCgroup& operator=(MemoryCgroup&&) = delete;
   ~MemoryCgroup();  // moves the process back and removes the group
 
-  // Bytes charged to the group now, and the most it held (memory.peak / max_usage_in_bytes).
+  // Bytes charged to the group now, and the most it held (memory.peak / max_usage_in_bytes):
+  // user memory too (a sanitizer's shadow and quarantine among it).
   std::uint64_t usage() const;
   std::optional<std::uint64_t> peak() const;
+  // Kernel memory charged to the group now: slab objects (io_uring requests, overflowed CQEs),
+  // page tables, kernel stacks (v2: memory.stat "kernel"; v1: memory.kmem.usage_in_bytes).
+  std::uint64_t kernel_usage() const;
+  // The most kernel memory the group held since it was made, where the kernel keeps that
+  // (v1: memory.kmem.max_usage_in_bytes); nullopt on v2, whose callers sample kernel_usage().
+  std::optional<std::uint64_t> kernel_peak() const;
   // OOM kills inside the group so far.
   std::uint64_t oom_kills() const;
   const std::string& path() const { return path_; }
