@@ -202,11 +202,7 @@ Result<EpisodeResult, std::string> FuzzRig::run(const FuzzProgram& program) {
   KernelRingCounters kernel_start;
   if (PassthroughDevice* p = sandbox->passthrough()) {
     // The device thread may be inside io_uring_enter for a moment (it holds the ring's lock).
-    auto counters = p->kernel_counters();
-    for (const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-         !counters && std::chrono::steady_clock::now() < deadline; counters = p->kernel_counters()) {
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
+    auto counters = p->kernel_counters(kDefaultFdinfoBytes, std::chrono::seconds(1));
     if (!counters) return unexpected(std::move(counters).error());
     kernel_start = *counters;
   }

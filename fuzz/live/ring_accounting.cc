@@ -57,8 +57,7 @@ Settlement settle_passthrough(PassthroughDevice& device, GuestMemory& memory, co
       device.flush_overflow();
     }
     // And ring its doorbell, which it may have skipped (a scribbled NEED_WAKEUP).
-    const std::uint64_t one = 1;
-    (void)!::write(device.kick_fd(), &one, sizeof(one));
+    signal_eventfd(device.kick_fd());
     // The guest has ended: only the kernel, the device thread and we touch the ring now.
     const std::uint32_t tail = __atomic_load_n(sq_tail, __ATOMIC_ACQUIRE);
     auto now = device.kernel_counters(1u << 20);

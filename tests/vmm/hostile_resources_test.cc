@@ -218,8 +218,7 @@ class HostileResourcesTest : public DeviceFixture, public ::testing::WithParamIn
     ASSERT_NO_FATAL_FAILURE(start(s));
     attacker_.emplace(*this);
     if (passthrough_ != nullptr) {
-      auto base = passthrough_->kernel_counters();
-      for (int i = 0; i < 1000 && !base; ++i, base = passthrough_->kernel_counters()) std::this_thread::sleep_for(1ms);
+      auto base = passthrough_->kernel_counters(kDefaultFdinfoBytes, 1000ms);
       ASSERT_TRUE(base) << base.error();
       base_ = *base;
     }

@@ -153,12 +153,6 @@ Result<UniqueFd, DeviceError> make_eventfd(const char* what) {
   return fd;
 }
 
-void drain_eventfd(int fd) {
-  pollfd p{fd, POLLIN, 0};
-  std::uint64_t count = 0;
-  if (::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0) (void)!::read(fd, &count, sizeof(count));
-}
-
 Result<std::byte*, DeviceError> claim_device_window(const GuestMemory& memory, GuestAddress window, std::uint64_t bytes) {
   auto span = memory.translate(window, bytes, DeviceAccess::WritesGuest);
   if (!span) {

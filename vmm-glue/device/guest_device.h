@@ -29,6 +29,7 @@
 
 #include "abi/ring_descriptor.h"
 #include "device/broken_reason.h"
+#include "device/eventfd.h"
 #include "device/release_probe.h"
 #include "disk/disk.h"
 #include "memory/guest_memory.h"
@@ -198,8 +199,6 @@ Result<Ring, DeviceError> build_device_ring(const RingOptions& options, const st
                                             int release_probe = -1);
 
 Result<UniqueFd, DeviceError> make_eventfd(const char* what);
-// Reads whatever count an eventfd holds, without blocking.
-void drain_eventfd(int fd);
 
 // The host memory of [window, window + bytes), which must lie inside one writable region, zeroed.
 Result<std::byte*, DeviceError> claim_device_window(const GuestMemory& memory, GuestAddress window, std::uint64_t bytes);

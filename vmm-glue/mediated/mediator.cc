@@ -12,18 +12,10 @@
 
 #include "abi/ring_descriptor.h"
 #include "device/device_thread.h"
+#include "device/eventfd.h"
 #include "util/cpu_relax.h"
 
 namespace rf {
-
-namespace {
-
-void drain(int fd) {
-  std::uint64_t count = 0;
-  (void)!::read(fd, &count, sizeof(count));
-}
-
-}  // namespace
 
 std::uint64_t MediatorCounters::refused_total() const {
   std::uint64_t total = 0;
@@ -48,8 +40,7 @@ Mediator::~Mediator() { stop(); }
 void Mediator::stop() {
   if (thread_.joinable()) {
     stopping_.store(true, std::memory_order_relaxed);
-    const std::uint64_t one = 1;
-    (void)!::write(stop_.get(), &one, sizeof(one));
+    signal_eventfd(stop_.get());
     thread_.join();
   }
 }
@@ -70,8 +61,7 @@ void Mediator::resume_intake() {
 
 void Mediator::wake_thread() {
   // Through the doorbell: a sleeping thread notices the change; a spurious doorbell costs it one round.
-  const std::uint64_t one = 1;
-  (void)!::write(kick_fd_, &one, sizeof(one));
+  signal_eventfd(kick_fd_);
 }
 
 void Mediator::release_slot(std::uint32_t slot) {
@@ -316,8 +306,7 @@ void Mediator::publish_and_notify() {
   // before it waits; reading its flag after publishing the tail means it misses nothing.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if ((guest_.load_cq_flags() & abi::kCqFlagNotifyDisabled) == 0) {  // GUEST-CONTROLLED: only its own wake-ups
-    const std::uint64_t one = 1;
-    (void)!::write(notify_fd_, &one, sizeof(one));
+    signal_eventfd(notify_fd_);
   }
 }
 
@@ -341,8 +330,8 @@ void Mediator::sleep() {
   pollfd fds[3] = {{kick_fd_, POLLIN, 0}, {kernel_eventfd_, POLLIN, 0}, {stop_.get(), POLLIN, 0}};
   sleeps_.fetch_add(1, std::memory_order_relaxed);
   if (::poll(fds, 3, timeout_ms) > 0) {
-    if ((fds[0].revents & POLLIN) != 0) drain(kick_fd_);
-    if ((fds[1].revents & POLLIN) != 0) drain(kernel_eventfd_);
+    if ((fds[0].revents & POLLIN) != 0) consume_eventfd(kick_fd_);
+    if ((fds[1].revents & POLLIN) != 0) consume_eventfd(kernel_eventfd_);
   }
   guest_.store_sq_flags(0);
 }

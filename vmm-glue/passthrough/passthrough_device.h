@@ -88,11 +88,12 @@ class PassthroughDevice final : public GuestDevice {
 
   PassthroughSubmitter submitter() const { return submitter_; }
   const RingInfo& ring_info() const { return ring_.info(); }
-  // The kernel's own counters for the ring (fdinfo), for audits and tests; fails while another
-  // task holds the ring's lock and once the ring is closed (by stop(), or by the watchdog, from
-  // another thread: why the ring's descriptor itself is not handed out).
-  Result<KernelRingCounters, std::string> kernel_counters(std::size_t max_bytes = kDefaultFdinfoBytes) const {
-    return ledger_->read_raw(max_bytes);
+  // The kernel's own counters for the ring (fdinfo), for audits and tests, retried for up to
+  // `within` while another task holds the ring's lock; fails once the ring is closed (by stop(),
+  // or by the watchdog, from another thread: why the ring's descriptor itself is not handed out).
+  Result<KernelRingCounters, std::string> kernel_counters(std::size_t max_bytes = kDefaultFdinfoBytes,
+                                                          std::chrono::milliseconds within = std::chrono::milliseconds(0)) const {
+    return ledger_->read_raw(max_bytes, within);
   }
   // io_uring_enter(GETEVENTS) on the guest's behalf: moves overflowed CQEs into the CQ once it
   // has room (what a guest's doorbell makes the device do). Nothing once the ring is closed.

@@ -11,12 +11,7 @@ Result<RingLedger, std::string> RingLedger::create(Ring& ring, std::size_t fdinf
   RingLedger ledger(ring, ring.fd(), fdinfo_bytes);
   // Nothing is queued yet and no thread drives the ring: the baseline reads at once, but an
   // SQPOLL thread may still hold the lock for a moment after the self-check.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-  auto baseline = read_ring_fdinfo(ring.fd(), fdinfo_bytes);
-  while (!baseline && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
-    baseline = read_ring_fdinfo(ring.fd(), fdinfo_bytes);
-  }
+  auto baseline = read_ring_fdinfo_within(ring.fd(), std::chrono::seconds(1), fdinfo_bytes);
   if (!baseline) return unexpected("reading the new ring's counters: " + baseline.error());
   ledger.previous_ = *baseline;
   ledger.total_.overflow = baseline->overflow;  // the self-check leaves none; counted as it is
@@ -86,10 +81,17 @@ std::chrono::steady_clock::time_point RingLedger::last_at() const {
   return at_;
 }
 
-Result<KernelRingCounters, std::string> RingLedger::read_raw(std::size_t max_bytes) const {
-  std::lock_guard lock(mutex_);
-  if (!open_) return unexpected(std::string("the ring is closed"));
-  return read_ring_fdinfo(fd_, max_bytes);
+Result<KernelRingCounters, std::string> RingLedger::read_raw(std::size_t max_bytes, std::chrono::milliseconds within) const {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!open_) return unexpected(std::string("the ring is closed"));
+      auto counters = read_ring_fdinfo(fd_, max_bytes);
+      if (counters || std::chrono::steady_clock::now() >= deadline) return counters;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
 }
 
 int RingLedger::enter_if_open(unsigned flags) const {

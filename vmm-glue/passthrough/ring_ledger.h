@@ -60,8 +60,9 @@ class RingLedger {
   RingSnapshot last() const;
   std::chrono::steady_clock::time_point last_at() const;
 
-  // The kernel's raw counters (not widened), for audits and tests; fails once the ring is closed.
-  Result<KernelRingCounters, std::string> read_raw(std::size_t max_bytes) const;
+  // The kernel's raw counters (not widened), for audits and tests, retried for up to `within`
+  // while another task holds the ring's lock; fails once the ring is closed.
+  Result<KernelRingCounters, std::string> read_raw(std::size_t max_bytes, std::chrono::milliseconds within) const;
   // io_uring_enter(0, 0, flags) on the ring while it is open (-EBADF once closed): for threads
   // other than the one that drives the ring, which may close it meanwhile.
   int enter_if_open(unsigned flags) const;

@@ -12,17 +12,13 @@
 
 #include "abi/ring_descriptor.h"
 #include "device/device_thread.h"
+#include "device/eventfd.h"
 #include "sys/syscalls.h"
 #include "util/cpu_relax.h"
 
 namespace rf {
 
 namespace {
-
-void drain(int fd) {
-  std::uint64_t count = 0;
-  (void)!::read(fd, &count, sizeof(count));
-}
 
 // An io_uring_enter that consumed nothing for a reason that passes: the kernel could not
 // allocate a request right now (EAGAIN), or a signal came first.
@@ -48,10 +44,7 @@ Result<void, std::string> SqSubmitter::start() {
   return {};
 }
 
-void SqSubmitter::wake_thread() {
-  const std::uint64_t one = 1;
-  (void)!::write(control_.get(), &one, sizeof(one));
-}
+void SqSubmitter::wake_thread() { signal_eventfd(control_.get()); }
 
 void SqSubmitter::pause() {
   {
@@ -101,7 +94,7 @@ void SqSubmitter::idle_until_woken() {
   pollfd p{control_.get(), POLLIN, 0};
   while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
   }
-  drain(control_.get());
+  consume_eventfd(control_.get());
 }
 
 void SqSubmitter::run() {
@@ -145,13 +138,15 @@ std::uint64_t SqSubmitter::room() const {
   return outstanding >= config_.bound ? 0 : config_.bound - outstanding;
 }
 
+void SqSubmitter::flush_overflow() {
+  // GETEVENTS moves overflowed CQEs into the CQ once the guest has reaped.
+  (void)sys::io_uring_enter(ledger_.fd(), 0, 0, IORING_ENTER_GETEVENTS, nullptr, 0);
+  flush_due_ = false;
+}
+
 void SqSubmitter::refresh_posted() {
-  if (holding_back_ || flush_due_) {
-    // Overflowed CQEs count against the bound until they are in the CQ; GETEVENTS moves them
-    // there once the guest has reaped.
-    (void)sys::io_uring_enter(ledger_.fd(), 0, 0, IORING_ENTER_GETEVENTS, nullptr, 0);
-    flush_due_ = false;
-  }
+  // Overflowed CQEs count against the bound until they are in the CQ.
+  if (holding_back_ || flush_due_) flush_overflow();
   auto snapshot = ledger_.read_within(std::chrono::microseconds(200));
   if (!snapshot) return;  // keep the older, smaller count: the room only looks smaller
   const std::uint64_t submitted = submitted_.load(std::memory_order_relaxed);
@@ -197,11 +192,8 @@ bool SqSubmitter::round(std::uint32_t tail) {
   }
   if (pending == 0) {
     holding_back_ = false;
-    if (flush_due_) {
-      // A doorbell with nothing to submit: the guest may be asking for overflowed CQEs.
-      (void)sys::io_uring_enter(ledger_.fd(), 0, 0, IORING_ENTER_GETEVENTS, nullptr, 0);
-      flush_due_ = false;
-    }
+    // A doorbell with nothing to submit: the guest may be asking for overflowed CQEs.
+    if (flush_due_) flush_overflow();
     return false;
   }
   const std::uint32_t wanted = std::min<std::uint32_t>(pending, config_.budget);
@@ -232,9 +224,9 @@ void SqSubmitter::sleep() {
   // no bell here: look again soon (backoff_ms_).
   pollfd fds[2] = {{control_.get(), POLLIN, 0}, {kick_fd_, POLLIN, 0}};
   if (::poll(fds, 2, holding_back_ ? backoff_ms_ : -1) > 0) {
-    if ((fds[0].revents & POLLIN) != 0) drain(control_.get());
+    if ((fds[0].revents & POLLIN) != 0) consume_eventfd(control_.get());
     if ((fds[1].revents & POLLIN) != 0) {
-      drain(kick_fd_);
+      consume_eventfd(kick_fd_);
       doorbells_.fetch_add(1, std::memory_order_relaxed);
       flush_due_ = true;
       backoff_ms_ = 1;

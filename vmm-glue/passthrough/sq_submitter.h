@@ -83,6 +83,7 @@ class SqSubmitter {
   bool submit(std::uint32_t count);
   std::uint64_t room() const;
   void refresh_posted();
+  void flush_overflow();
   void sleep();
   void idle_until_woken();
   void mark_broken(BrokenReason reason, std::string detail);

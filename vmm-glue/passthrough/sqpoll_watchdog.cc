@@ -11,16 +11,12 @@
 #include <fmt/format.h>
 
 #include "device/device_thread.h"
+#include "device/eventfd.h"
 #include "sys/syscalls.h"
 
 namespace rf {
 
 namespace {
-
-void drain(int fd) {
-  std::uint64_t count = 0;
-  (void)!::read(fd, &count, sizeof(count));
-}
 
 timespec to_timespec(std::chrono::nanoseconds d) {
   const auto ns = std::max<std::int64_t>(d.count(), 0);
@@ -48,10 +44,7 @@ Result<void, std::string> SqpollWatchdog::start() {
   return {};
 }
 
-void SqpollWatchdog::wake_thread() {
-  const std::uint64_t one = 1;
-  (void)!::write(control_.get(), &one, sizeof(one));
-}
+void SqpollWatchdog::wake_thread() { signal_eventfd(control_.get()); }
 
 void SqpollWatchdog::hold_doorbells(bool held) {
   held_.store(held, std::memory_order_release);
@@ -109,9 +102,9 @@ void SqpollWatchdog::run() {
     const timespec timeout = to_timespec(next_sample - std::chrono::steady_clock::now());
     const int rc = ::ppoll(fds, watched, serving ? &timeout : nullptr, nullptr);
     if (rc > 0) {
-      if ((fds[0].revents & POLLIN) != 0) drain(control_.get());
+      if ((fds[0].revents & POLLIN) != 0) consume_eventfd(control_.get());
       if (watched == 2 && (fds[1].revents & POLLIN) != 0) {
-        drain(kick_fd_);
+        consume_eventfd(kick_fd_);
         // SAFETY: the ring is open while it serves (only this thread closes it before stop()).
         // SQ_WAKEUP on a thread that is awake is harmless; the guest only rings when it saw
         // NEED_WAKEUP. GETEVENTS moves overflowed CQEs into the CQ.
