@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 
 #include "mediated/sqe_validator.h"
+#include "memory/guest_memory_builder.h"
 #include "restrictions/policy_compiler.h"
 #include "restrictions/policy_loader.h"
 
@@ -21,16 +22,13 @@ void BM_ValidateAndTranslateSqe(benchmark::State& state) {
   for (std::uint64_t i = 0; i < regions; ++i) {
     layout.push_back({rf::GuestAddress{i * 2 * region_bytes}, region_bytes, false});  // a gap after each
   }
-  auto memory = rf::GuestMemory::create(layout, rf::MemoryBacking::Anonymous);
+  auto memory = rf::GuestMemoryBuilder::create(layout, rf::MemoryBacking::Anonymous);
   if (!memory) return state.SkipWithError(memory.error().message.c_str());
-  auto table = rf::BufferTable::plan(memory->buffer_regions());
-  if (!table) return state.SkipWithError(table.error().message.c_str());
-  memory->set_buffer_table(std::move(*table));
   auto policy = rf::policy::load_policy("blk-mediated");
   if (!policy) return state.SkipWithError("blk-mediated does not load");
   const rf::RestrictionSet set = rf::policy::compile_policy(*policy);
   const rf::DiskLimits disks[] = {{1ull << 30, 512, false}};
-  const rf::ValidationContext context{&set, disks, &*memory, 1u << 20};
+  const rf::ValidationContext context{&set, disks, memory->get(), 1u << 20};
 
   std::vector<rf::abi::GuestSqe> sqes(4096);
   std::mt19937_64 rng(42);

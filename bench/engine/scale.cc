@@ -7,7 +7,7 @@
 
 #include "disk/disk.h"
 #include "mediated/mediated_device.h"
-#include "memory/guest_memory.h"
+#include "memory/guest_memory_builder.h"
 #include "passthrough/passthrough_device.h"
 #include "util/mmap_region.h"
 
@@ -26,14 +26,14 @@ Result<Disk, std::string> open_target(const std::string& target) {
   return std::move(*disk);
 }
 
-Result<GuestMemory, std::string> guest_ram(std::uint64_t bytes) {
+Result<GuestMemoryMap, std::string> guest_ram(std::uint64_t bytes) {
   const RegionLayout layout[] = {{GuestAddress{0}, bytes, false}};
-  auto memory = GuestMemory::create(layout, MemoryBacking::Memfd);
+  auto memory = GuestMemoryBuilder::create(layout, MemoryBacking::Memfd);
   if (!memory) return unexpected(memory.error().message);
   return std::move(*memory);
 }
 
-Result<DeviceSetupTimes, std::string> create_once(abi::Mode mode, GuestMemory& memory, Disk disk,
+Result<DeviceSetupTimes, std::string> create_once(abi::Mode mode, const GuestMemoryMap& memory, Disk disk,
                                                   std::optional<unsigned> sqpoll_cpu) {
   std::vector<Disk> disks;
   disks.push_back(std::move(disk));
@@ -93,7 +93,7 @@ Result<RegistrationTime, std::string> measure_registration(const std::string& ta
   result.prefaulted = prefault;
   if (prefault) {
     const auto start = Clock::now();
-    const GuestRegion& region = memory->regions().front();
+    const GuestRegion& region = (*memory)->regions().front();
     // One write per page allocates the memfd's pages, as a guest that booted would have.
     for (std::uint64_t offset = 0; offset < region.bytes; offset += page_size()) region.host[offset] = std::byte{0};
     result.prefault = Clock::now() - start;

@@ -175,7 +175,7 @@ Result<EpisodeResult, std::string> FuzzRig::run(const FuzzProgram& program) {
   if (!same_geometry(geometry_of(*sandbox, config_), geometry_)) {
     return unexpected(std::string("the device's geometry differs from the one the program was made for"));
   }
-  GuestMemory& memory = sandbox->memory();
+  const GuestMemory& memory = sandbox->memory();
   auto canaries = CanaryPages::create(memory);
   if (!canaries) return unexpected(std::move(canaries).error());
 

@@ -11,7 +11,7 @@ namespace rf::fuzz {
 
 namespace {
 
-std::uint32_t* ring_word(GuestMemory& memory, std::uint64_t gpa) {
+std::uint32_t* ring_word(const GuestMemory& memory, std::uint64_t gpa) {
   auto span = memory.translate(GuestAddress{gpa}, 4, DeviceAccess::WritesGuest);
   // SAFETY: translate() found the 4 bytes inside guest RAM; the descriptor aligned the field.
   return span ? reinterpret_cast<std::uint32_t*>(span->host) : nullptr;
@@ -19,7 +19,7 @@ std::uint32_t* ring_word(GuestMemory& memory, std::uint64_t gpa) {
 
 }  // namespace
 
-Settlement settle_passthrough(PassthroughDevice& device, GuestMemory& memory, const KernelRingCounters& start, bool exact,
+Settlement settle_passthrough(PassthroughDevice& device, const GuestMemory& memory, const KernelRingCounters& start, bool exact,
                               std::chrono::milliseconds timeout) {
   Settlement s;
   s.exact = exact;

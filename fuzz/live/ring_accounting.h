@@ -37,7 +37,7 @@ struct Settlement {
 
 // The passthrough device's ring after its guest ended. `start` is the counters before the guest
 // ran; `exact`: every SQE the program sends yields exactly one CQE (no CQE-skipping link chain).
-Settlement settle_passthrough(PassthroughDevice& device, GuestMemory& memory, const KernelRingCounters& start, bool exact,
+Settlement settle_passthrough(PassthroughDevice& device, const GuestMemory& memory, const KernelRingCounters& start, bool exact,
                               std::chrono::milliseconds timeout);
 Settlement settle_mediated(const MediatedDevice& device, std::chrono::milliseconds timeout);
 

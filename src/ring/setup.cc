@@ -28,6 +28,10 @@ Result<BufferTable, RingError> DisabledRing::register_buffers(std::span<const Bu
   return plan_and_register_buffers(core_.fd(), regions);
 }
 
+Result<void, RingError> DisabledRing::register_buffer_table(const BufferTable& table) {
+  return rf::register_buffers(core_.fd(), table);
+}
+
 Result<void, RingError> DisabledRing::register_eventfd(int eventfd) {
   const int rc = sys::io_uring_register(core_.fd(), IORING_REGISTER_EVENTFD, &eventfd, 1);
   if (rc < 0) {

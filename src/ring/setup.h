@@ -32,6 +32,8 @@ class DisabledRing {
 
   Result<void, RingError> register_files(std::span<const int> fds);
   Result<BufferTable, RingError> register_buffers(std::span<const BufferRegion> regions);
+  // Registers a plan made beforehand (BufferTable::plan), as buffers 0..n-1.
+  Result<void, RingError> register_buffer_table(const BufferTable& table);
   // The kernel takes its own reference to the eventfd; the caller keeps ownership of `eventfd`.
   Result<void, RingError> register_eventfd(int eventfd);
 

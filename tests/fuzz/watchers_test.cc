@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "memory/guest_memory_builder.h"
+
 #include <gtest/gtest.h>
 
 #include "support/kernel_caps.h"
@@ -14,9 +16,9 @@ namespace {
 
 TEST(CanaryPages, SeeAnyByteChangeAndSayWhichPage) {
   const RegionLayout layout{GuestAddress{0}, 1 << 20, false};
-  auto memory = GuestMemory::create({&layout, 1}, MemoryBacking::Memfd);
+  auto memory = GuestMemoryBuilder::create({&layout, 1}, MemoryBacking::Memfd);
   ASSERT_TRUE(memory);
-  auto canaries = CanaryPages::create(*memory);
+  auto canaries = CanaryPages::create(**memory);
   ASSERT_TRUE(canaries) << canaries.error();
   EXPECT_FALSE(canaries->check());
   // SAFETY: the canary page above guest RAM is ours, one page long.

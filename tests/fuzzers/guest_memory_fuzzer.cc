@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "fuzz_check.h"
-#include "memory/guest_memory.h"
+#include "memory/guest_memory_builder.h"
 #include "util/mmap_region.h"
 
 namespace {
@@ -128,22 +128,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::vector<RegionLayout> layout = layout_from(in, page);
 
   const bool model_valid = model_layout_valid(layout, page);
-  RF_FUZZ_CHECK(GuestMemory::validate_layout(layout).has_value() == model_valid,
+  RF_FUZZ_CHECK(GuestMemoryBuilder::validate_layout(layout).has_value() == model_valid,
                 "validate_layout accepts exactly the layouts the contract allows");
   if (!model_valid) return 0;
   std::uint64_t total = 0;
   for (const RegionLayout& r : layout) total += r.bytes;
   if (total > 64 * page) return 0;  // regions near 2^64 were checked above; only small maps are built
 
-  auto memory = GuestMemory::create(layout, MemoryBacking::Anonymous);
-  RF_FUZZ_CHECK(memory.has_value(), "a valid small layout is created");
-  const auto regions = memory->regions();
-  RF_FUZZ_CHECK(regions.size() == layout.size(), "one region per layout entry");
-
   // Fixed buffers: the writable regions, cut into pieces of 1 to 4 pages so that piece
   // boundaries fall inside regions as 1 GiB boundaries do in big guests.
   const std::uint64_t piece = page * (1 + in.byte() % 4);
-  if (auto table = BufferTable::plan(memory->buffer_regions(), piece)) memory->set_buffer_table(std::move(*table));
+  auto built = GuestMemoryBuilder::create(layout, MemoryBacking::Anonymous, piece);
+  RF_FUZZ_CHECK(built.has_value(), "a valid small layout is created");
+  const GuestMemory* memory = built->get();
+  const auto regions = memory->regions();
+  RF_FUZZ_CHECK(regions.size() == layout.size(), "one region per layout entry");
 
   for (int query = 0; query < 32 && !in.empty(); ++query) {
     const auto [gpa, bytes] = span_from(in, layout, page);
@@ -193,7 +192,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     // buffer_for(): inside one writable region and one piece of it, and the buffer index
     // counts pieces in region order.
-    if (!memory->buffer_table()) continue;
     const auto buffer = memory->buffer_for(GuestAddress{gpa}, bytes, access);
     bool model_buffer_ok = !want.error;  // and then: writable, inside one piece
     std::size_t model_index = 0;

@@ -67,7 +67,7 @@ std::uint64_t file_size(const std::string& path) {
 struct World {
   TempDir dir{"rf-fuzz-mediator"};
   std::uint64_t page = page_size();
-  std::optional<GuestMemory> memory;
+  GuestMemoryMap memory;
   std::vector<Disk> disks;
   std::vector<DiskLimits> limits;
   std::string writable_path, read_only_path;
@@ -80,9 +80,9 @@ struct World {
 
   World() {
     const RegionLayout regions[] = {{GuestAddress{0}, 256 * page, false}, {GuestAddress{512 * page}, 4 * page, true}};
-    auto created = GuestMemory::create(regions, MemoryBacking::Anonymous);
+    auto created = GuestMemoryBuilder::create(regions, MemoryBacking::Anonymous);
     RF_FUZZ_CHECK(created.has_value(), "guest memory is created");
-    memory.emplace(std::move(*created));
+    memory = std::move(*created);
     read_only_gpa = 512 * page;
 
     writable_path = make_file(dir, "writable.img", kWritableDiskBytes, 0);
@@ -96,7 +96,7 @@ struct World {
     for (const Disk& d : disks) limits.push_back(DiskLimits{d.size_bytes(), d.logical_block_size(), d.read_only()});
 
     auto restrictions = device_restrictions(std::nullopt, "blk-mediated");
-    auto buffers = plan_guest_buffers(*memory);
+    auto buffers = count_buffer_windows(*memory);
     auto event = make_eventfd("the private ring's completions");
     auto kick_fd = make_eventfd("the doorbell");
     auto notify_fd = make_eventfd("notifications");
@@ -107,7 +107,7 @@ struct World {
     RingOptions options;
     options.sq_entries = kCqEntries;
     DeviceSetupTimes times;
-    auto built = build_device_ring(options, disks, *memory, *buffers, ring_eventfd.get(), *restrictions, times);
+    auto built = build_device_ring(options, disks, *memory, ring_eventfd.get(), *restrictions, times);
     if (!built) {
       // The one way this target may not run: a kernel without io_uring (or with it disabled).
       std::fprintf(stderr, "mediator_ring fuzz target: cannot build the private ring: %s\n", built.error().message.c_str());

@@ -15,7 +15,7 @@
 
 #include "fuzz_check.h"
 #include "mediated/sqe_validator.h"
-#include "memory/guest_memory.h"
+#include "memory/guest_memory_builder.h"
 #include "util/mmap_region.h"
 
 namespace {
@@ -34,15 +34,12 @@ struct Machine {
                                       {GuestAddress{16 * page}, 16 * page, false},
                                       {GuestAddress{64 * page}, 4 * page, true}}};
   std::array<DiskLimits, 3> disks{{{1u << 20, 512, false}, {64u << 10, 4096, true}, {4096, 512, false}}};
-  std::optional<GuestMemory> memory;
+  GuestMemoryMap memory;
 
   Machine() {
-    auto created = GuestMemory::create(layout, MemoryBacking::Anonymous);
-    RF_FUZZ_CHECK(created.has_value(), "the fuzz target's guest memory is created");
-    memory.emplace(std::move(*created));
-    auto table = BufferTable::plan(memory->buffer_regions(), kPiecePages * page);
-    RF_FUZZ_CHECK(table.has_value(), "the fuzz target's buffer table is planned");
-    memory->set_buffer_table(std::move(*table));
+    auto created = GuestMemoryBuilder::create(layout, MemoryBacking::Anonymous, kPiecePages * page);
+    RF_FUZZ_CHECK(created.has_value(), "the fuzz target's guest memory and its buffer plan are made");
+    memory = std::move(*created);
   }
 };
 
@@ -128,7 +125,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::byte* host = region.host + (sqe.addr - region.base.value());
   RF_FUZZ_CHECK(k.addr == reinterpret_cast<std::uintptr_t>(host), "the kernel SQE points at the guest span's host bytes");
   RF_FUZZ_CHECK(k.len == sqe.len && k.off == sqe.off, "length and offset are the validated ones");
-  const auto& pieces = m.memory->buffer_table()->pieces();
+  const auto& pieces = m.memory->buffer_plan().pieces();
   bool inside_named_buffer = false;
   for (const BufferPiece& p : pieces) {
     if (p.index.value == k.buf_index) {

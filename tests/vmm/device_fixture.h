@@ -32,6 +32,8 @@ struct DeviceSetup {
   MediatedConfig mediated;
   // Region 0 must start at GPA 0 (the in-process driver sees guest memory through it).
   std::vector<RegionLayout> regions{{GuestAddress{0}, kFixtureRam, false}};
+  // A map to share with other devices instead of one made from `regions`.
+  GuestMemoryMap memory;
   bool start_device = true;  // false: the device stays Created (the driver still attaches)
 };
 
@@ -54,18 +56,22 @@ class TestDevice {
     ASSERT_FALSE(image_.empty());
     auto disk = Disk::open(image_, setup.disk);
     ASSERT_TRUE(disk) << disk.error().message;
-    auto memory = GuestMemory::create(setup.regions, MemoryBacking::Anonymous);
-    ASSERT_TRUE(memory) << memory.error().message;
-    memory_ = std::make_unique<GuestMemory>(std::move(*memory));
+    if (setup.memory) {
+      memory_ = setup.memory;
+    } else {
+      auto memory = GuestMemoryBuilder::create(setup.regions, MemoryBacking::Anonymous);
+      ASSERT_TRUE(memory) << memory.error().message;
+      memory_ = std::move(*memory);
+    }
     std::vector<Disk> disks;
     disks.push_back(std::move(*disk));
     if (setup.mode == abi::Mode::Passthrough) {
-      auto device = PassthroughDevice::create(*memory_, std::move(disks), setup.passthrough);
+      auto device = PassthroughDevice::create(memory_, std::move(disks), setup.passthrough);
       ASSERT_TRUE(device) << device.error().message;
       passthrough_ = device->get();
       device_ = std::move(*device);
     } else {
-      auto device = MediatedDevice::create(*memory_, std::move(disks), setup.mediated);
+      auto device = MediatedDevice::create(memory_, std::move(disks), setup.mediated);
       ASSERT_TRUE(device) << device.error().message;
       mediated_ = device->get();
       device_ = std::move(*device);
@@ -116,7 +122,7 @@ class TestDevice {
 
   TempDir dir_{"ringfence-test"};
   std::string image_;
-  std::unique_ptr<GuestMemory> memory_;
+  GuestMemoryMap memory_;
   std::unique_ptr<GuestDevice> device_;
   PassthroughDevice* passthrough_ = nullptr;
   MediatedDevice* mediated_ = nullptr;

@@ -209,7 +209,7 @@ TEST_P(LifecycleTest, AThousandCreateDestroyCyclesLeakNothing) {
   auto disk = Disk::open(image, DiskOptions{});
   ASSERT_TRUE(disk) << disk.error().message;
   const std::vector<RegionLayout> layout{{GuestAddress{0}, kFixtureRam, false}};
-  auto memory = GuestMemory::create(layout, MemoryBacking::Anonymous);
+  auto memory = GuestMemoryBuilder::create(layout, MemoryBacking::Anonymous);
   ASSERT_TRUE(memory) << memory.error().message;
 
   // One cycle: what a VMM does for a device (create, start, one request, stop, destroy).
@@ -234,7 +234,7 @@ TEST_P(LifecycleTest, AThousandCreateDestroyCyclesLeakNothing) {
     }
     ASSERT_TRUE(device->start());
     guest::Driver driver;
-    const guest::Platform platform{device.get(), fixture_kick, fixture_wait, address_of(memory->regions()[0].host), kFixtureRam};
+    const guest::Platform platform{device.get(), fixture_kick, fixture_wait, address_of((*memory)->regions()[0].host), kFixtureRam};
     ASSERT_EQ(driver.attach(platform, device->descriptor_address().value()), guest::AttachStatus::Ok);
     ASSERT_EQ(driver.queue(guest::Request{guest::Op::Write, 0, (i % 1024) * 4096ull, kScratch, 4096, i}), guest::RequestStatus::Ok);
     driver.submit();

@@ -1,11 +1,14 @@
 #include "memory/guest_memory.h"
 
+#include "memory/guest_memory_builder.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "util/address.h"
@@ -26,12 +29,13 @@ std::vector<RegionLayout> three_regions() {
 class GuestMemoryTest : public ::testing::TestWithParam<MemoryBacking> {
  protected:
   void SetUp() override {
-    auto m = GuestMemory::create(three_regions(), GetParam());
+    // Fixed buffers of two pages (the kernel's are 1 GiB; the split logic is the same).
+    auto m = GuestMemoryBuilder::create(three_regions(), GetParam(), 2 * kPage);
     ASSERT_TRUE(m) << m.error().message;
-    memory_.emplace(std::move(*m));
+    memory_ = std::move(*m);
   }
   const GuestMemory& mem() const { return *memory_; }
-  std::optional<GuestMemory> memory_;
+  GuestMemoryMap memory_;
 };
 
 TranslateErrc translate_error(const GuestMemory& m, std::uint64_t gpa, std::uint64_t len,
@@ -43,7 +47,7 @@ TranslateErrc translate_error(const GuestMemory& m, std::uint64_t gpa, std::uint
 
 TEST_P(GuestMemoryTest, TranslatesTheFirstAndLastByteOfARegion) {
   auto first = mem().translate(GuestAddress{0}, 1, DeviceAccess::WritesGuest);
-  ASSERT_TRUE(first) << first.error().message;
+  ASSERT_TRUE(first) << first.error().describe();
   EXPECT_EQ(first->host, mem().regions()[0].host);
   EXPECT_EQ(first->region, 0u);
   auto last = mem().translate(GuestAddress{4 * kPage - 1}, 1, DeviceAccess::WritesGuest);
@@ -74,7 +78,7 @@ TEST_P(GuestMemoryTest, RefusesASpanAcrossRegionsButSplitsItExplicitly) {
   EXPECT_EQ(translate_error(mem(), 4 * kPage - 8, 16), TranslateErrc::CrossesRegion);
   HostSpan pieces[4];
   auto n = mem().split(GuestAddress{4 * kPage - 8}, 16, DeviceAccess::WritesGuest, pieces);
-  ASSERT_TRUE(n) << n.error().message;
+  ASSERT_TRUE(n) << n.error().describe();
   ASSERT_EQ(*n, 2u);
   EXPECT_EQ(pieces[0].host, mem().regions()[0].host + 4 * kPage - 8);
   EXPECT_EQ(pieces[0].bytes, 8u);
@@ -101,10 +105,10 @@ TEST_P(GuestMemoryTest, ReadOnlyRegionsCanBeReadButNotWrittenByTheDevice) {
   EXPECT_TRUE(mem().translate(GuestAddress{16 * kPage}, kPage, DeviceAccess::ReadsGuest));
   EXPECT_EQ(translate_error(mem(), 16 * kPage, kPage, DeviceAccess::WritesGuest), TranslateErrc::ReadOnly);
   // ... and are never registered as fixed buffers.
-  const auto buffers = mem().buffer_regions();
-  ASSERT_EQ(buffers.size(), 2u);
-  EXPECT_EQ(buffers[0].host, mem().regions()[0].host);
-  EXPECT_EQ(buffers[1].host, mem().regions()[1].host);
+  for (const BufferWindow& w : mem().buffer_windows()) EXPECT_LT(w.base, GuestAddress{16 * kPage});
+  auto refused = mem().buffer_for(GuestAddress{16 * kPage}, 8, DeviceAccess::ReadsGuest);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, TranslateErrc::NotABuffer);
 }
 
 TEST_P(GuestMemoryTest, WritesThroughATranslationLandInTheBackingMemory) {
@@ -123,114 +127,63 @@ TEST_P(GuestMemoryTest, WritesThroughATranslationLandInTheBackingMemory) {
   }
 }
 
-TEST_P(GuestMemoryTest, KnowsWhichFixedBufferCoversARange) {
-  // Pieces of two pages (the kernel's are 1 GiB; the split logic is the same).
-  auto table = BufferTable::plan(mem().buffer_regions(), 2 * kPage);
-  ASSERT_TRUE(table) << table.error().message;
-  ASSERT_EQ(table->pieces().size(), 4u);
-  memory_->set_buffer_table(std::move(*table));
-  // Buffer indexes follow guest-physical order (the table itself is sorted by host address).
-  for (const BufferPiece& piece : mem().buffer_table()->pieces()) {
-    EXPECT_EQ(mem().piece_base(piece), GuestAddress{piece.index.value * 2 * kPage}) << "buffer " << piece.index.value;
+TEST_P(GuestMemoryTest, ItsFixedBufferPlanIsFixedWhenTheMapIsBuilt) {
+  // Two writable regions of four pages in pieces of two: four buffers, the read-only region none.
+  ASSERT_EQ(mem().buffer_plan().pieces().size(), 4u);
+  ASSERT_EQ(mem().buffer_windows().size(), 4u);
+  // Buffer indexes follow guest-physical order (the plan itself is sorted by host address).
+  for (std::size_t i = 0; i < mem().buffer_windows().size(); ++i) {
+    const BufferWindow& w = mem().buffer_windows()[i];
+    EXPECT_EQ(w.index.value, i);
+    EXPECT_EQ(w.base, GuestAddress{i * 2 * kPage}) << "buffer " << i;
+    EXPECT_EQ(w.bytes, 2 * kPage);
+    const auto span = mem().translate(w.base, w.bytes, DeviceAccess::WritesGuest);
+    ASSERT_TRUE(span);
+    EXPECT_EQ(w.host, span->host) << "a window's host memory is its guest range's";
   }
+  for (const BufferPiece& piece : mem().buffer_plan().pieces()) {
+    EXPECT_EQ(piece.host_base, address_of(mem().buffer_windows()[piece.index.value].host));
+  }
+}
 
+TEST_P(GuestMemoryTest, KnowsWhichFixedBufferCoversARange) {
   auto b = mem().buffer_for(GuestAddress{6 * kPage + 16}, 64, DeviceAccess::WritesGuest);
-  ASSERT_TRUE(b) << b.error().message;
+  ASSERT_TRUE(b) << b.error().describe();
   EXPECT_EQ(b->index.value, 3u);
   EXPECT_EQ(b->host, mem().regions()[1].host + 2 * kPage + 16);
   auto across = mem().buffer_for(GuestAddress{2 * kPage - 8}, 16, DeviceAccess::WritesGuest);
   ASSERT_FALSE(across);
-  EXPECT_EQ(across.error().code, TranslateErrc::CrossesRegion);
-  EXPECT_FALSE(mem().buffer_for(GuestAddress{16 * kPage}, 8, DeviceAccess::ReadsGuest));  // read-only: no buffer
+  EXPECT_EQ(across.error().code, TranslateErrc::CrossesBuffer) << "two pieces of one region";
+  auto regions = mem().buffer_for(GuestAddress{4 * kPage - 8}, 16, DeviceAccess::WritesGuest);
+  ASSERT_FALSE(regions);
+  EXPECT_EQ(regions.error().code, TranslateErrc::CrossesRegion) << "two regions";
+  EXPECT_EQ(mem().buffer_for(GuestAddress{10 * kPage}, 8, DeviceAccess::ReadsGuest).error().code, TranslateErrc::Unmapped);
+  EXPECT_EQ(mem().buffer_for(GuestAddress{0}, 0, DeviceAccess::ReadsGuest).error().code, TranslateErrc::Empty);
+}
+
+TEST_P(GuestMemoryTest, ARefusalIsACodeAndItsValuesUntilItIsShown) {
+  auto r = mem().translate(GuestAddress{10 * kPage}, 16, DeviceAccess::ReadsGuest);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, TranslateErrc::Unmapped);
+  EXPECT_EQ(r.error().gpa, GuestAddress{10 * kPage});
+  EXPECT_EQ(r.error().bytes, 16u);
+  const std::string shown = r.error().describe();
+  EXPECT_NE(shown.find(fmt::format("{:#x}+0x10", 10 * kPage)), std::string::npos) << shown;
+  EXPECT_NE(shown.find("gap"), std::string::npos) << shown;
+}
+
+TEST(GuestAddressTest, MovesOnlyWithCheckedArithmeticOrAnExplicitlyUncheckedForm) {
+  EXPECT_EQ(GuestAddress{10}.checked_add(5), GuestAddress{15});
+  EXPECT_FALSE(GuestAddress{UINT64_MAX}.checked_add(1));
+  EXPECT_EQ(GuestAddress{UINT64_MAX - 1}.checked_add(1), GuestAddress{UINT64_MAX});
+  EXPECT_EQ(GuestAddress{15}.checked_offset_from(GuestAddress{10}), 5u);
+  EXPECT_FALSE(GuestAddress{5}.checked_offset_from(GuestAddress{10}));
+  EXPECT_EQ(GuestAddress{10}.unchecked_add(5), GuestAddress{15});
+  EXPECT_EQ(GuestAddress{15}.unchecked_offset_from(GuestAddress{10}), 5u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backings, GuestMemoryTest, ::testing::Values(MemoryBacking::Memfd, MemoryBacking::Anonymous),
                          [](const auto& p) { return p.param == MemoryBacking::Memfd ? "Memfd" : "Anonymous"; });
-
-GuestMemoryErrc layout_error(std::vector<RegionLayout> layout) {
-  auto r = GuestMemory::validate_layout(layout);
-  EXPECT_FALSE(r);
-  return r ? GuestMemoryErrc::Create : r.error().code;
-}
-
-TEST(GuestMemoryLayout, RefusesBadLayouts) {
-  EXPECT_EQ(layout_error({}), GuestMemoryErrc::InvalidLayout);
-  EXPECT_EQ(layout_error({{GuestAddress{0}, 0, false}}), GuestMemoryErrc::InvalidLayout);            // empty region
-  EXPECT_EQ(layout_error({{GuestAddress{1}, kPage, false}}), GuestMemoryErrc::InvalidLayout);        // unaligned base
-  EXPECT_EQ(layout_error({{GuestAddress{0}, kPage + 1, false}}), GuestMemoryErrc::InvalidLayout);    // unaligned size
-  EXPECT_EQ(layout_error({{GuestAddress{kPage}, kPage, false}, {GuestAddress{0}, kPage, false}}),
-            GuestMemoryErrc::InvalidLayout);  // unsorted
-  EXPECT_EQ(layout_error({{GuestAddress{0}, 2 * kPage, false}, {GuestAddress{kPage}, kPage, false}}),
-            GuestMemoryErrc::InvalidLayout);  // overlapping
-  EXPECT_EQ(layout_error({{GuestAddress{UINT64_MAX - kPage + 1}, 2 * kPage, false}}),
-            GuestMemoryErrc::InvalidLayout);  // base + size passes 2^64
-  EXPECT_TRUE(GuestMemory::validate_layout(three_regions()));
-}
-
-TEST(GuestMemoryLayout, SealsTheMemfdAgainstShrinking) {
-  const RegionLayout layout[] = {{GuestAddress{0}, kPage, false}};
-  auto m = GuestMemory::create(layout, MemoryBacking::Memfd);
-  ASSERT_TRUE(m) << m.error().message;
-  EXPECT_NE(::ftruncate(m->memfd(), 0), 0);
-  EXPECT_EQ(errno, EPERM);
-}
-
-TEST(GuestAddressTest, MovesOnlyWithCheckedArithmetic) {
-  EXPECT_EQ(GuestAddress{10}.plus(5), GuestAddress{15});
-  EXPECT_FALSE(GuestAddress{UINT64_MAX}.plus(1));
-  EXPECT_EQ(GuestAddress{15}.offset_from(GuestAddress{10}), 5u);
-  EXPECT_FALSE(GuestAddress{5}.offset_from(GuestAddress{10}));
-}
-
-// Borrowed memory: RAM the VMM mapped itself (QEMU's RAM blocks, Firecracker's GuestMemoryMmap).
-TEST(GuestMemoryBorrowTest, TranslatesIntoTheVmmsOwnMapping) {
-  const std::size_t page = page_size();
-  void* ram = ::mmap(nullptr, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(ram, MAP_FAILED);
-  auto* host = static_cast<std::byte*>(ram);
-  const BorrowedRegion regions[] = {{{GuestAddress{0}, 2 * page, false}, host},
-                                    {{GuestAddress{0x100000}, 2 * page, true}, host + 2 * page}};
-  auto memory = GuestMemory::borrow(regions);
-  ASSERT_TRUE(memory) << memory.error().message;
-  EXPECT_EQ(memory->backing(), MemoryBacking::Borrowed);
-  EXPECT_EQ(memory->memfd(), -1);
-  EXPECT_EQ(memory->total_bytes(), 4 * page);
-  const auto span = memory->translate(GuestAddress{0x100000 + 8}, 8, DeviceAccess::ReadsGuest);
-  ASSERT_TRUE(span);
-  EXPECT_EQ(span->host, host + 2 * page + 8);
-  EXPECT_EQ(memory->translate(GuestAddress{0x100000}, 8, DeviceAccess::WritesGuest).error().code, TranslateErrc::ReadOnly);
-  EXPECT_EQ(memory->buffer_regions().size(), 1u) << "the read-only region is never a fixed buffer";
-  ::munmap(ram, 4 * page);
-}
-
-TEST(GuestMemoryBorrowTest, RefusesUnalignedUnmappedAndAliasedHostMemory) {
-  const std::size_t page = page_size();
-  void* ram = ::mmap(nullptr, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(ram, MAP_FAILED);
-  auto* host = static_cast<std::byte*>(ram);
-  const RegionLayout one{GuestAddress{0}, page, false};
-  const RegionLayout two{GuestAddress{0x10000}, page, true};
-
-  const BorrowedRegion unaligned[] = {{one, host + 8}};
-  EXPECT_EQ(GuestMemory::borrow(unaligned).error().code, GuestMemoryErrc::InvalidLayout);
-  const BorrowedRegion null_host[] = {{one, nullptr}};
-  EXPECT_EQ(GuestMemory::borrow(null_host).error().code, GuestMemoryErrc::InvalidLayout);
-
-  // A read-only region that aliases a writable one could be written through it.
-  const BorrowedRegion aliased[] = {{one, host}, {two, host}};
-  const auto alias = GuestMemory::borrow(aliased);
-  ASSERT_FALSE(alias);
-  EXPECT_NE(alias.error().message.find("shares host memory"), std::string::npos) << alias.error().message;
-
-  // The last page unmapped: the range is not all there.
-  ASSERT_EQ(::munmap(host + 3 * page, page), 0);
-  const BorrowedRegion unmapped[] = {{{GuestAddress{0}, 4 * page, false}, host}};
-  const auto hole = GuestMemory::borrow(unmapped);
-  ASSERT_FALSE(hole);
-  EXPECT_EQ(hole.error().sys_errno, ENOMEM);
-  EXPECT_NE(hole.error().message.find("not entirely mapped"), std::string::npos) << hole.error().message;
-  ::munmap(ram, 3 * page);
-}
 
 }  // namespace
 }  // namespace rf

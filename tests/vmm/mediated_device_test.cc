@@ -322,7 +322,7 @@ TEST_F(MediatedDeviceTest, RejectsAQueueDepthThatIsNotAPowerOfTwo) {
   setup.mode = abi::Mode::Mediated;
   auto disk = Disk::open(test::make_image(dir_, "d.img", 1 << 20), {});
   ASSERT_TRUE(disk) << disk.error().message;
-  auto memory = GuestMemory::create(setup.regions, MemoryBacking::Anonymous);
+  auto memory = GuestMemoryBuilder::create(setup.regions, MemoryBacking::Anonymous);
   ASSERT_TRUE(memory);
   std::vector<Disk> disks;
   disks.push_back(std::move(*disk));

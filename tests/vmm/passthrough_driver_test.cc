@@ -225,7 +225,7 @@ TEST(PassthroughSharedSqpoll, OnlyTwoSqpollDevicesCanShareAThread) {
   auto disk = Disk::open(test::make_image(dir, "d.img", 1 << 20), {});
   ASSERT_TRUE(disk) << disk.error().message;
   const RegionLayout layout[] = {{GuestAddress{0}, 4 << 20, false}};
-  auto memory = GuestMemory::create(layout, MemoryBacking::Anonymous);
+  auto memory = GuestMemoryBuilder::create(layout, MemoryBacking::Anonymous);
   ASSERT_TRUE(memory);
   std::vector<Disk> disks;
   disks.push_back(std::move(*disk));
@@ -244,7 +244,7 @@ TEST(PassthroughDeviceConfig, RefusesAWindowOutsideGuestRam) {
   auto disk = Disk::open(test::make_image(dir, "d.img", 1 << 20), {});
   ASSERT_TRUE(disk) << disk.error().message;
   const RegionLayout layout[] = {{GuestAddress{0}, 1 << 20, false}};
-  auto memory = GuestMemory::create(layout, MemoryBacking::Anonymous);
+  auto memory = GuestMemoryBuilder::create(layout, MemoryBacking::Anonymous);
   ASSERT_TRUE(memory);
   std::vector<Disk> disks;
   disks.push_back(std::move(*disk));

@@ -1,6 +1,7 @@
 // Every rule of the mediator's SQE check at its boundary: the last value that passes and the
 // first that does not, with the rule (and so the errno) that refuses it.
 #include "mediated/sqe_validator.h"
+#include "memory/guest_memory_builder.h"
 
 #include <cerrno>
 #include <optional>
@@ -27,13 +28,10 @@ class SqeValidatorTest : public ::testing::Test {
     const RegionLayout layout[] = {{GuestAddress{0}, 8 * kPage, false},
                                    {GuestAddress{8 * kPage}, 8 * kPage, false},
                                    {GuestAddress{32 * kPage}, 4 * kPage, true}};
-    auto memory = GuestMemory::create(layout, MemoryBacking::Anonymous);
+    auto memory = GuestMemoryBuilder::create(layout, MemoryBacking::Anonymous, 4 * kPage);
     ASSERT_TRUE(memory);
-    memory_.emplace(std::move(*memory));
-    auto table = BufferTable::plan(memory_->buffer_regions(), 4 * kPage);
-    ASSERT_TRUE(table);
-    memory_->set_buffer_table(std::move(*table));
-    context_ = ValidationContext{&policy_, disks_, &*memory_, 8 * 1024};
+    memory_ = std::move(*memory);
+    context_ = ValidationContext{&policy_, disks_, memory_.get(), 8 * 1024};
   }
 
   static abi::GuestSqe sqe(std::uint8_t op, std::uint32_t disk, std::uint64_t off, std::uint64_t addr,
@@ -55,7 +53,7 @@ class SqeValidatorTest : public ::testing::Test {
 
   RestrictionSet policy_;
   const DiskLimits disks_[2] = {{1 << 20, 512, false}, {1 << 20, 4096, true}};
-  std::optional<GuestMemory> memory_;
+  GuestMemoryMap memory_;
   ValidationContext context_;
 };
 

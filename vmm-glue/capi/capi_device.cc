@@ -132,8 +132,8 @@ rf_status rf_device_window_size(const rf_memory* memory, size_t disk_count, cons
     if (memory == nullptr || bytes == nullptr) return invalid_argument(fn, "memory or bytes is NULL");
     DeviceConfig c;
     if (const rf_status s = read_config(fn, config, c); s != RF_OK) return s;
-    auto needed = c.mode == abi::Mode::Passthrough ? PassthroughDevice::window_bytes(memory->memory, disk_count, c.passthrough)
-                                                   : MediatedDevice::window_bytes(memory->memory, disk_count, c.mediated);
+    auto needed = c.mode == abi::Mode::Passthrough ? PassthroughDevice::window_bytes(memory->memory(), disk_count, c.passthrough)
+                                                   : MediatedDevice::window_bytes(memory->memory(), disk_count, c.mediated);
     if (!needed) return fail_with(needed.error());
     *bytes = *needed;
     return RF_OK;
@@ -158,11 +158,11 @@ rf_status rf_device_create(rf_memory* memory, const rf_disk* const* disks, size_
     }
     std::unique_ptr<GuestDevice> device;
     if (c.mode == abi::Mode::Passthrough) {
-      auto d = PassthroughDevice::create(memory->memory, std::move(own), c.passthrough);
+      auto d = PassthroughDevice::create(memory->map, std::move(own), c.passthrough);
       if (!d) return fail_with(d.error());
       device = std::move(*d);
     } else {
-      auto d = MediatedDevice::create(memory->memory, std::move(own), c.mediated);
+      auto d = MediatedDevice::create(memory->map, std::move(own), c.mediated);
       if (!d) return fail_with(d.error());
       device = std::move(*d);
     }

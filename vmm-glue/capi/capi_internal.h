@@ -18,15 +18,16 @@
 #include "device/guest_device.h"
 #include "disk/disk.h"
 #include "mediated/mediated_device.h"
-#include "memory/guest_memory.h"
+#include "memory/guest_memory_builder.h"
 #include "passthrough/passthrough_device.h"
 #include "restrictions/policy.h"
 #include "ring/restriction.h"
 #include "ringfence.h"
 
 struct rf_memory {
-  explicit rf_memory(rf::GuestMemory m) : memory(std::move(m)) {}
-  rf::GuestMemory memory;  // the mediator keeps a pointer to it: the handle never moves
+  explicit rf_memory(rf::GuestMemoryMap m) : map(std::move(m)) {}
+  const rf::GuestMemory& memory() const { return *map; }
+  rf::GuestMemoryMap map;  // immutable: devices on it share it, and keep it alive
   std::atomic<std::size_t> devices{0};  // live rf_device objects on this memory
 };
 

@@ -34,7 +34,7 @@ rf_status read_regions(const char* function, const rf_region* regions, std::size
   return RF_OK;
 }
 
-rf_status publish(Result<GuestMemory, GuestMemoryError> memory, rf_memory** out) {
+rf_status publish(Result<GuestMemoryMap, GuestMemoryError> memory, rf_memory** out) {
   if (!memory) return fail_with(memory.error());
   *out = new rf_memory(std::move(*memory));
   return RF_OK;
@@ -61,7 +61,7 @@ rf_status rf_memory_create(const rf_region* regions, size_t count, rf_memory_bac
     std::vector<RegionLayout> layout;
     layout.reserve(checked.size());
     for (const BorrowedRegion& r : checked) layout.push_back(r.layout);
-    return publish(GuestMemory::create(layout, backing == RF_MEMORY_MEMFD ? MemoryBacking::Memfd : MemoryBacking::Anonymous),
+    return publish(GuestMemoryBuilder::create(layout, backing == RF_MEMORY_MEMFD ? MemoryBacking::Memfd : MemoryBacking::Anonymous),
                    out);
   });
 }
@@ -72,30 +72,30 @@ rf_status rf_memory_adopt(const rf_region* regions, size_t count, rf_memory** ou
     if (out == nullptr) return invalid_argument(fn, "out is NULL");
     std::vector<BorrowedRegion> checked;
     if (const rf_status s = read_regions(fn, regions, count, true, checked); s != RF_OK) return s;
-    return publish(GuestMemory::borrow(checked), out);
+    return publish(GuestMemoryBuilder::borrow(checked), out);
   });
 }
 
-size_t rf_memory_region_count(const rf_memory* memory) { return memory == nullptr ? 0 : memory->memory.regions().size(); }
+size_t rf_memory_region_count(const rf_memory* memory) { return memory == nullptr ? 0 : memory->memory().regions().size(); }
 
 rf_status rf_memory_region(const rf_memory* memory, size_t index, rf_region* out) {
   const char* const fn = __func__;
   return guarded(fn, [&] {
     if (memory == nullptr || out == nullptr) return invalid_argument(fn, "memory or out is NULL");
-    const auto regions = memory->memory.regions();
+    const auto regions = memory->memory().regions();
     if (index >= regions.size()) {
       return invalid_argument(fn, fmt::format("index {} is past the last region ({} regions)", index, regions.size()));
     }
     const GuestRegion& r = regions[index];
     *out = rf_region{r.base.value(), r.bytes, r.read_only ? RF_REGION_READ_ONLY : 0u, 0, r.host,
-                     memory->memory.backing() == MemoryBacking::Memfd ? r.memfd_offset : 0};
+                     memory->memory().backing() == MemoryBacking::Memfd ? r.memfd_offset : 0};
     return RF_OK;
   });
 }
 
 rf_memory_backing rf_memory_backing_of(const rf_memory* memory) {
   if (memory == nullptr) return static_cast<rf_memory_backing>(0);
-  switch (memory->memory.backing()) {
+  switch (memory->memory().backing()) {
     case MemoryBacking::Memfd: return RF_MEMORY_MEMFD;
     case MemoryBacking::Anonymous: return RF_MEMORY_ANONYMOUS;
     case MemoryBacking::Borrowed: return RF_MEMORY_ADOPTED;
@@ -103,7 +103,7 @@ rf_memory_backing rf_memory_backing_of(const rf_memory* memory) {
   return static_cast<rf_memory_backing>(0);
 }
 
-int rf_memory_memfd(const rf_memory* memory) { return memory == nullptr ? -1 : memory->memory.memfd(); }
+int rf_memory_memfd(const rf_memory* memory) { return memory == nullptr ? -1 : memory->memory().memfd(); }
 
 rf_status rf_memory_destroy(rf_memory* memory) {
   const char* const fn = __func__;

@@ -16,6 +16,7 @@
 #include "restrictions/policy_loader.h"
 #include "ring/setup.h"
 #include "sys/thread_capabilities.h"
+#include "util/address.h"
 
 namespace rf {
 
@@ -74,6 +75,8 @@ DeviceStopReport GuestDevice::stop(std::chrono::milliseconds drain_timeout) {
   }
   const auto posted_after = completions_posted();
   DeviceStopReport report = stop_io();
+  // A ring not seen released may still write its rings: no later device may have the window.
+  if (!report.released) window_claim_.keep_forever();
   if (posted_before && posted_after) report.drained = *posted_after - *posted_before;
   state_.store(DeviceState::Stopped, std::memory_order_release);
   return report;
@@ -100,19 +103,19 @@ Result<RestrictionSet, DeviceError> device_restrictions(const std::optional<Rest
   return policy::compile_policy(*policy);
 }
 
-Result<BufferPlan, DeviceError> plan_guest_buffers(const GuestMemory& memory) {
-  BufferPlan plan{memory.buffer_regions(), 0};
-  if (plan.regions.empty()) return unexpected(config_error("guest memory has no writable region to register"));
-  auto table = BufferTable::plan(plan.regions);
-  if (!table) return unexpected(ring_error(table.error()));
-  plan.windows = table->pieces().size();
-  if (plan.windows > abi::kMaxWindows) return unexpected(config_error("too many buffer windows"));
-  return plan;
+Result<std::size_t, DeviceError> count_buffer_windows(const GuestMemory& memory) {
+  const std::size_t windows = memory.buffer_plan().pieces().size();
+  if (windows == 0) return unexpected(config_error("guest memory has no writable region to register"));
+  if (windows > abi::kMaxWindows) {
+    return unexpected(config_error(fmt::format("guest memory makes {} fixed buffers; the descriptor lists at most {}", windows,
+                                               abi::kMaxWindows)));
+  }
+  return windows;
 }
 
 Result<Ring, DeviceError> build_device_ring(const RingOptions& options, const std::vector<Disk>& disks,
-                                            GuestMemory& memory, const BufferPlan& buffers, int eventfd,
-                                            const RestrictionSet& restrictions, DeviceSetupTimes& times, int release_probe) {
+                                            const GuestMemory& memory, int eventfd, const RestrictionSet& restrictions,
+                                            DeviceSetupTimes& times, int release_probe) {
   auto lowered = sys::ScopedEffectiveCapabilities::lower_to(sys::ring_capabilities());
   if (!lowered) return unexpected(DeviceError{DeviceErrc::Ring, 0, "lowering the capabilities the ring is created with: " + lowered.error()});
   auto mark = std::chrono::steady_clock::now();
@@ -129,8 +132,9 @@ Result<Ring, DeviceError> build_device_ring(const RingOptions& options, const st
   if (release_probe >= 0) fds.push_back(release_probe);  // after the disks: no disk index names it
   if (auto r = disabled->register_files(fds); !r) return unexpected(ring_error(r.error()));
   lap(times.register_files);
-  auto table = disabled->register_buffers(buffers.regions);
-  if (!table) return unexpected(ring_error(table.error()));
+  // The map's own plan: every device on the map registers the same buffers, and nothing is
+  // written back to the map (which other devices' threads read).
+  if (auto r = disabled->register_buffer_table(memory.buffer_plan()); !r) return unexpected(ring_error(r.error()));
   lap(times.register_buffers);
   if (auto r = disabled->register_eventfd(eventfd); !r) return unexpected(ring_error(r.error()));
   auto restricted = std::move(*disabled).restrict(restrictions);
@@ -140,7 +144,6 @@ Result<Ring, DeviceError> build_device_ring(const RingOptions& options, const st
   if (!ring) return unexpected(ring_error(ring.error()));
   drain_eventfd(eventfd);  // the self-check's completions signalled it
   lap(times.enable);
-  memory.set_buffer_table(std::move(*table));
   return std::move(*ring);
 }
 
@@ -153,12 +156,15 @@ Result<UniqueFd, DeviceError> make_eventfd(const char* what) {
   return fd;
 }
 
-Result<std::byte*, DeviceError> claim_device_window(const GuestMemory& memory, GuestAddress window, std::uint64_t bytes) {
+Result<ClaimedWindow, DeviceError> claim_device_window(const GuestMemory& memory, GuestAddress window, std::uint64_t bytes) {
   auto span = memory.translate(window, bytes, DeviceAccess::WritesGuest);
   if (!span) {
     return unexpected(config_error(fmt::format("the device window ({:#x} bytes at {:#x}) must lie inside one writable "
-                                               "region of guest RAM: {}", bytes, window.value(), span.error().message)));
+                                               "region of guest RAM: {}", bytes, window.value(), span.error().describe())));
   }
+  // Before touching a byte of it: the range may be another device's rings.
+  auto claim = memory.window_claims().claim(window, bytes);
+  if (!claim) return unexpected(config_error(std::move(claim).error()));
   // Fresh pages, not just zeroed ones: a ring that used this window before may not be freed yet.
   // The kernel frees a closed ring asynchronously, and on Linux 6.18 its last step still
   // commits the CQ tail into the old ring memory after the ring's SQPOLL thread has exited (seen
@@ -173,7 +179,7 @@ Result<std::byte*, DeviceError> claim_device_window(const GuestMemory& memory, G
   // device's own window: no guest data lives there, and the caller has no ring on it yet.
   if (whole != 0 && ::madvise(span->host, whole, MADV_REMOVE) != 0) (void)::madvise(span->host, whole, MADV_DONTNEED);
   std::memset(span->host, 0, bytes);  // fresh pages are zero already; this covers the rest
-  return span->host;
+  return ClaimedWindow{std::move(*claim), span->host};
 }
 
 std::uint64_t descriptor_window_bytes(std::size_t disks, std::size_t windows) {
@@ -183,16 +189,11 @@ std::uint64_t descriptor_window_bytes(std::size_t disks, std::size_t windows) {
 
 std::vector<abi::WindowEntry> buffer_windows(const GuestMemory& memory, abi::Mode mode) {
   std::vector<abi::WindowEntry> windows;
-  if (!memory.buffer_table()) return windows;
-  for (const BufferPiece& piece : memory.buffer_table()->pieces()) {
-    const std::uint64_t gpa = memory.piece_base(piece).value();
+  for (const BufferWindow& w : memory.buffer_windows()) {  // in guest-physical order, as the guest reads them
     // Passthrough: the kernel checks host addresses, so the guest adds this bias (mod 2^64).
-    const std::uint64_t bias = mode == abi::Mode::Passthrough ? piece.host_base - gpa : 0;
-    windows.push_back(abi::WindowEntry{gpa, piece.len, piece.index.value, 0, bias});
+    const std::uint64_t bias = mode == abi::Mode::Passthrough ? address_of(w.host) - w.base.value() : 0;
+    windows.push_back(abi::WindowEntry{w.base.value(), w.bytes, w.index.value, 0, bias});
   }
-  // The table is sorted by host address; the guest reads windows in guest-physical order.
-  std::sort(windows.begin(), windows.end(),
-            [](const abi::WindowEntry& a, const abi::WindowEntry& b) { return a.gpa < b.gpa; });
   return windows;
 }
 

@@ -32,7 +32,7 @@
 #include "device/eventfd.h"
 #include "device/release_probe.h"
 #include "disk/disk.h"
-#include "memory/guest_memory.h"
+#include "memory/guest_memory_builder.h"
 #include "ring/restriction.h"
 #include "ring/ring.h"
 #include "ring/self_check.h"
@@ -112,6 +112,7 @@ class GuestDevice {
   const std::vector<abi::WindowEntry>& windows() const { return windows_; }
   const abi::DescriptorHeader& header() const { return header_; }
   const DeviceSetupTimes& setup_times() const { return setup_times_; }
+  const GuestMemory& memory() const { return *memory_; }
   // The self-check of the kernel ring the device submits to (the guest's own ring in
   // passthrough, the mediator's private ring in mediated mode).
   virtual const SelfCheckReport& self_check() const = 0;
@@ -143,7 +144,7 @@ class GuestDevice {
   virtual BrokenState broken() const = 0;
 
  protected:
-  explicit GuestDevice(std::vector<Disk> disks) : disks_(std::move(disks)) {}
+  GuestDevice(GuestMemoryMap memory, std::vector<Disk> disks) : memory_(std::move(memory)), disks_(std::move(disks)) {}
 
   // What each data path does for the lifecycle calls; the state checks are the base class's.
   virtual Result<void, DeviceError> start_io() = 0;
@@ -155,7 +156,11 @@ class GuestDevice {
   // in by the caller from wait_drained's outcome).
   virtual DeviceStopReport stop_io() = 0;
 
+  // The map the device registered; kept alive for as long as the device (the kernel pins its
+  // memory, and the mediator translates through it).
+  GuestMemoryMap memory_;
   std::vector<Disk> disks_;  // registered: the kernel holds its own references too
+  WindowClaim window_claim_;  // kept forever if stop() could not see the ring released
   UniqueFd kick_;
   UniqueFd notify_;
   abi::DescriptorHeader header_{};
@@ -178,34 +183,36 @@ Result<void, DeviceError> check_device_basics(const std::vector<Disk>& disks, Gu
 Result<RestrictionSet, DeviceError> device_restrictions(const std::optional<RestrictionSet>& chosen,
                                                         std::string_view default_policy);
 
-// The writable regions of `memory` to register, and how many fixed buffers (= buffer windows)
-// they make.
-struct BufferPlan {
-  std::vector<BufferRegion> regions;
-  std::size_t windows = 0;
-};
-Result<BufferPlan, DeviceError> plan_guest_buffers(const GuestMemory& memory);
+// How many fixed buffers (= buffer windows in the descriptor) the map's plan makes; refused when
+// it has none (no writable region) or more than the descriptor can list.
+Result<std::size_t, DeviceError> count_buffer_windows(const GuestMemory& memory);
 
-// Creates a ring with `options`, registers the disks, guest RAM (recording the buffer table in
-// `memory`) and `eventfd`, restricts it with `restrictions`, enables it (self-check included)
-// and drains the eventfd the self-check signalled. Records each step's time in `times`.
-// `release_probe`, if not -1, is registered as one more fixed file after the disks (see
-// ReleaseProbe). The ring is created and set up with only CAP_IPC_LOCK in the calling thread's
-// effective set (sys/thread_capabilities.h): the kernel keeps the creator's credentials for an
-// SQPOLL thread, which issues the guest's requests with them.
+// Creates a ring with `options`, registers the disks, the map's fixed-buffer plan and `eventfd`,
+// restricts it with `restrictions`, enables it (self-check included) and drains the eventfd the
+// self-check signalled. Records each step's time in `times`. `release_probe`, if not -1, is
+// registered as one more fixed file after the disks (see ReleaseProbe). The ring is created and
+// set up with only CAP_IPC_LOCK in the calling thread's effective set
+// (sys/thread_capabilities.h): the kernel keeps the creator's credentials for an SQPOLL thread,
+// which issues the guest's requests with them.
 Result<Ring, DeviceError> build_device_ring(const RingOptions& options, const std::vector<Disk>& disks,
-                                            GuestMemory& memory, const BufferPlan& buffers, int eventfd,
-                                            const RestrictionSet& restrictions, DeviceSetupTimes& times,
-                                            int release_probe = -1);
+                                            const GuestMemory& memory, int eventfd, const RestrictionSet& restrictions,
+                                            DeviceSetupTimes& times, int release_probe = -1);
 
 Result<UniqueFd, DeviceError> make_eventfd(const char* what);
 
-// The host memory of [window, window + bytes), which must lie inside one writable region, zeroed.
-Result<std::byte*, DeviceError> claim_device_window(const GuestMemory& memory, GuestAddress window, std::uint64_t bytes);
+// A device window: claimed on the map (no other device may use any of it while the claim
+// lives) and its host memory, fresh zeroed pages.
+struct ClaimedWindow {
+  WindowClaim claim;
+  std::byte* host = nullptr;
+};
+// Claims [window, window + bytes), which must lie inside one writable region and overlap no other
+// device's window on the map.
+Result<ClaimedWindow, DeviceError> claim_device_window(const GuestMemory& memory, GuestAddress window, std::uint64_t bytes);
 // Bytes the descriptor takes at the start of the device window (page-rounded).
 std::uint64_t descriptor_window_bytes(std::size_t disks, std::size_t windows);
 
-// One window per registered fixed-buffer piece of `memory`, in guest-physical order; with the
+// One window per fixed-buffer piece of the map's plan, in guest-physical order; with the
 // host-address bias in passthrough, without it in mediated mode.
 std::vector<abi::WindowEntry> buffer_windows(const GuestMemory& memory, abi::Mode mode);
 std::vector<abi::DiskEntry> disk_entries(const std::vector<Disk>& disks);

@@ -20,13 +20,13 @@ Result<void, DeviceError> check_queue_depth(unsigned queue_depth) {
 Result<std::uint64_t, DeviceError> MediatedDevice::window_bytes(const GuestMemory& memory, std::size_t disk_count,
                                                                 const MediatedConfig& config) {
   RF_TRY_VOID(check_queue_depth(config.queue_depth));
-  auto buffers = plan_guest_buffers(memory);
-  if (!buffers) return unexpected(std::move(buffers).error());
-  return descriptor_window_bytes(disk_count, buffers->windows) +
+  auto windows = count_buffer_windows(memory);
+  if (!windows) return unexpected(std::move(windows).error());
+  return descriptor_window_bytes(disk_count, *windows) +
          guest_ring_layout(config.queue_depth, config.queue_depth * 2).bytes;
 }
 
-Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(GuestMemory& memory, std::vector<Disk> disks,
+Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(GuestMemoryMap memory, std::vector<Disk> disks,
                                                                             const MediatedConfig& config) {
   const auto start = std::chrono::steady_clock::now();
   DeviceSetupTimes times;
@@ -34,13 +34,15 @@ Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(Gues
   RF_TRY_VOID(check_queue_depth(config.queue_depth));
   auto restrictions = device_restrictions(config.restrictions, "blk-mediated");
   if (!restrictions) return unexpected(std::move(restrictions).error());
-  auto buffers = plan_guest_buffers(memory);
-  if (!buffers) return unexpected(std::move(buffers).error());
+  if (!memory) return unexpected(config_error("no guest memory"));
+  auto windows = count_buffer_windows(*memory);
+  if (!windows) return unexpected(std::move(windows).error());
   const GuestRingLayout layout = guest_ring_layout(config.queue_depth, config.queue_depth * 2);
-  const std::uint64_t descriptor_bytes = descriptor_window_bytes(disks.size(), buffers->windows);
+  const std::uint64_t descriptor_bytes = descriptor_window_bytes(disks.size(), *windows);
   const std::uint64_t window_bytes = descriptor_bytes + layout.bytes;
-  auto base = claim_device_window(memory, config.device_window, window_bytes);
-  if (!base) return unexpected(std::move(base).error());
+  auto window = claim_device_window(*memory, config.device_window, window_bytes);
+  if (!window) return unexpected(std::move(window).error());
+  std::byte* const base = window->host;
 
   // The private ring: one SQ slot per guest CQ entry, since that bounds what is in flight.
   RingOptions options;
@@ -49,7 +51,7 @@ Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(Gues
   if (!ring_eventfd) return unexpected(std::move(ring_eventfd).error());
   auto release = ReleaseProbe::create();
   if (!release) return unexpected(DeviceError{DeviceErrc::Eventfd, 0, release.error()});
-  auto ring = build_device_ring(options, disks, memory, *buffers, ring_eventfd->get(), *restrictions, times, release->registered_fd());
+  auto ring = build_device_ring(options, disks, *memory, ring_eventfd->get(), *restrictions, times, release->registered_fd());
   if (!ring) return unexpected(std::move(ring).error());
   release->forget_registered();  // the ring holds it now
   auto kick = make_eventfd("the doorbell");
@@ -57,8 +59,9 @@ Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(Gues
   auto notify = make_eventfd("completion notifications");
   if (!notify) return unexpected(std::move(notify).error());
 
-  std::unique_ptr<MediatedDevice> device(new MediatedDevice(std::move(*ring), std::move(disks)));
+  std::unique_ptr<MediatedDevice> device(new MediatedDevice(std::move(memory), std::move(*ring), std::move(disks)));
   MediatedDevice& d = *device;
+  d.window_claim_ = std::move(window->claim);
   d.kick_ = std::move(*kick);
   d.notify_ = std::move(*notify);
   d.ring_eventfd_ = std::move(*ring_eventfd);
@@ -66,7 +69,7 @@ Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(Gues
 
   // The descriptor: ring fields inside the window (claimed inside one region, so these moves
   // cannot pass 2^64), no SQ index array, no bias.
-  const auto ring_gpa = [&](std::uint64_t offset) { return config.device_window.plus(descriptor_bytes + offset)->value(); };
+  const auto ring_gpa = [&](std::uint64_t offset) { return config.device_window.unchecked_add(descriptor_bytes + offset).value(); };
   abi::DescriptorHeader& h = d.header_;
   h.mode = abi::Mode::Mediated;
   h.device_window_gpa = config.device_window.value();
@@ -84,14 +87,14 @@ Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(Gues
   h.ring.cq_overflow = ring_gpa(GuestRingLayout::kCqOverflow);
   h.ring.cqes = ring_gpa(layout.cqes);
   h.ring.cq_entries = layout.cq_entries;
-  d.windows_ = buffer_windows(memory, abi::Mode::Mediated);
+  d.windows_ = buffer_windows(*d.memory_, abi::Mode::Mediated);
   h.disk_count = static_cast<std::uint32_t>(d.disks_.size());
   h.window_count = static_cast<std::uint32_t>(d.windows_.size());
-  RF_TRY_VOID(write_descriptor(*base, descriptor_bytes, h, d.disks_, d.windows_));
+  RF_TRY_VOID(write_descriptor(base, descriptor_bytes, h, d.disks_, d.windows_));
 
   for (const Disk& disk : d.disks_) d.limits_.push_back(DiskLimits{disk.size_bytes(), disk.logical_block_size(), disk.read_only()});
-  ValidationContext context{&d.ring_.restrictions(), d.limits_, &memory, kDeviceMaxTransfer};
-  d.mediator_ = std::make_unique<Mediator>(GuestRing(*base + descriptor_bytes, layout), context, d.ring_,
+  ValidationContext context{&d.ring_.restrictions(), d.limits_, d.memory_.get(), kDeviceMaxTransfer};
+  d.mediator_ = std::make_unique<Mediator>(GuestRing(base + descriptor_bytes, layout), context, d.ring_,
                                            d.ring_eventfd_.get(), d.kick_.get(), d.notify_.get(), config.mediator);
   d.setup_times_ = times;
   d.setup_times_.total = std::chrono::steady_clock::now() - start;

@@ -27,10 +27,9 @@ struct MediatedConfig {
 
 class MediatedDevice final : public GuestDevice {
  public:
-  // `memory` must outlive the device and stay where it is (the mediator keeps a pointer to it
-  // for translation: hold it in a unique_ptr or similar); its writable regions become the
-  // private ring's fixed buffers and the table is recorded in it.
-  static Result<std::unique_ptr<MediatedDevice>, DeviceError> create(GuestMemory& memory, std::vector<Disk> disks,
+  // The device keeps `memory` alive and registers its fixed-buffer plan with the private ring;
+  // the mediator translates every guest address through it.
+  static Result<std::unique_ptr<MediatedDevice>, DeviceError> create(GuestMemoryMap memory, std::vector<Disk> disks,
                                                                      const MediatedConfig& config);
   // The bytes of guest RAM from config.device_window that create() would take (the descriptor
   // and the guest rings).
@@ -52,7 +51,8 @@ class MediatedDevice final : public GuestDevice {
   Mediator& mediator() { return *mediator_; }
 
  private:
-  MediatedDevice(Ring ring, std::vector<Disk> disks) : GuestDevice(std::move(disks)), ring_(std::move(ring)) {}
+  MediatedDevice(GuestMemoryMap memory, Ring ring, std::vector<Disk> disks)
+      : GuestDevice(std::move(memory), std::move(disks)), ring_(std::move(ring)) {}
   Result<void, DeviceError> start_io() override;
   void pause_intake() override { mediator_->pause_intake(); }
   void resume_intake() override { mediator_->resume_intake(); }

@@ -1,26 +1,31 @@
 // GuestMemory: the guest-physical memory map a VMM gives one guest, and the only way the VMM
-// turns a guest-physical address into a host pointer.
+// turns a guest-physical address into a host pointer. The read side only: GuestMemoryBuilder
+// (guest_memory_builder.h) maps or borrows the memory and builds the map.
 //
-// Regions are validated once, when the map is built (not empty, page-aligned, sorted, no
-// overlap, base + size does not pass 2^64). Translation is a binary search plus checked
-// arithmetic; a span that crosses from one region into another is refused by translate()
-// and split, region by region, only by split() — never silently truncated.
+// A map is immutable: its regions, its mappings and its fixed-buffer plan (the writable regions
+// cut into pieces of at most 1 GiB, buffer i = piece i) are fixed when it is built, so any number
+// of devices and threads may read it at once with no lock. Every device over a map registers
+// the map's plan, so a buffer index means the same memory on every ring. A changed memory map
+// (a VMM's new memory table) is a new map; devices keep the map they were built on alive
+// (std::shared_ptr<const GuestMemory>).
 //
-// Memory is either one memfd (MAP_SHARED, sealed against shrinking and growing: what a guest
-// process or a KVM memory slot can share), anonymous private memory (for a guest that lives
-// in the VMM's own process, and for tests), or borrowed: mappings the VMM already has for its
-// guest's RAM, which it keeps mapped for as long as the GuestMemory (and every device on it)
-// lives.
+// Translation is a binary search plus checked arithmetic; a span that crosses from one region
+// into another is refused by translate() and split, region by region, only by split() — never
+// silently truncated. A refusal is a code and the values it was asked about: nothing is
+// formatted or allocated until someone shows it (describe()), so a guest that submits refused
+// requests as fast as it can makes the device allocate nothing.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "memory/guest_address.h"
+#include "memory/window_claims.h"
 #include "ring/registered_buffers.h"
 #include "util/mmap_region.h"
 #include "util/result.h"
@@ -29,7 +34,7 @@
 namespace rf {
 
 enum class GuestMemoryErrc {
-  InvalidLayout,  // empty, unaligned, unsorted, overlapping or overflowing regions
+  InvalidLayout,  // empty, unaligned, unsorted, overlapping or overflowing regions; too many buffers
   Create,         // memfd_create, ftruncate, sealing or mmap failed (sys_errno says why)
 };
 using GuestMemoryError = Error<GuestMemoryErrc>;
@@ -41,8 +46,19 @@ enum class TranslateErrc {
   CrossesRegion,  // translate(): the span starts in one region and ends in another
   ReadOnly,       // the device would write a region the guest may only read
   TooManyPieces,  // split(): more regions than the caller's output has room for
+  NotABuffer,     // buffer_for(): the span is in a region that is not a fixed buffer (read-only)
+  CrossesBuffer,  // buffer_for(): the span crosses from one fixed buffer into the next
 };
-using TranslateError = Error<TranslateErrc>;
+
+// Why a guest span was refused: the code and the span, nothing allocated.
+struct TranslateError {
+  TranslateErrc code = TranslateErrc::Empty;
+  GuestAddress gpa;
+  std::uint64_t bytes = 0;
+  // "guest range 0x1000+0x200: touches a gap in guest RAM" and the like (allocates).
+  std::string describe() const;
+};
+std::string_view translate_errc_text(TranslateErrc code);
 
 enum class MemoryBacking { Memfd, Anonymous, Borrowed };
 
@@ -66,12 +82,6 @@ struct GuestRegion {
   std::uint64_t memfd_offset = 0;  // where the region starts in memfd() (Memfd backing)
 };
 
-// A region of guest RAM the VMM has already mapped at `host` (page-aligned), for borrow().
-struct BorrowedRegion {
-  RegionLayout layout;
-  std::byte* host = nullptr;
-};
-
 // Host memory for a guest span that lies inside one region.
 struct HostSpan {
   std::byte* host = nullptr;
@@ -85,20 +95,18 @@ struct BufferSpan {
   std::byte* host = nullptr;
 };
 
+// One piece of the fixed-buffer plan in guest-physical terms: a buffer window of the ABI.
+struct BufferWindow {
+  GuestAddress base;
+  std::uint64_t bytes = 0;
+  std::byte* host = nullptr;
+  BufferIndex index;
+};
+
 class GuestMemory {
  public:
-  static Result<GuestMemory, GuestMemoryError> create(std::span<const RegionLayout> layout, MemoryBacking backing);
-  // Describes RAM the VMM mapped itself. Beyond validate_layout(): every host range is
-  // page-aligned, mapped (checked with msync), and overlaps no other region's host range (an
-  // alias would let a read-only region be written through a writable one). The kernel pins the
-  // writable regions when a device registers them: they must be memory it can pin (anonymous,
-  // shared memory or a memfd, not a file on disk).
-  static Result<GuestMemory, GuestMemoryError> borrow(std::span<const BorrowedRegion> regions);
-  // The checks create() applies, without allocating anything.
-  static Result<void, GuestMemoryError> validate_layout(std::span<const RegionLayout> layout);
-
-  GuestMemory(GuestMemory&&) noexcept = default;
-  GuestMemory& operator=(GuestMemory&&) noexcept = default;
+  GuestMemory(const GuestMemory&) = delete;
+  GuestMemory& operator=(const GuestMemory&) = delete;
 
   std::span<const GuestRegion> regions() const { return regions_; }
   MemoryBacking backing() const { return backing_; }
@@ -113,42 +121,38 @@ class GuestMemory {
   Result<std::size_t, TranslateError> split(GuestAddress gpa, std::uint64_t bytes, DeviceAccess access,
                                             std::span<HostSpan> out) const;
 
-  // Fixed buffers. buffer_regions() lists the writable regions in order (read-only regions
-  // are never registered: the kernel cannot tell a READ_FIXED from a WRITE_FIXED by address,
-  // so a registered region can always be written). After registering them, hand the table
-  // back with set_buffer_table() so that buffer_for() can answer.
-  std::vector<BufferRegion> buffer_regions() const;
-  void set_buffer_table(BufferTable table);
-  const std::optional<BufferTable>& buffer_table() const { return buffer_table_; }
-  // The guest-physical start of a registered buffer piece.
-  GuestAddress piece_base(const BufferPiece& piece) const;
+  // The fixed-buffer plan: the writable regions in address order, in pieces of at most the
+  // builder's piece size (1 GiB), registered by every device as buffers 0..n-1. Read-only
+  // regions are never in it: the kernel cannot tell a READ_FIXED from a WRITE_FIXED by address,
+  // so a registered region can always be written. Empty when no region is writable.
+  const BufferTable& buffer_plan() const { return buffer_plan_; }
+  // The same pieces in guest-physical order.
+  std::span<const BufferWindow> buffer_windows() const { return buffer_windows_; }
   // The fixed buffer holding all of [gpa, gpa + bytes): an I/O across two buffers (at a region
-  // boundary or at a 1 GiB piece boundary) fails with TranslateErrc::CrossesRegion.
+  // boundary or at a 1 GiB piece boundary) fails with CrossesRegion or CrossesBuffer.
   Result<BufferSpan, TranslateError> buffer_for(GuestAddress gpa, std::uint64_t bytes, DeviceAccess access) const;
 
+  // The device windows claimed on this map (window_claims.h): the one part that changes.
+  WindowClaims& window_claims() const { return *claims_; }
+
  private:
+  friend class GuestMemoryBuilder;
   GuestMemory() = default;
   // The region holding `gpa`, by binary search.
   std::optional<std::size_t> find_region(GuestAddress gpa) const;
-
-  // A registered buffer piece in guest-physical terms, for buffer_for()'s one binary search.
-  struct BufferWindow {
-    GuestAddress base;
-    std::uint64_t bytes = 0;
-    std::byte* host = nullptr;
-    BufferIndex index;
-  };
+  // Builds the buffer plan and windows from the regions (the builder's last step).
+  Result<void, GuestMemoryError> plan_buffers(std::size_t max_piece_bytes);
 
   // Declared in reverse teardown order: mappings go before the memfd is closed.
   UniqueFd memfd_;
   std::vector<MmapRegion> mappings_;
   std::vector<GuestRegion> regions_;  // sorted by base
-  std::vector<std::size_t> buffer_region_to_region_;
-  std::optional<BufferTable> buffer_table_;
-  std::vector<BufferWindow> buffer_windows_;  // sorted by base
+  BufferTable buffer_plan_;
+  std::vector<BufferWindow> buffer_windows_;        // sorted by base
   std::vector<std::uint64_t> buffer_window_bases_;  // the same bases, densely, for the search
   MemoryBacking backing_ = MemoryBacking::Anonymous;
   std::uint64_t total_bytes_ = 0;
+  std::shared_ptr<WindowClaims> claims_ = WindowClaims::create();
 };
 
 }  // namespace rf

@@ -39,14 +39,14 @@ RingOptions PassthroughDevice::ring_options(const PassthroughConfig& config) {
 
 Result<std::uint64_t, DeviceError> PassthroughDevice::window_bytes(const GuestMemory& memory, std::size_t disk_count,
                                                                    const PassthroughConfig& config) {
-  auto buffers = plan_guest_buffers(memory);
-  if (!buffers) return unexpected(std::move(buffers).error());
+  auto windows = count_buffer_windows(memory);
+  if (!windows) return unexpected(std::move(windows).error());
   auto layout = ring_memory_layout(ring_options(config));
   if (!layout) return unexpected(ring_error(layout.error()));
-  return descriptor_window_bytes(disk_count, buffers->windows) + layout->rings_bytes + layout->sqes_bytes;
+  return descriptor_window_bytes(disk_count, *windows) + layout->rings_bytes + layout->sqes_bytes;
 }
 
-Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::create(GuestMemory& memory,
+Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::create(GuestMemoryMap memory,
                                                                                   std::vector<Disk> disks,
                                                                                   const PassthroughConfig& config) {
   const auto start = std::chrono::steady_clock::now();
@@ -60,19 +60,21 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   const bool all_read_only = std::all_of(disks.begin(), disks.end(), [](const Disk& d) { return d.read_only(); });
   auto restrictions = device_restrictions(config.restrictions, all_read_only ? "blk-passthrough-ro" : "blk-passthrough");
   if (!restrictions) return unexpected(std::move(restrictions).error());
-  auto buffers = plan_guest_buffers(memory);
-  if (!buffers) return unexpected(std::move(buffers).error());
+  if (!memory) return unexpected(config_error("no guest memory"));
+  auto windows = count_buffer_windows(*memory);
+  if (!windows) return unexpected(std::move(windows).error());
 
   // The window: the descriptor (one window per fixed-buffer piece), then the rings and the SQE
   // array in the sizes this kernel wants.
   RingOptions options = ring_options(config);
   auto layout = ring_memory_layout(options);
   if (!layout) return unexpected(ring_error(layout.error()));
-  const std::uint64_t descriptor_bytes = descriptor_window_bytes(disks.size(), buffers->windows);
+  const std::uint64_t descriptor_bytes = descriptor_window_bytes(disks.size(), *windows);
   const std::uint64_t window_bytes = descriptor_bytes + layout->rings_bytes + layout->sqes_bytes;
-  auto base = claim_device_window(memory, config.device_window, window_bytes);
-  if (!base) return unexpected(std::move(base).error());
-  std::byte* rings = *base + descriptor_bytes;
+  auto window = claim_device_window(*memory, config.device_window, window_bytes);
+  if (!window) return unexpected(std::move(window).error());
+  std::byte* const base = window->host;
+  std::byte* rings = base + descriptor_bytes;
   options.caller_memory = CallerRingMemory{{rings, layout->rings_bytes}, {rings + layout->rings_bytes, layout->sqes_bytes}};
 
   auto kick = make_eventfd("the doorbell");
@@ -83,7 +85,7 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   if (!release) return unexpected(DeviceError{DeviceErrc::Eventfd, 0, release.error()});
   std::optional<Result<Ring, DeviceError>> built;
   const auto build = [&] {
-    built = build_device_ring(options, disks, memory, *buffers, notify->get(), *restrictions, times, release->registered_fd());
+    built = build_device_ring(options, disks, *memory, notify->get(), *restrictions, times, release->registered_fd());
   };
   if (config.share_sqpoll_with != nullptr) {
     // Attach to the other ring's SQPOLL thread while that ring is kept open (its watchdog may
@@ -100,8 +102,9 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   Result<Ring, DeviceError>& ring = *built;
   release->forget_registered();  // the ring holds it now
 
-  std::unique_ptr<PassthroughDevice> device(new PassthroughDevice(std::move(*ring), std::move(disks)));
+  std::unique_ptr<PassthroughDevice> device(new PassthroughDevice(std::move(memory), std::move(*ring), std::move(disks)));
   PassthroughDevice& d = *device;
+  d.window_claim_ = std::move(window->claim);
   d.kick_ = std::move(*kick);
   d.notify_ = std::move(*notify);
   d.release_ = std::move(*release);
@@ -113,7 +116,7 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   // region, so these moves cannot pass 2^64.
   const RingInfo& info = d.ring_.info();
   d.bound_ = info.cq_entries;
-  const auto ring_gpa = [&](std::uint64_t offset) { return config.device_window.plus(descriptor_bytes + offset)->value(); };
+  const auto ring_gpa = [&](std::uint64_t offset) { return config.device_window.unchecked_add(descriptor_bytes + offset).value(); };
   abi::DescriptorHeader& h = d.header_;
   h.mode = abi::Mode::Passthrough;
   h.device_window_gpa = config.device_window.value();
@@ -131,12 +134,12 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   h.ring.cq_overflow = ring_gpa(info.cq_offsets.overflow);
   h.ring.cqes = ring_gpa(info.cq_offsets.cqes);
   h.ring.cq_entries = info.cq_entries;
-  d.windows_ = buffer_windows(memory, abi::Mode::Passthrough);
+  d.windows_ = buffer_windows(*d.memory_, abi::Mode::Passthrough);
   h.disk_count = static_cast<std::uint32_t>(d.disks_.size());
   h.window_count = static_cast<std::uint32_t>(d.windows_.size());
-  RF_TRY_VOID(write_descriptor(*base, descriptor_bytes, h, d.disks_, d.windows_));
+  RF_TRY_VOID(write_descriptor(base, descriptor_bytes, h, d.disks_, d.windows_));
   // SAFETY: both words lie in the device window, which claim_device_window found inside one
-  // region of `memory` (which outlives the device); the kernel's offsets keep them 4-aligned.
+  // region of the map the device keeps alive; the kernel's offsets keep them 4-aligned.
   d.sq_tail_word_ = reinterpret_cast<std::uint32_t*>(rings + info.sq_offsets.tail);
   // SAFETY: as above.
   auto* sq_flags_word = reinterpret_cast<std::uint32_t*>(rings + info.sq_offsets.flags);

@@ -75,9 +75,9 @@ struct PassthroughConfig {
 
 class PassthroughDevice final : public GuestDevice {
  public:
-  // `memory` must outlive the device (the kernel pins it and the rings live in it); the device
-  // registers its writable regions as fixed buffers and records the table in it.
-  static Result<std::unique_ptr<PassthroughDevice>, DeviceError> create(GuestMemory& memory, std::vector<Disk> disks,
+  // The device keeps `memory` alive (the kernel pins it and the rings live in it) and registers
+  // its fixed-buffer plan.
+  static Result<std::unique_ptr<PassthroughDevice>, DeviceError> create(GuestMemoryMap memory, std::vector<Disk> disks,
                                                                         const PassthroughConfig& config);
   // The bytes of guest RAM from config.device_window that create() would take (the descriptor,
   // the rings and the SQE array, in the sizes the running kernel wants).
@@ -121,7 +121,8 @@ class PassthroughDevice final : public GuestDevice {
   BrokenState broken() const override;
 
  private:
-  PassthroughDevice(Ring ring, std::vector<Disk> disks) : GuestDevice(std::move(disks)), ring_(std::move(ring)) {}
+  PassthroughDevice(GuestMemoryMap memory, Ring ring, std::vector<Disk> disks)
+      : GuestDevice(std::move(memory), std::move(disks)), ring_(std::move(ring)) {}
   // The ring's options, without the caller memory (which the window provides) and without the
   // ring to attach to (share_sqpoll_with).
   static RingOptions ring_options(const PassthroughConfig& config);

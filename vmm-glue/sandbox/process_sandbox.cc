@@ -53,10 +53,10 @@ Result<PatternCheck, SandboxError> verify_disk_pattern(const Disk& disk, std::ui
 Result<ProcessSandbox, SandboxError> ProcessSandbox::create(std::vector<Disk> disks, const SandboxConfig& config) {
   const std::vector<RegionLayout> layout =
       config.regions.empty() ? std::vector<RegionLayout>{{GuestAddress{0}, config.ram_bytes, false}} : config.regions;
-  auto memory = GuestMemory::create(layout, MemoryBacking::Memfd);
+  auto memory = GuestMemoryBuilder::create(layout, MemoryBacking::Memfd);
   if (!memory) return unexpected(error(SandboxErrc::Memory, memory.error().sys_errno, memory.error().message));
-  const GuestRegion& first = memory->regions().front();
-  const GuestRegion& last = memory->regions().back();
+  const GuestRegion& first = (*memory)->regions().front();
+  const GuestRegion& last = (*memory)->regions().back();
   const std::uint64_t report_end = kControlPage.value() + page_size();
   const GuestAddress window = config.mode == abi::Mode::Passthrough ? config.passthrough.device_window
                                                                     : config.mediated.device_window;
@@ -68,14 +68,14 @@ Result<ProcessSandbox, SandboxError> ProcessSandbox::create(std::vector<Disk> di
                                         kReportPage.value())));
   }
   ProcessSandbox sandbox;
-  sandbox.memory_ = std::make_unique<GuestMemory>(std::move(*memory));
+  sandbox.memory_ = std::move(*memory);
   if (config.mode == abi::Mode::Passthrough) {
-    auto device = PassthroughDevice::create(*sandbox.memory_, std::move(disks), config.passthrough);
+    auto device = PassthroughDevice::create(sandbox.memory_, std::move(disks), config.passthrough);
     if (!device) return unexpected(error(SandboxErrc::Device, device.error().sys_errno, device.error().message));
     sandbox.passthrough_ = device->get();
     sandbox.device_ = std::move(*device);
   } else {
-    auto device = MediatedDevice::create(*sandbox.memory_, std::move(disks), config.mediated);
+    auto device = MediatedDevice::create(sandbox.memory_, std::move(disks), config.mediated);
     if (!device) return unexpected(error(SandboxErrc::Device, device.error().sys_errno, device.error().message));
     sandbox.mediated_ = device->get();
     sandbox.device_ = std::move(*device);
@@ -89,7 +89,7 @@ Result<ProcessSandbox, SandboxError> ProcessSandbox::create(std::vector<Disk> di
   const std::uint64_t last_end = last.base.value() + last.bytes;  // validated: does not pass 2^64
   std::optional<std::uint64_t> scratch = last.base.value();
   if (sandbox.device_->descriptor_address() >= last.base) {
-    const auto window_end = sandbox.device_->descriptor_address().plus(sandbox.device_->device_window_bytes());
+    const auto window_end = sandbox.device_->descriptor_address().checked_add(sandbox.device_->device_window_bytes());
     scratch = window_end ? checked_align_up(window_end->value(), kScratchAlign) : std::nullopt;
   }
   if (!scratch || *scratch >= last_end) {

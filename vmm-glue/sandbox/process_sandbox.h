@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "guest/process_report.h"
-#include "memory/guest_memory.h"
+#include "memory/guest_memory_builder.h"
 #include "mediated/mediated_device.h"
 #include "passthrough/passthrough_device.h"
 #include "sandbox/guest_process.h"
@@ -43,7 +43,7 @@ class ProcessSandbox {
  public:
   static Result<ProcessSandbox, SandboxError> create(std::vector<Disk> disks, const SandboxConfig& config);
 
-  GuestMemory& memory() { return *memory_; }
+  const GuestMemory& memory() const { return *memory_; }
   GuestDevice& device() { return *device_; }
   // The device as what it is: null for the other mode.
   PassthroughDevice* passthrough() { return passthrough_; }
@@ -65,7 +65,7 @@ class ProcessSandbox {
  private:
   ProcessSandbox() = default;
   // Declared in reverse teardown order: the device (and its ring) goes before guest RAM.
-  std::unique_ptr<GuestMemory> memory_;
+  GuestMemoryMap memory_;
   std::unique_ptr<GuestDevice> device_;
   PassthroughDevice* passthrough_ = nullptr;
   MediatedDevice* mediated_ = nullptr;
