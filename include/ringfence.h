@@ -22,7 +22,8 @@
  * Conventions:
  *   - Every call that can fail returns an rf_status. On failure, rf_last_error() returns a
  *     message that names the problem (and, where there is one, the fix), and rf_last_errno()
- *     the errno of the system call that failed (0 if none). Both are per thread, and valid until
+ *     the errno of the system call that failed: never 0 with RF_E_SYSTEM, and 0 when no system
+ *     call failed (a refused argument or configuration). Both are per thread, and valid until
  *     the thread's next failing call. Nothing is half-created: an out-parameter handle is set
  *     only on success.
  *   - Structs that may grow start with `struct_size`: set it to sizeof the struct as your code
@@ -30,7 +31,9 @@
  *     against an older header keeps working with a newer library; a newer program whose extra
  *     fields are all zero works with an older library, and one that sets a field the library
  *     does not know gets RF_E_INVALID_ARGUMENT (the rule of Linux's copy_struct_from_user).
- *     A struct_size over 4096 is refused as uninitialised.
+ *     RF_E_INVALID_ARGUMENT too for a struct_size below the struct's first version
+ *     (RF_*_SIZE_VER1: no program was ever built with less) or over 4096 (uninitialised), for
+ *     the structs the library reads and those it fills in alike.
  *   - Handles are not thread-safe: one thread at a time drives a device's lifecycle. The getters
  *     and rf_device_counters_of() may be called from other threads, but not while the device is
  *     being stopped or destroyed.
@@ -78,7 +81,9 @@ typedef enum rf_status {
   RF_E_WRONG_STATE = 6,      /* a lifecycle call the device's state does not allow */
   RF_E_TIMEOUT = 7,          /* quiesce: requests were still in flight when the time was up */
   RF_E_BROKEN = 8,           /* mediated: the guest broke the ring protocol; stop the device */
-  RF_E_BUSY = 9,             /* rf_memory_destroy while a device still uses the memory */
+  RF_E_BUSY = 9,             /* rf_memory_destroy while a device still uses the memory; rf_disk_open
+                                of an image another open holds (for writing, or this one is for
+                                writing) */
   RF_E_NO_MEMORY = 10,       /* the library could not allocate */
   RF_E_INTERNAL = 11         /* a library bug; the message says what failed */
 } rf_status;
@@ -152,7 +157,11 @@ typedef struct rf_disk rf_disk;
 
 /* A regular image file (by default attached to an auto-clearing loop device, so the block layer
  * bounds every offset) or a block device. The image must be a non-empty multiple of the logical
- * block size. Opening a file through a loop device needs CAP_SYS_ADMIN. */
+ * block size. Opening a file through a loop device needs CAP_SYS_ADMIN.
+ * The disk holds an OFD lock on the file for as long as it (or a device using it) lives, as QEMU
+ * locks its images: a writable open takes it exclusively, a read-only open shared. So an image
+ * open for writing cannot be opened again, and one open read-only cannot be opened for writing:
+ * RF_E_BUSY (errno EAGAIN), from this process or any other that locks the same way. */
 RF_API RF_NODISCARD rf_status rf_disk_open(const char* path, uint32_t flags, rf_disk** out);
 RF_API uint64_t rf_disk_size(const rf_disk* disk);
 RF_API uint32_t rf_disk_block_size(const rf_disk* disk);
@@ -200,27 +209,37 @@ typedef struct rf_device rf_device;
  * memory cgroup (docs/threat-model.md). */
 #define RF_DEVICE_KERNEL_SQPOLL 0x4u
 
+/* The largest queue_depth: the CQ (twice the depth) and a mediated device's private ring must fit
+ * the kernel's ring limits. */
+#define RF_DEVICE_MAX_QUEUE_DEPTH 16384u
+
 typedef struct rf_device_config {
-  uint32_t struct_size;       /* sizeof(rf_device_config) */
+  uint32_t struct_size;       /* sizeof(rf_device_config); at least RF_DEVICE_CONFIG_SIZE_VER1 */
   uint32_t mode;              /* rf_mode */
   uint64_t device_window_gpa; /* page-aligned, inside one writable region; the descriptor goes
                                  here, the rings after it (rf_device_window_size) */
-  uint32_t queue_depth;       /* SQ entries, a power of two (the CQ gets twice as many); 0: 64 */
+  uint32_t queue_depth;       /* SQ entries, a power of two up to RF_DEVICE_MAX_QUEUE_DEPTH (the CQ
+                                 gets twice as many); 0: 64 */
   uint32_t flags;             /* RF_DEVICE_* */
   const rf_policy* policy;    /* NULL: the built-in policy of the mode (blk-passthrough, or
                                  blk-passthrough-ro when every disk is read-only; blk-mediated) */
-  uint32_t sqpoll_cpu;        /* passthrough, with RF_DEVICE_PIN_SQPOLL */
+  uint32_t sqpoll_cpu;        /* passthrough, with RF_DEVICE_PIN_SQPOLL: a CPU this process may run
+                                 on (RF_E_INVALID_CONFIG otherwise) */
   uint32_t sqpoll_idle_ms;    /* passthrough with RF_DEVICE_KERNEL_SQPOLL: how long the SQPOLL
                                  thread polls before it sleeps; 0: 1000 */
   const rf_device* share_sqpoll_with; /* passthrough with RF_DEVICE_KERNEL_SQPOLL: serve this ring
                                  from that device's SQPOLL thread (IORING_SETUP_ATTACH_WQ, which
                                  also needs RF_DEVICE_KERNEL_SQPOLL) instead of starting one */
-  uint32_t mediator_cpu;      /* mediated, with RF_DEVICE_PIN_MEDIATOR */
+  uint32_t mediator_cpu;      /* mediated, with RF_DEVICE_PIN_MEDIATOR: a CPU this process may run
+                                 on (RF_E_INVALID_CONFIG otherwise) */
   uint32_t mediator_poll_us;  /* mediated: how long the mediator polls before it sleeps; 0: 50 */
   uint32_t device_poll_us;    /* passthrough without RF_DEVICE_KERNEL_SQPOLL: how long the device
                                  thread polls the guest's SQ before it sleeps; 0: 50 */
   uint32_t reserved;          /* zero */
 } rf_device_config;
+
+/* rf_device_config up to and including mediator_poll_us: the first version of ABI 1. */
+#define RF_DEVICE_CONFIG_SIZE_VER1 56u
 
 typedef enum rf_device_state {
   RF_DEVICE_CREATED = 0,
@@ -231,13 +250,16 @@ typedef enum rf_device_state {
 
 /* How many bytes of guest RAM, from config->device_window_gpa, a device with `disk_count` disks
  * over `memory` will take (the descriptor, then the rings): reserve them in the guest's memory
- * map and never use them for data. */
+ * map and never use them for data. Refuses what rf_device_create would refuse of the same
+ * arguments (a disk count outside 1..64, a queue depth, a CPU), except the window's place. */
 RF_API RF_NODISCARD rf_status rf_device_window_size(const rf_memory* memory, size_t disk_count,
                                                      const rf_device_config* config, uint64_t* bytes);
 
 /* Builds, registers (disks as fixed files, writable guest RAM as fixed buffers), restricts and
  * enables the ring, checks that the kernel enforces the restrictions, and writes the descriptor
- * into guest RAM. The device takes its own handle on each disk and its own copy of the policy;
+ * into guest RAM. The device window must lie in one writable region and overlap no other live
+ * device's window on the same memory (RF_E_INVALID_CONFIG); a window whose ring a stopped
+ * device could not see released (rf_stop_report.released 0) is never given out again. The device takes its own handle on each disk and its own copy of the policy;
  * `memory` must outlive it. In passthrough the kernel's SQPOLL thread reads the guest's SQ from
  * here on. The device does nothing for the guest until rf_device_start(). */
 RF_API RF_NODISCARD rf_status rf_device_create(rf_memory* memory, const rf_disk* const* disks, size_t disk_count,
@@ -266,7 +288,7 @@ RF_API RF_NODISCARD rf_status rf_device_quiesce(rf_device* device, uint32_t time
 RF_API RF_NODISCARD rf_status rf_device_resume(rf_device* device);
 
 typedef struct rf_stop_report {
-  uint32_t struct_size; /* sizeof(rf_stop_report) */
+  uint32_t struct_size; /* sizeof(rf_stop_report); at least RF_STOP_REPORT_SIZE_VER1 */
   uint32_t released;    /* 1: the kernel is done with guest RAM (pinned pages released, no request
                            can still read or write it). 0: it had not freed the ring 10 s after
                            closing it; requests may still write guest RAM: keep it mapped and
@@ -278,11 +300,16 @@ typedef struct rf_stop_report {
   uint32_t reserved;
 } rf_stop_report;
 
+/* rf_stop_report in the first version of ABI 1 (all of it). */
+#define RF_STOP_REPORT_SIZE_VER1 32u
+
 /* Any state -> Stopped: waits up to `drain_timeout_ms` for requests in flight, stops the thread,
  * closes the kernel ring and waits (up to 10 s) until the kernel has freed it. `report` may be
  * NULL. A later call does nothing and reports what the first one did. */
 RF_API RF_NODISCARD rf_status rf_device_stop(rf_device* device, uint32_t drain_timeout_ms, rf_stop_report* report);
 
+/* bindgen leaves this out of Rust bindings (it cannot evaluate UINT64_MAX, and would turn a
+ * 0xffffffffffffffff literal into an i32 -1): declare it as u64::MAX (docs/integration.md). */
 #define RF_COUNT_UNKNOWN UINT64_MAX
 
 typedef enum rf_broken_reason {
@@ -297,7 +324,7 @@ typedef enum rf_broken_reason {
 } rf_broken_reason;
 
 typedef struct rf_device_counters {
-  uint32_t struct_size;        /* sizeof(rf_device_counters) */
+  uint32_t struct_size;        /* sizeof(rf_device_counters); at least RF_DEVICE_COUNTERS_SIZE_VER1 */
   uint32_t state;              /* rf_device_state */
   uint64_t in_flight;          /* requests taken and not completed, from the kernel's (passthrough)
                                   or the mediator's own counts, never from guest memory;
@@ -317,6 +344,9 @@ typedef struct rf_device_counters {
   uint64_t throttled;          /* passthrough device thread: times the bound held published SQEs
                                   back (a guest within its SQ never meets it) */
 } rf_device_counters;
+
+/* rf_device_counters up to and including wakeups: the first version of ABI 1. */
+#define RF_DEVICE_COUNTERS_SIZE_VER1 72u
 
 RF_API RF_NODISCARD rf_status rf_device_counters_of(const rf_device* device, rf_device_counters* out);
 

@@ -38,6 +38,13 @@ Result<Policy, std::vector<Diagnostic>> load_policy(std::string_view name_or_pat
         fmt::format("\"{}\" is neither a built-in policy nor a file", arg),
         fmt::format("give a path to a .toml policy file, or one of the built-in policies: {}", builtin_names())}});
   }
+  if (std::filesystem::exists(arg, ec) && !std::filesystem::is_regular_file(arg, ec)) {
+    // A directory opens as a stream and reads as empty text: say what it is instead.
+    return unexpected(std::vector<Diagnostic>{Diagnostic{
+        Severity::Error, SourceLocation{arg, 0, 0}, "not-a-file",
+        std::filesystem::is_directory(arg, ec) ? "is a directory, not a policy file" : "is not a regular file",
+        fmt::format("give the path of a .toml policy file, or one of the built-in policies: {}", builtin_names())}});
+  }
   std::ifstream in(arg, std::ios::binary);
   if (!in) {
     const int err = errno;

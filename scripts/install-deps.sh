@@ -23,6 +23,8 @@ packages=(
   gnuplot-nox          # benchmark charts
   clang-14             # libFuzzer builds (scripts/run-fuzzers.sh)
   libclang-rt-14-dev   # libFuzzer and the sanitizer runtimes for clang-14 (only recommended by clang-14)
+  bindgen              # the C API's Rust bindings, as docs/integration.md generates them (CApiRust.Bindgen)
+  rustc                # builds the Rust program that uses them
 )
 
 missing=()

@@ -186,7 +186,7 @@ SqeExposure run_probes() {
   SqeExposure out;
   // As a device's ring: created and driven by a thread without capabilities.
   if (auto dropped = sys::drop_thread_capabilities_except(0); !dropped) {
-    out.error = "dropping the probe thread's capabilities: " + dropped.error();
+    out.error = "dropping the probe thread's capabilities: " + dropped.error().message;
     return out;
   }
   const char* env = std::getenv("TMPDIR");

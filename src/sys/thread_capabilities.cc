@@ -23,20 +23,21 @@ std::uint64_t join(std::uint32_t low, std::uint32_t high) { return std::uint64_t
 
 }  // namespace
 
-Result<ThreadCapabilities, std::string> thread_capabilities(int tid) {
+Result<ThreadCapabilities, SystemError> thread_capabilities(int tid) {
   RawCaps raw;
   raw.header.pid = tid;
   // SAFETY: version 3 expects an array of _LINUX_CAPABILITY_U32S_3 data structs; pid 0 is the
   // calling thread.
   if (::syscall(SYS_capget, &raw.header, raw.data) != 0) {
-    return unexpected(fmt::format("capget: {}", std::strerror(errno)));
+    const int err = errno;
+    return unexpected(SystemError{err, fmt::format("capget: {}", std::strerror(err))});
   }
   return ThreadCapabilities{join(raw.data[0].effective, raw.data[1].effective),
                             join(raw.data[0].permitted, raw.data[1].permitted),
                             join(raw.data[0].inheritable, raw.data[1].inheritable)};
 }
 
-Result<void, std::string> set_thread_capabilities(const ThreadCapabilities& caps) {
+Result<void, SystemError> set_thread_capabilities(const ThreadCapabilities& caps) {
   RawCaps raw;
   raw.data[0] = {static_cast<std::uint32_t>(caps.effective), static_cast<std::uint32_t>(caps.permitted),
                  static_cast<std::uint32_t>(caps.inheritable)};
@@ -45,12 +46,13 @@ Result<void, std::string> set_thread_capabilities(const ThreadCapabilities& caps
   // SAFETY: as in capget; the raw syscall changes only the calling thread (glibc's capset
   // wrapper is the same system call, also per thread).
   if (::syscall(SYS_capset, &raw.header, raw.data) != 0) {
-    return unexpected(fmt::format("capset: {}", std::strerror(errno)));
+    const int err = errno;
+    return unexpected(SystemError{err, fmt::format("capset: {}", std::strerror(err))});
   }
   return {};
 }
 
-Result<ScopedEffectiveCapabilities, std::string> ScopedEffectiveCapabilities::lower_to(std::uint64_t keep) {
+Result<ScopedEffectiveCapabilities, SystemError> ScopedEffectiveCapabilities::lower_to(std::uint64_t keep) {
   auto saved = thread_capabilities();
   if (!saved) return unexpected(std::move(saved).error());
   ThreadCapabilities lowered = *saved;
@@ -71,7 +73,7 @@ ScopedEffectiveCapabilities::~ScopedEffectiveCapabilities() {
   if (active_) (void)set_thread_capabilities(saved_);
 }
 
-Result<void, std::string> drop_thread_capabilities_except(std::uint64_t keep) {
+Result<void, SystemError> drop_thread_capabilities_except(std::uint64_t keep) {
   auto now = thread_capabilities();
   if (!now) return unexpected(std::move(now).error());
   const ThreadCapabilities dropped{now->effective & keep, now->permitted & keep, now->inheritable & keep};

@@ -28,9 +28,9 @@ struct ThreadCapabilities {
 inline constexpr std::uint64_t capability_bit(int cap) { return std::uint64_t{1} << cap; }
 
 // The sets of thread `tid` (0: the calling thread).
-Result<ThreadCapabilities, std::string> thread_capabilities(int tid = 0);
+Result<ThreadCapabilities, SystemError> thread_capabilities(int tid = 0);
 // Sets the calling thread's sets (the kernel refuses to add to permitted).
-Result<void, std::string> set_thread_capabilities(const ThreadCapabilities& caps);
+Result<void, SystemError> set_thread_capabilities(const ThreadCapabilities& caps);
 
 // Lowers the calling thread's effective set to `keep` (intersected with what it has) for the
 // guard's lifetime, and restores it afterwards. For ring creation on a caller's thread: the
@@ -38,7 +38,7 @@ Result<void, std::string> set_thread_capabilities(const ThreadCapabilities& caps
 // which is what lets the destructor raise the effective set again.
 class ScopedEffectiveCapabilities {
  public:
-  static Result<ScopedEffectiveCapabilities, std::string> lower_to(std::uint64_t keep);
+  static Result<ScopedEffectiveCapabilities, SystemError> lower_to(std::uint64_t keep);
   ScopedEffectiveCapabilities(ScopedEffectiveCapabilities&& other) noexcept;
   ScopedEffectiveCapabilities& operator=(ScopedEffectiveCapabilities&&) = delete;
   ~ScopedEffectiveCapabilities();
@@ -51,7 +51,7 @@ class ScopedEffectiveCapabilities {
 
 // Drops every capability but `keep` from the calling thread's effective, permitted and
 // inheritable sets, for good: for threads that issue guest requests (they never need more).
-Result<void, std::string> drop_thread_capabilities_except(std::uint64_t keep);
+Result<void, SystemError> drop_thread_capabilities_except(std::uint64_t keep);
 
 // What a ring needs and no more: CAP_IPC_LOCK (fixed buffers and NO_MMAP ring memory are then
 // not charged to RLIMIT_MEMLOCK).

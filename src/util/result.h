@@ -123,6 +123,12 @@ struct Error {
   std::string message;
 };
 
+// A failed system call where no module code is needed: its errno and what was being done.
+struct SystemError {
+  int sys_errno = 0;
+  std::string message;
+};
+
 }  // namespace rf
 
 // Propagates an error from an expression that yields a Result; binds nothing.

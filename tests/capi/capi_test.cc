@@ -4,6 +4,7 @@
 // contract around it.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -165,6 +166,41 @@ TEST(CApiTest, AMissingDiskIsASystemErrorThatNamesThePath) {
   EXPECT_EQ(rf_disk_open(nullptr, 0, &disk), RF_E_INVALID_ARGUMENT);
 }
 
+// Like QEMU's image locking: one writer, or any number of readers, per image.
+TEST(CApiTest, AnImageOpenForWritingCannotBeOpenedAgain) {
+  RF_REQUIRE(rf::test::loop_device_feature());
+  rf::TempDir dir("rf-capi");
+  const std::string image = make_image(dir, 1ull << 20);
+  ASSERT_FALSE(image.empty());
+  rf_disk* writer = nullptr;
+  ASSERT_EQ(rf_disk_open(image.c_str(), 0, &writer), RF_OK) << last_error();
+  for (std::uint32_t flags : {0u, RF_DISK_READ_ONLY, RF_DISK_UNBOUNDED_FILE}) {
+    rf_disk* second = nullptr;
+    EXPECT_EQ(rf_disk_open(image.c_str(), flags, &second), RF_E_BUSY) << flags;
+    EXPECT_EQ(rf_last_errno(), EAGAIN);
+    EXPECT_NE(last_error().find(image), std::string::npos) << last_error();
+    EXPECT_EQ(second, nullptr);
+  }
+  rf_disk_close(writer);
+  rf_disk* readers[2] = {nullptr, nullptr};
+  ASSERT_EQ(rf_disk_open(image.c_str(), RF_DISK_READ_ONLY, &readers[0]), RF_OK) << "the writer's lock went with it: " << last_error();
+  ASSERT_EQ(rf_disk_open(image.c_str(), RF_DISK_READ_ONLY, &readers[1]), RF_OK) << "readers share: " << last_error();
+  rf_disk* refused = nullptr;
+  EXPECT_EQ(rf_disk_open(image.c_str(), 0, &refused), RF_E_BUSY) << "no writer while readers hold it";
+  rf_disk_close(readers[0]);
+  rf_disk_close(readers[1]);
+}
+
+TEST(CApiTest, ADirectoryIsNotAPolicy) {
+  rf_policy* policy = nullptr;
+  EXPECT_EQ(rf_policy_load("/tmp", &policy), RF_E_POLICY);
+  EXPECT_NE(last_error().find("is a directory"), std::string::npos) << last_error();
+  EXPECT_EQ(last_error().find("[policy] table is missing"), std::string::npos) << last_error();
+  EXPECT_EQ(policy, nullptr);
+}
+
+static_assert(RF_COUNT_UNKNOWN == UINT64_MAX);
+
 TEST(CApiTest, ADiskTellsItsSizeAndHowItIsBounded) {
   RF_REQUIRE(rf::test::loop_device_feature());
   rf::TempDir dir("rf-capi");
@@ -227,13 +263,21 @@ TEST(CApiTest, ExtensibleStructsFollowTheStructSizeRule) {
   EXPECT_EQ(rf_device_window_size(memory, 1, &newer.known, &bytes), RF_E_INVALID_ARGUMENT);
   EXPECT_NE(last_error().find("upgrade the library"), std::string::npos) << last_error();
 
-  // An older caller's struct: only the fields up to queue_depth; the rest take their defaults.
-  rf_device_config older = config_for(RF_MODE_MEDIATED);
-  older.struct_size = offsetof(rf_device_config, flags);
-  older.flags = 0xffffffff;  // past the caller's struct_size: never read
+  // An older caller's struct: the first version's fields; the rest take their defaults.
+  rf_device_config older = config_for(RF_MODE_PASSTHROUGH);
+  older.struct_size = RF_DEVICE_CONFIG_SIZE_VER1;
+  older.device_poll_us = 0xffffffff;  // past the caller's struct_size: never read
   std::uint64_t older_bytes = 0;
   ASSERT_EQ(rf_device_window_size(memory, 1, &older, &older_bytes), RF_OK) << last_error();
-  EXPECT_EQ(older_bytes, bytes);
+
+  // Smaller than the first version: no program has such a struct. Accepting it would let fields
+  // the caller did set (a policy, flags) silently fall back to defaults.
+  for (std::uint32_t size : {4u, 8u, static_cast<std::uint32_t>(offsetof(rf_device_config, policy)), RF_DEVICE_CONFIG_SIZE_VER1 - 1}) {
+    rf_device_config truncated = config_for(RF_MODE_MEDIATED);
+    truncated.struct_size = size;
+    EXPECT_EQ(rf_device_window_size(memory, 1, &truncated, &bytes), RF_E_INVALID_ARGUMENT) << size;
+    EXPECT_NE(last_error().find("first version"), std::string::npos) << last_error();
+  }
 
   rf_device_config huge = config_for(RF_MODE_MEDIATED);
   huge.struct_size = 1u << 20;  // read that far, the scan for unknown fields would leave the struct
@@ -351,10 +395,18 @@ TEST_P(CApiDeviceTest, ALifecycleFromCreateToDestroy) {
   EXPECT_EQ(counters.consumed, 0u) << "nothing taken yet, by the kernel's own count";
   EXPECT_EQ(counters.throttled, 0u);
 
-  // An older caller's counters: only as many bytes as it has are written.
+  // The structs the library fills in follow the same rule: below the first version or over
+  // 4096 bytes is refused, and nothing is written.
+  for (std::uint32_t size : {0u, 16u, RF_DEVICE_COUNTERS_SIZE_VER1 - 1, 4097u, 100000u}) {
+    rf_device_counters refused{};
+    refused.struct_size = size;
+    EXPECT_EQ(rf_device_counters_of(device_, &refused), RF_E_INVALID_ARGUMENT) << size;
+    EXPECT_EQ(refused.state, 0u) << size;
+  }
+  // An older caller's counters (the first version's): only as many bytes as it has are written.
   unsigned char small[sizeof(rf_device_counters)];
   std::memset(small, 0xab, sizeof small);
-  const std::uint32_t small_size = offsetof(rf_device_counters, completions);
+  const std::uint32_t small_size = RF_DEVICE_COUNTERS_SIZE_VER1;
   std::memcpy(small, &small_size, sizeof small_size);
   ASSERT_EQ(rf_device_counters_of(device_, reinterpret_cast<rf_device_counters*>(small)), RF_OK);
   std::uint64_t in_flight = 1;
@@ -369,6 +421,9 @@ TEST_P(CApiDeviceTest, ALifecycleFromCreateToDestroy) {
   rf_stop_report unsized{};  // struct_size 0
   EXPECT_EQ(rf_device_stop(device_, 0, &unsized), RF_E_INVALID_ARGUMENT);
   EXPECT_EQ(rf_device_state_of(device_), RF_DEVICE_RUNNING) << "a refused stop stops nothing";
+  unsized.struct_size = 5000;
+  EXPECT_EQ(rf_device_stop(device_, 0, &unsized), RF_E_INVALID_ARGUMENT);
+  EXPECT_EQ(rf_device_state_of(device_), RF_DEVICE_RUNNING);
 
   rf_stop_report report{};
   report.struct_size = sizeof report;
@@ -407,6 +462,128 @@ TEST_P(CApiDeviceTest, AWindowOutsideGuestRamIsAConfigurationError) {
   EXPECT_EQ(rf_device_create(memory_, disks, 1, &config, &device_), RF_E_INVALID_CONFIG);
   EXPECT_EQ(device_, nullptr);
   EXPECT_FALSE(last_error().empty());
+}
+
+// A start that fails (here: no descriptor left for the thread's eventfd) reports the errno, leaves
+// the device Created with no thread serving it, and a later start works. (A start after a failed
+// one used to assign a new std::thread over a joinable one, which terminates the process.)
+TEST_P(CApiDeviceTest, AFailedStartSaysWhyAndALaterStartWorks) {
+  const rf_device_config config = config_for(GetParam());
+  const rf_disk* disks[] = {disk_};
+  ASSERT_EQ(rf_device_create(memory_, disks, 1, &config, &device_), RF_OK) << last_error();
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  const int lowest_free = ::dup(0);
+  ASSERT_GE(lowest_free, 0);
+  ::close(lowest_free);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free);  // no new descriptor can be made
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+  const rf_status failed = rf_device_start(device_);
+  const int failed_errno = rf_last_errno();
+  const std::string message = last_error();
+  const rf_status again = rf_device_start(device_);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_EQ(failed, RF_E_SYSTEM) << message;
+  EXPECT_EQ(failed_errno, EMFILE) << message;
+  EXPECT_NE(message.find("eventfd"), std::string::npos) << message;
+  EXPECT_EQ(again, RF_E_SYSTEM) << "a second failing start fails the same way, and does not abort";
+  EXPECT_EQ(rf_device_state_of(device_), RF_DEVICE_CREATED);
+  rf_device_counters counters{};
+  counters.struct_size = sizeof counters;
+  ASSERT_EQ(rf_device_counters_of(device_, &counters), RF_OK);
+  EXPECT_EQ(counters.consumed, 0u);
+  ASSERT_EQ(rf_device_start(device_), RF_OK) << last_error();
+  EXPECT_EQ(rf_device_state_of(device_), RF_DEVICE_RUNNING);
+  ASSERT_EQ(rf_device_quiesce(device_, 1000), RF_OK) << last_error();
+}
+
+// A CPU this process may not run on is the caller's configuration, refused at create (and by
+// rf_device_window_size), not a kernel or system failure at start.
+TEST_P(CApiDeviceTest, ACpuTheProcessCannotUseIsRefusedAtCreate) {
+  rf_device_config config = config_for(GetParam());
+  if (GetParam() == RF_MODE_PASSTHROUGH) {
+    config.flags = RF_DEVICE_PIN_SQPOLL;
+    config.sqpoll_cpu = 999;
+  } else {
+    config.flags = RF_DEVICE_PIN_MEDIATOR;
+    config.mediator_cpu = 999;
+  }
+  std::uint64_t bytes = 0;
+  EXPECT_EQ(rf_device_window_size(memory_, 1, &config, &bytes), RF_E_INVALID_CONFIG);
+  const rf_disk* disks[] = {disk_};
+  EXPECT_EQ(rf_device_create(memory_, disks, 1, &config, &device_), RF_E_INVALID_CONFIG);
+  EXPECT_EQ(rf_last_errno(), 0);
+  EXPECT_NE(last_error().find("CPU 999"), std::string::npos) << last_error();
+  EXPECT_EQ(device_, nullptr);
+  if (GetParam() == RF_MODE_PASSTHROUGH) {
+    config.flags |= RF_DEVICE_KERNEL_SQPOLL;  // the SQPOLL thread's CPU: the same check
+    EXPECT_EQ(rf_device_create(memory_, disks, 1, &config, &device_), RF_E_INVALID_CONFIG);
+    EXPECT_NE(last_error().find("CPU 999"), std::string::npos) << last_error();
+  }
+  config.sqpoll_cpu = 0;
+  config.mediator_cpu = 0;
+  ASSERT_EQ(rf_device_create(memory_, disks, 1, &config, &device_), RF_OK) << last_error();
+  ASSERT_EQ(rf_device_start(device_), RF_OK) << last_error();
+}
+
+// The queue depth's limit is in the header and is the same in both modes.
+TEST_P(CApiDeviceTest, TheQueueDepthLimitIsTheHeadersInBothModes) {
+  rf_device_config config = config_for(GetParam());
+  std::uint64_t bytes = 0;
+  for (std::uint32_t depth : {RF_DEVICE_MAX_QUEUE_DEPTH * 2, 1u << 20, 1u << 31, 3u}) {
+    config.queue_depth = depth;
+    EXPECT_EQ(rf_device_window_size(memory_, 1, &config, &bytes), RF_E_INVALID_ARGUMENT) << depth;
+    EXPECT_NE(last_error().find("RF_DEVICE_MAX_QUEUE_DEPTH"), std::string::npos) << last_error();
+    const rf_disk* disks[] = {disk_};
+    EXPECT_EQ(rf_device_create(memory_, disks, 1, &config, &device_), RF_E_INVALID_ARGUMENT) << depth;
+  }
+  for (std::uint32_t depth : {1u, RF_DEVICE_MAX_QUEUE_DEPTH}) {
+    config.queue_depth = depth;
+    EXPECT_EQ(rf_device_window_size(memory_, 1, &config, &bytes), RF_OK) << depth << ": " << last_error();
+  }
+}
+
+TEST_P(CApiDeviceTest, TheWindowSizeRefusesTheDiskCountsCreateRefuses) {
+  const rf_device_config config = config_for(GetParam());
+  std::uint64_t bytes = 0;
+  EXPECT_EQ(rf_device_window_size(memory_, 0, &config, &bytes), RF_E_INVALID_ARGUMENT);
+  EXPECT_EQ(rf_device_window_size(memory_, 65, &config, &bytes), RF_E_INVALID_ARGUMENT);
+  EXPECT_EQ(rf_device_window_size(memory_, 1000, &config, &bytes), RF_E_INVALID_ARGUMENT);
+  EXPECT_NE(last_error().find("1 to 64"), std::string::npos) << last_error();
+  EXPECT_EQ(rf_device_window_size(memory_, 64, &config, &bytes), RF_OK) << last_error();
+}
+
+// Two devices given the same window: the second is refused before it touches the first's
+// descriptor or rings; once the first is destroyed the window is free again.
+TEST_P(CApiDeviceTest, ASecondDeviceOnAWindowInUseIsRefused) {
+  const rf_device_config config = config_for(GetParam());
+  const rf_disk* disks[] = {disk_};
+  ASSERT_EQ(rf_device_create(memory_, disks, 1, &config, &device_), RF_OK) << last_error();
+  ASSERT_EQ(rf_device_start(device_), RF_OK) << last_error();
+  rf_region ram{};
+  ASSERT_EQ(rf_memory_region(memory_, 0, &ram), RF_OK);
+  const auto* window = static_cast<const unsigned char*>(ram.host) + kWindow;
+  // The descriptor: its header, one disk and one buffer window (docs/abi.md). The rings after it
+  // change on their own (the device's thread sets and clears NEED_WAKEUP).
+  const std::string before(reinterpret_cast<const char*>(window), 192 + 32 + 32);
+
+  rf_device* second = nullptr;
+  for (std::uint64_t gpa : {kWindow, kWindow + 4096, kWindow - 4096}) {
+    rf_device_config overlapping = config;
+    overlapping.device_window_gpa = gpa;
+    EXPECT_EQ(rf_device_create(memory_, disks, 1, &overlapping, &second), RF_E_INVALID_CONFIG) << gpa;
+    EXPECT_NE(last_error().find("overlaps"), std::string::npos) << last_error();
+    EXPECT_EQ(second, nullptr);
+  }
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(window), before.size()), before)
+      << "the refused devices wrote nothing into the running one's descriptor";
+  ASSERT_EQ(rf_device_quiesce(device_, 1000), RF_OK) << "and it still works: " << last_error();
+
+  rf_device_destroy(device_);
+  device_ = nullptr;
+  ASSERT_EQ(rf_device_create(memory_, disks, 1, &config, &second), RF_OK) << last_error();
+  rf_device_destroy(second);
 }
 
 std::string mode_name(const ::testing::TestParamInfo<rf_mode>& info) {

@@ -40,6 +40,16 @@ TEST(PolicyLoaderTest, UnreadableFileSaysWhy) {
   EXPECT_NE(missing.error()[0].message.find("No such file or directory"), std::string::npos);
 }
 
+TEST(PolicyLoaderTest, ADirectoryIsNotAPolicyFile) {
+  for (const char* path : {"/tmp", "/tmp/", "/dev/null"}) {
+    auto loaded = load_policy(path);
+    ASSERT_FALSE(loaded) << path;
+    ASSERT_EQ(loaded.error().size(), 1U) << path << ": one diagnostic, not the parser's missing tables";
+    EXPECT_EQ(loaded.error()[0].rule, "not-a-file") << path;
+  }
+  EXPECT_NE(load_policy("/tmp").error()[0].message.find("is a directory"), std::string::npos);
+}
+
 TEST(PolicyLoaderTest, CheckedLoadFailsOnLintErrorsAndKeepsWarnings) {
   const std::string path = ::testing::TempDir() + "ringfence-loader-lint.toml";
   test::PolicyText bad;

@@ -19,19 +19,19 @@ void on_another_thread(Body body) {
 
 TEST(ThreadCapabilities, LoweringTheEffectiveSetIsScopedAndPerThread) {
   const auto mine = thread_capabilities();
-  ASSERT_TRUE(mine) << mine.error();
+  ASSERT_TRUE(mine) << mine.error().message;
   const int main_tid = static_cast<int>(::gettid());
   on_another_thread([&] {
     {
       auto lowered = ScopedEffectiveCapabilities::lower_to(ring_capabilities());
-      ASSERT_TRUE(lowered) << lowered.error();
+      ASSERT_TRUE(lowered) << lowered.error().message;
       const auto inside = thread_capabilities();
       ASSERT_TRUE(inside);
       EXPECT_EQ(inside->effective, mine->effective & ring_capabilities());
       EXPECT_EQ(inside->permitted, mine->permitted) << "permitted stays, so the effective set can come back";
       // The process's other threads keep theirs meanwhile.
       const auto main_thread = thread_capabilities(main_tid);
-      ASSERT_TRUE(main_thread) << main_thread.error();
+      ASSERT_TRUE(main_thread) << main_thread.error().message;
       EXPECT_EQ(main_thread->effective, mine->effective);
     }
     const auto after = thread_capabilities();
@@ -43,7 +43,7 @@ TEST(ThreadCapabilities, LoweringTheEffectiveSetIsScopedAndPerThread) {
 
 TEST(ThreadCapabilities, DroppingForGoodLeavesOnlyWhatIsKeptOnThatThread) {
   const auto mine = thread_capabilities();
-  ASSERT_TRUE(mine) << mine.error();
+  ASSERT_TRUE(mine) << mine.error().message;
   on_another_thread([&] {
     ASSERT_TRUE(drop_thread_capabilities_except(0));
     const auto dropped = thread_capabilities();

@@ -49,6 +49,33 @@ TEST(Disk, ErrorsNameTheProblem) {
   EXPECT_NE(odd.error().message.find("multiple of 512"), std::string::npos) << odd.error().message;
 }
 
+// The image's lock lives with the loop device that reads it, and with every handle (a device's
+// duplicate included): the image is free again only when all of them are gone.
+TEST(Disk, AWritableImageIsLockedForAsLongAsAnythingUsesIt) {
+  RF_REQUIRE(test::loop_device_feature());
+  TempDir dir("ringfence-test");
+  const std::string image = test::make_image(dir, "disk.img", 1 << 20);
+  auto writer = Disk::open(image, {});
+  ASSERT_TRUE(writer) << writer.error().message;
+  auto handle = writer->duplicate();  // what a device takes
+  ASSERT_TRUE(handle) << handle.error().message;
+  for (bool read_only : {false, true}) {
+    DiskOptions options;
+    options.read_only = read_only;
+    auto second = Disk::open(image, options);
+    ASSERT_FALSE(second) << (read_only ? "read-only" : "writable");
+    EXPECT_EQ(second.error().code, DiskErrc::Locked);
+    EXPECT_EQ(second.error().sys_errno, EAGAIN);
+  }
+  *writer = std::move(*handle);  // the first handle closed; the duplicate still holds the loop device
+  DiskOptions unbounded;
+  unbounded.offset_bound = OffsetBound::None;
+  EXPECT_FALSE(Disk::open(image, unbounded)) << "registered directly, the image is still the locked one";
+  writer = unexpected(DiskError{});
+  auto again = Disk::open(image, {});
+  EXPECT_TRUE(again) << "free once every handle is gone: " << again.error().message;
+}
+
 TEST(Disk, AnUnboundedImageIsAnExplicitChoice) {
   TempDir dir("ringfence-test");
   DiskOptions options;

@@ -583,7 +583,7 @@ TEST_P(HostileResourcesTest, RealTimeIoPriorityIsRefused) {
 // capabilities does accept the real-time class, so a refusal above is the credentials' doing.
 TEST(HostileResourcesControl, ARingWithTheVmmsCapabilitiesAcceptsRealTimePriority) {
   const auto caps = sys::thread_capabilities();
-  ASSERT_TRUE(caps) << caps.error();
+  ASSERT_TRUE(caps) << caps.error().message;
   if ((caps->effective & (sys::capability_bit(CAP_SYS_ADMIN) | sys::capability_bit(CAP_SYS_NICE))) == 0) {
     GTEST_SKIP() << "this process has neither CAP_SYS_ADMIN nor CAP_SYS_NICE: nothing to drop";
   }

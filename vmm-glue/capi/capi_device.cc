@@ -20,6 +20,12 @@ static_assert(static_cast<std::uint32_t>(BrokenReason::CqHeadJump) == RF_BROKEN_
 static_assert(static_cast<std::uint32_t>(BrokenReason::KernelRing) == RF_BROKEN_KERNEL_RING);
 static_assert(static_cast<std::uint32_t>(BrokenReason::InFlightBound) == RF_BROKEN_IN_FLIGHT_BOUND);
 
+// The first version's sizes end where the fields appended since begin.
+static_assert(RF_DEVICE_CONFIG_SIZE_VER1 == offsetof(rf_device_config, device_poll_us));
+static_assert(RF_DEVICE_COUNTERS_SIZE_VER1 == offsetof(rf_device_counters, in_flight_bound));
+static_assert(RF_STOP_REPORT_SIZE_VER1 == sizeof(rf_stop_report));
+static_assert(RF_DEVICE_MAX_QUEUE_DEPTH == kMaxDeviceQueueDepth);
+
 constexpr std::uint32_t kKnownDeviceFlags = RF_DEVICE_PIN_SQPOLL | RF_DEVICE_PIN_MEDIATOR | RF_DEVICE_KERNEL_SQPOLL;
 constexpr unsigned kDefaultQueueDepth = 64;
 
@@ -40,8 +46,9 @@ rf_status read_config(const char* function, const rf_device_config* in, DeviceCo
     return invalid_argument(function, fmt::format("unknown flags {:#x}", c.flags & ~kKnownDeviceFlags));
   }
   const unsigned depth = c.queue_depth == 0 ? kDefaultQueueDepth : c.queue_depth;
-  if (!is_power_of_two(depth)) {
-    return invalid_argument(function, fmt::format("queue_depth {} is not a power of two", depth));
+  if (!is_power_of_two(depth) || depth > RF_DEVICE_MAX_QUEUE_DEPTH) {
+    return invalid_argument(function, fmt::format("queue_depth {} is not a power of two from 1 to RF_DEVICE_MAX_QUEUE_DEPTH ({})",
+                                                  depth, RF_DEVICE_MAX_QUEUE_DEPTH));
   }
   const bool passthrough = c.mode == RF_MODE_PASSTHROUGH;
   const bool kernel_sqpoll = (c.flags & RF_DEVICE_KERNEL_SQPOLL) != 0;
@@ -100,9 +107,16 @@ rf_status read_config(const char* function, const rf_device_config* in, DeviceCo
   return RF_OK;
 }
 
+rf_status check_disk_count(const char* function, std::size_t count) {
+  if (count == 0 || count > abi::kMaxDisks) {
+    return invalid_argument(function, fmt::format("disk_count is {}: a device takes 1 to {} disks", count, abi::kMaxDisks));
+  }
+  return RF_OK;
+}
+
 rf_status check_disks(const char* function, const rf_disk* const* disks, std::size_t count) {
-  if (disks == nullptr || count == 0) return invalid_argument(function, "no disks (disks is NULL or disk_count is 0)");
-  if (count > abi::kMaxDisks) return invalid_argument(function, fmt::format("{} disks; at most {}", count, abi::kMaxDisks));
+  if (disks == nullptr) return invalid_argument(function, "disks is NULL");
+  if (const rf_status s = check_disk_count(function, count); s != RF_OK) return s;
   for (std::size_t i = 0; i < count; ++i) {
     if (disks[i] == nullptr) return invalid_argument(function, fmt::format("disks[{}] is NULL", i));
   }
@@ -130,6 +144,7 @@ rf_status rf_device_window_size(const rf_memory* memory, size_t disk_count, cons
   const char* const fn = __func__;
   return guarded(fn, [&] {
     if (memory == nullptr || bytes == nullptr) return invalid_argument(fn, "memory or bytes is NULL");
+    if (const rf_status s = check_disk_count(fn, disk_count); s != RF_OK) return s;
     DeviceConfig c;
     if (const rf_status s = read_config(fn, config, c); s != RF_OK) return s;
     auto needed = c.mode == abi::Mode::Passthrough ? PassthroughDevice::window_bytes(memory->memory(), disk_count, c.passthrough)
@@ -223,7 +238,7 @@ rf_status rf_device_stop(rf_device* device, uint32_t drain_timeout_ms, rf_stop_r
     if (report != nullptr) {
       // Checked before stopping, so that a bad struct_size does not leave the report unsaid.
       std::uint32_t size = 0;
-      if (const rf_status s = check_out_size(fn, report, size); s != RF_OK) return s;
+      if (const rf_status s = read_struct_size(fn, report, size); s != RF_OK) return s;
     }
     if (!device->stop_report) {
       const DeviceStopReport r = device->device->stop(std::chrono::milliseconds(drain_timeout_ms));

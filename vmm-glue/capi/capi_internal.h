@@ -92,24 +92,50 @@ rf_status guarded(const char* function, Body&& body) noexcept {
 // Larger than any struct of this API will grow to (openat2 draws the same line for its struct).
 inline constexpr std::uint32_t kMaxStructSize = 4096;
 
-// struct_size: reads the caller's struct into `out` (zeroed first). A smaller struct (an older
-// caller) leaves the fields it lacks zero; a larger one (a newer caller) is accepted only if
-// every byte this library does not know is zero.
+// Each extensible struct's size in the first version of ABI 1 (RF_*_SIZE_VER1): no program was
+// built with a smaller one, so a smaller struct_size is a caller's bug, not an older caller.
 template <class T>
-rf_status read_sized(const char* function, const T* in, T& out) noexcept {
+constexpr std::uint32_t struct_size_ver1();
+template <>
+constexpr std::uint32_t struct_size_ver1<rf_device_config>() { return RF_DEVICE_CONFIG_SIZE_VER1; }
+template <>
+constexpr std::uint32_t struct_size_ver1<rf_stop_report>() { return RF_STOP_REPORT_SIZE_VER1; }
+template <>
+constexpr std::uint32_t struct_size_ver1<rf_device_counters>() { return RF_DEVICE_COUNTERS_SIZE_VER1; }
+
+// The caller's struct_size, checked: at least the first version's size, at most 4096. For the
+// structs the library reads and those it fills in alike.
+template <class T>
+rf_status read_struct_size(const char* function, const T* in, std::uint32_t& size) noexcept {
   static_assert(std::is_trivially_copyable_v<T> && offsetof(T, struct_size) == 0);
-  out = T{};
+  static_assert(struct_size_ver1<T>() <= sizeof(T));
   if (in == nullptr) return invalid_argument(function, "the struct pointer is NULL");
-  std::uint32_t size = 0;
   // SAFETY: every extensible struct starts with a uint32_t struct_size; the caller owns at
-  // least that much memory at `in`, and at least `size` bytes once it says so.
+  // least that much memory at `in`.
   std::memcpy(&size, in, sizeof size);
-  if (size < sizeof(std::uint32_t)) {
-    return invalid_argument(function, "struct_size is smaller than the struct_size field; set it to sizeof the struct");
+  if (size < struct_size_ver1<T>()) {
+    try {
+      return invalid_argument(function, fmt::format("struct_size is {}, below the struct's first version ({} bytes): set it "
+                                                    "to sizeof the struct", size, struct_size_ver1<T>()));
+    } catch (...) {
+      return invalid_argument(function, "struct_size is below the struct's first version: set it to sizeof the struct");
+    }
   }
-  if (size > kMaxStructSize) {  // an uninitialised struct_size; scanning that far could fault
+  if (size > kMaxStructSize) {  // an uninitialised struct_size; reading or writing that far could fault
     return invalid_argument(function, "struct_size is over 4096 bytes; set it to sizeof the struct");
   }
+  return RF_OK;
+}
+
+// struct_size: reads the caller's struct into `out` (zeroed first). A smaller struct (an older
+// caller, from the first version on) leaves the fields it lacks zero; a larger one (a newer
+// caller) is accepted only if every byte this library does not know is zero.
+template <class T>
+rf_status read_sized(const char* function, const T* in, T& out) noexcept {
+  out = T{};
+  std::uint32_t size = 0;
+  if (const rf_status s = read_struct_size(function, in, size); s != RF_OK) return s;
+  // SAFETY: the caller owns `size` bytes at `in` (its struct_size, checked above).
   const auto* bytes = reinterpret_cast<const unsigned char*>(in);
   for (std::size_t i = sizeof(T); i < size; ++i) {
     if (bytes[i] != 0) {
@@ -127,24 +153,13 @@ rf_status read_sized(const char* function, const T* in, T& out) noexcept {
   return RF_OK;
 }
 
-// struct_size of a struct the library fills in: any size from the struct_size field up will do
-// (what the caller has beyond this library's struct is left alone).
-inline rf_status check_out_size(const char* function, const void* out, std::uint32_t& size) noexcept {
-  if (out == nullptr) return invalid_argument(function, "the struct pointer is NULL");
-  std::memcpy(&size, out, sizeof size);
-  if (size < sizeof(std::uint32_t)) {
-    return invalid_argument(function, "struct_size is smaller than the struct_size field; set it to sizeof the struct");
-  }
-  return RF_OK;
-}
-
 // struct_size: writes as much of `value` as the caller's struct (out->struct_size) holds,
-// leaving its struct_size as it was.
+// leaving its struct_size as it was (what the caller has beyond this library's struct is left
+// alone).
 template <class T>
 rf_status write_sized(const char* function, const T& value, T* out) noexcept {
-  static_assert(std::is_trivially_copyable_v<T> && offsetof(T, struct_size) == 0);
   std::uint32_t size = 0;
-  if (const rf_status s = check_out_size(function, out, size); s != RF_OK) return s;
+  if (const rf_status s = read_struct_size(function, out, size); s != RF_OK) return s;
   const std::size_t n = size < sizeof(T) ? size : sizeof(T);
   // SAFETY: the caller says it owns `size` bytes at `out`; we write at most that many, and keep
   // its struct_size.

@@ -58,6 +58,7 @@ rf_status fail_with(const Error<DiskErrc>& e) noexcept {
     case DiskErrc::LoopDevice: status = RF_E_SYSTEM; break;
     case DiskErrc::Unsupported:
     case DiskErrc::InvalidImage: status = RF_E_INVALID_CONFIG; break;
+    case DiskErrc::Locked: status = RF_E_BUSY; break;
   }
   return fail_prefixed(status, e.sys_errno, "disk", e.message);
 }
@@ -68,7 +69,8 @@ rf_status fail_with(const Error<DeviceErrc>& e) noexcept {
     case DeviceErrc::InvalidConfig: status = RF_E_INVALID_CONFIG; break;
     case DeviceErrc::Ring: status = RF_E_KERNEL; break;
     case DeviceErrc::Eventfd:
-    case DeviceErrc::Thread: status = RF_E_SYSTEM; break;
+    case DeviceErrc::Thread:
+    case DeviceErrc::System: status = RF_E_SYSTEM; break;
     case DeviceErrc::WrongState: status = RF_E_WRONG_STATE; break;
     case DeviceErrc::Timeout: status = RF_E_TIMEOUT; break;
     case DeviceErrc::Broken: status = RF_E_BROKEN; break;

@@ -10,13 +10,20 @@
 #include <string>
 #include <thread>
 
+#include "device/device_error.h"
 #include "util/result.h"
 
 namespace rf {
 
 // Starts a thread that pins itself to `cpu` (if given), drops every capability, and only then
-// runs `body`. Returns once the thread has done both, or the reason it could not (the thread has
-// then ended without running `body`).
-Result<std::thread, std::string> start_device_thread(std::function<void()> body, std::optional<unsigned> cpu);
+// runs `body`. Returns once the thread has done both, or the reason it could not, with the
+// errno of the call that failed (the thread has then ended without running `body`). `what`
+// names the thread in messages ("the mediator thread").
+Result<std::thread, DeviceError> start_device_thread(std::function<void()> body, std::optional<unsigned> cpu,
+                                                     const char* what);
+
+// Whether this process may run a thread on `cpu` (it is in the calling thread's affinity mask):
+// a refusal names the CPUs it may use.
+Result<void, DeviceError> check_device_cpu(unsigned cpu);
 
 }  // namespace rf

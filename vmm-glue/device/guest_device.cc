@@ -1,5 +1,7 @@
 #include "device/guest_device.h"
 
+#include "device/device_thread.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -84,11 +86,29 @@ DeviceStopReport GuestDevice::stop(std::chrono::milliseconds drain_timeout) {
 
 DeviceError config_error(std::string message) { return DeviceError{DeviceErrc::InvalidConfig, 0, std::move(message)}; }
 
-DeviceError ring_error(const Error<RingErrc>& e) { return DeviceError{DeviceErrc::Ring, e.sys_errno, e.message}; }
+DeviceError ring_error(const Error<RingErrc>& e) {
+  // Options the ring library refused before (or as) the kernel saw them are the caller's
+  // configuration; the rest is the kernel's answer.
+  const DeviceErrc code = e.code == RingErrc::InvalidOptions ? DeviceErrc::InvalidConfig : DeviceErrc::Ring;
+  return DeviceError{code, e.sys_errno, e.message};
+}
 
-Result<void, DeviceError> check_device_basics(const std::vector<Disk>& disks, GuestAddress device_window) {
-  if (disks.empty()) return unexpected(config_error("a device needs at least one disk"));
-  if (disks.size() > abi::kMaxDisks) return unexpected(config_error(fmt::format("at most {} disks", abi::kMaxDisks)));
+Result<void, DeviceError> check_device_config(std::size_t disk_count, unsigned queue_depth, std::optional<unsigned> cpu) {
+  if (disk_count == 0) return unexpected(config_error("a device needs at least one disk"));
+  if (disk_count > abi::kMaxDisks) {
+    return unexpected(config_error(fmt::format("{} disks: a device takes at most {}", disk_count, abi::kMaxDisks)));
+  }
+  if (!is_power_of_two(queue_depth) || queue_depth > kMaxDeviceQueueDepth) {
+    return unexpected(config_error(fmt::format("the queue depth must be a power of two from 1 to {} (it is {})",
+                                               kMaxDeviceQueueDepth, queue_depth)));
+  }
+  if (cpu) RF_TRY_VOID(check_device_cpu(*cpu));
+  return {};
+}
+
+Result<void, DeviceError> check_device_basics(const std::vector<Disk>& disks, GuestAddress device_window,
+                                              unsigned queue_depth, std::optional<unsigned> cpu) {
+  RF_TRY_VOID(check_device_config(disks.size(), queue_depth, cpu));
   if (device_window.value() % page_size() != 0) {
     return unexpected(config_error(fmt::format("the device window {:#x} is not page-aligned", device_window.value())));
   }
@@ -117,7 +137,10 @@ Result<Ring, DeviceError> build_device_ring(const RingOptions& options, const st
                                             const GuestMemory& memory, int eventfd, const RestrictionSet& restrictions,
                                             DeviceSetupTimes& times, int release_probe) {
   auto lowered = sys::ScopedEffectiveCapabilities::lower_to(sys::ring_capabilities());
-  if (!lowered) return unexpected(DeviceError{DeviceErrc::Ring, 0, "lowering the capabilities the ring is created with: " + lowered.error()});
+  if (!lowered) {
+    return unexpected(DeviceError{DeviceErrc::System, lowered.error().sys_errno,
+                                  "lowering the capabilities the ring is created with: " + lowered.error().message});
+  }
   auto mark = std::chrono::steady_clock::now();
   const auto lap = [&mark](std::chrono::nanoseconds& into) {
     const auto now = std::chrono::steady_clock::now();

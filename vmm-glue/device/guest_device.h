@@ -29,28 +29,20 @@
 
 #include "abi/ring_descriptor.h"
 #include "device/broken_reason.h"
+#include "device/device_error.h"
 #include "device/eventfd.h"
 #include "device/release_probe.h"
 #include "disk/disk.h"
 #include "memory/guest_memory_builder.h"
 #include "ring/restriction.h"
 #include "ring/ring.h"
+#include "ring/ring_options.h"
 #include "ring/self_check.h"
 #include "util/result.h"
 #include "util/unique_fd.h"
 
 namespace rf {
 
-enum class DeviceErrc {
-  InvalidConfig,  // no disks, too many, a device window outside guest RAM or misaligned
-  Ring,           // creating, registering, restricting or enabling the kernel ring failed
-  Eventfd,
-  Thread,
-  WrongState,     // a lifecycle call the device's state does not allow (start twice, resume while running)
-  Timeout,        // quiesce: requests were still in flight when the time was up
-  Broken,         // the guest broke the ring protocol or a resource bound; the device does nothing more until stopped
-};
-using DeviceError = Error<DeviceErrc>;
 
 enum class DeviceState { Created, Running, Quiesced, Stopped };
 std::string_view device_state_name(DeviceState state);
@@ -176,8 +168,17 @@ class GuestDevice {
 DeviceError config_error(std::string message);
 DeviceError ring_error(const Error<RingErrc>& e);
 
-// Checks what every device needs from its caller: 1..64 disks, a page-aligned window.
-Result<void, DeviceError> check_device_basics(const std::vector<Disk>& disks, GuestAddress device_window);
+// The largest queue depth a device takes: its CQ (twice the depth) and, in mediated mode, its
+// private ring's SQ (one slot per guest CQ entry) must fit the kernel's 32768 SQ entries.
+inline constexpr unsigned kMaxDeviceQueueDepth = kMaxSqEntries / 2;
+
+// Checks what every device needs from its caller but the window: 1..64 disks, a queue depth that
+// is a power of two up to kMaxDeviceQueueDepth, and a CPU to pin to (if any) that this process
+// may run on. window_bytes() and create() both apply it.
+Result<void, DeviceError> check_device_config(std::size_t disk_count, unsigned queue_depth, std::optional<unsigned> cpu);
+// check_device_config, and a page-aligned window.
+Result<void, DeviceError> check_device_basics(const std::vector<Disk>& disks, GuestAddress device_window,
+                                              unsigned queue_depth, std::optional<unsigned> cpu);
 
 // The caller's restriction set, or else the built-in policy `default_policy`, compiled.
 Result<RestrictionSet, DeviceError> device_restrictions(const std::optional<RestrictionSet>& chosen,

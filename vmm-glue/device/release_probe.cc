@@ -14,7 +14,10 @@ namespace rf {
 
 namespace {
 
-std::string errno_text(const char* what) { return fmt::format("{}: {}", what, std::strerror(errno)); }
+DeviceError errno_error(const char* what) {
+  const int err = errno;
+  return DeviceError{DeviceErrc::System, err, fmt::format("{}: {}", what, std::strerror(err))};
+}
 
 // Whether some open file description holds a lock on the memfd that `checker` opens.
 bool still_locked(int checker) {
@@ -27,23 +30,23 @@ bool still_locked(int checker) {
 
 }  // namespace
 
-Result<ReleaseProbe, std::string> ReleaseProbe::create() {
+Result<ReleaseProbe, DeviceError> ReleaseProbe::create() {
   UniqueFd memfd(::memfd_create("ringfence-release-probe", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!memfd) return unexpected(errno_text("memfd for the ring's release probe"));
+  if (!memfd) return unexpected(errno_error("memfd for the ring's release probe"));
   // Empty for good: a guest that names it reads nothing and can make it no larger.
   if (::fcntl(memfd.get(), F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
-    return unexpected(errno_text("sealing the release probe"));
+    return unexpected(errno_error("sealing the release probe"));
   }
   const std::string path = fmt::format("/proc/self/fd/{}", memfd.get());
   ReleaseProbe probe;
   // Read-only descriptions: a WRITE_FIXED on it gets -EBADF.
   probe.locked_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   probe.checker_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!probe.locked_ || !probe.checker_) return unexpected(errno_text("reopening the release probe"));
+  if (!probe.locked_ || !probe.checker_) return unexpected(errno_error("reopening the release probe"));
   struct flock lock {};
   lock.l_type = F_RDLCK;
   lock.l_whence = SEEK_SET;
-  if (::fcntl(probe.locked_.get(), F_OFD_SETLK, &lock) != 0) return unexpected(errno_text("locking the release probe"));
+  if (::fcntl(probe.locked_.get(), F_OFD_SETLK, &lock) != 0) return unexpected(errno_error("locking the release probe"));
   return probe;
 }
 

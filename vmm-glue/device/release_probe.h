@@ -16,6 +16,7 @@
 #include <chrono>
 #include <string>
 
+#include "device/device_error.h"
 #include "util/result.h"
 #include "util/unique_fd.h"
 
@@ -24,7 +25,7 @@ namespace rf {
 
 class ReleaseProbe {
  public:
-  static Result<ReleaseProbe, std::string> create();
+  static Result<ReleaseProbe, DeviceError> create();
   // The descriptor to register; call forget_registered() once it is registered.
   int registered_fd() const { return locked_.get(); }
   void forget_registered() { locked_.reset(); }

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -32,6 +34,30 @@ Result<UniqueFd, DiskError> open_path(const std::string& path, int flags) {
     return unexpected(open_error(path, err, "cannot be opened"));
   }
   return fd;
+}
+
+// Takes the OFD lock on `fd`'s file: shared for a read-only disk, exclusive otherwise. The lock
+// belongs to the open file description, so it lasts as long as any reference to it (a dup, or a
+// loop device reading the image through it). A holder that is going away may be released by the
+// kernel a moment after its last close returns (the final reference of a ring's fixed file is
+// dropped by a kernel worker): wait up to a second for it before refusing.
+Result<void, DiskError> lock_file(int fd, const std::string& path, bool read_only) {
+  struct flock lock {};
+  lock.l_type = read_only ? F_RDLCK : F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  for (;;) {
+    if (::fcntl(fd, F_OFD_SETLK, &lock) == 0) return {};
+    const int err = errno;
+    if (err != EAGAIN && err != EACCES) return unexpected(open_error(path, err, "cannot be locked"));
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return unexpected(DiskError{DiskErrc::Locked, err,
+                                  fmt::format("disk {}: another open holds it{}: close the other user first{}", path,
+                                              read_only ? " for writing" : " (this open is for writing)",
+                                              read_only ? "" : ", or open both read-only")});
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 // Size and logical block size of an open block device.
@@ -68,6 +94,7 @@ Result<Disk, DiskError> Disk::open(const std::string& path, const DiskOptions& o
   if (S_ISBLK(st.st_mode)) {
     auto fd = open_path(path, access | direct);
     if (!fd) return unexpected(std::move(fd).error());
+    RF_TRY_VOID(lock_file(fd->get(), path, options.read_only));
     RF_TRY_VOID(block_geometry(fd->get(), path, disk.size_bytes_, disk.logical_block_size_));
     disk.fd_ = std::move(*fd);
     disk.kind_ = DiskKind::BlockDevice;
@@ -80,6 +107,7 @@ Result<Disk, DiskError> Disk::open(const std::string& path, const DiskOptions& o
     if (options.offset_bound == OffsetBound::None) {
       auto fd = open_path(path, access | direct);
       if (!fd) return unexpected(std::move(fd).error());
+      RF_TRY_VOID(lock_file(fd->get(), path, options.read_only));
       disk.fd_ = std::move(*fd);
       disk.size_bytes_ = static_cast<std::uint64_t>(st.st_size);
       disk.kind_ = DiskKind::UnboundedFile;
@@ -87,6 +115,8 @@ Result<Disk, DiskError> Disk::open(const std::string& path, const DiskOptions& o
       // The loop device reads the image through this descriptor (its own reference).
       auto image = open_path(path, access);
       if (!image) return unexpected(std::move(image).error());
+      // Locked before it is attached: the loop device keeps this description, and the lock.
+      RF_TRY_VOID(lock_file(image->get(), path, options.read_only));
       auto loop = attach_loop_device(image->get(), options.read_only, options.direct_io, access | direct);
       if (!loop) return unexpected(std::move(loop).error());
       RF_TRY_VOID(block_geometry(loop->device.get(), loop->path, disk.size_bytes_, disk.logical_block_size_));

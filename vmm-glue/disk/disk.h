@@ -9,6 +9,11 @@
 // Block devices are registered as they are. Registering a regular file directly needs an
 // explicit opt-in (OffsetBound::None) and is reported as such. docs/threat-model.md has the
 // trade-off.
+//
+// Like QEMU's image locking, a disk holds an OFD lock on its file (the image, or the block
+// device) for as long as any handle on it, or the loop device over it, lives: exclusive when it
+// is writable, shared when it is read-only. Two writers, or a writer and a reader, of one image
+// are refused (DiskErrc::Locked) instead of corrupting it.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +30,7 @@ enum class DiskErrc {
   Unsupported,   // not a regular file or block device
   InvalidImage,  // empty, or not a multiple of the logical block size
   LoopDevice,    // attaching the image to a loop device failed
+  Locked,        // another open holds the image's lock (for writing, or this open is for writing)
 };
 using DiskError = Error<DiskErrc>;
 

@@ -5,21 +5,9 @@
 
 namespace rf {
 
-namespace {
-
-Result<void, DeviceError> check_queue_depth(unsigned queue_depth) {
-  if (!is_power_of_two(queue_depth) || queue_depth > kMaxSqEntries / 2) {
-    return unexpected(config_error(fmt::format("the queue depth must be a power of two up to {} (it is {})",
-                                               kMaxSqEntries / 2, queue_depth)));
-  }
-  return {};
-}
-
-}  // namespace
-
 Result<std::uint64_t, DeviceError> MediatedDevice::window_bytes(const GuestMemory& memory, std::size_t disk_count,
                                                                 const MediatedConfig& config) {
-  RF_TRY_VOID(check_queue_depth(config.queue_depth));
+  RF_TRY_VOID(check_device_config(disk_count, config.queue_depth, config.mediator.cpu));
   auto windows = count_buffer_windows(memory);
   if (!windows) return unexpected(std::move(windows).error());
   return descriptor_window_bytes(disk_count, *windows) +
@@ -30,8 +18,7 @@ Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(Gues
                                                                             const MediatedConfig& config) {
   const auto start = std::chrono::steady_clock::now();
   DeviceSetupTimes times;
-  RF_TRY_VOID(check_device_basics(disks, config.device_window));
-  RF_TRY_VOID(check_queue_depth(config.queue_depth));
+  RF_TRY_VOID(check_device_basics(disks, config.device_window, config.queue_depth, config.mediator.cpu));
   auto restrictions = device_restrictions(config.restrictions, "blk-mediated");
   if (!restrictions) return unexpected(std::move(restrictions).error());
   if (!memory) return unexpected(config_error("no guest memory"));
@@ -50,7 +37,7 @@ Result<std::unique_ptr<MediatedDevice>, DeviceError> MediatedDevice::create(Gues
   auto ring_eventfd = make_eventfd("the private ring's completions");
   if (!ring_eventfd) return unexpected(std::move(ring_eventfd).error());
   auto release = ReleaseProbe::create();
-  if (!release) return unexpected(DeviceError{DeviceErrc::Eventfd, 0, release.error()});
+  if (!release) return unexpected(std::move(release).error());
   auto ring = build_device_ring(options, disks, *memory, ring_eventfd->get(), *restrictions, times, release->registered_fd());
   if (!ring) return unexpected(std::move(ring).error());
   release->forget_registered();  // the ring holds it now
@@ -109,8 +96,7 @@ BrokenState MediatedDevice::broken() const {
 }
 
 Result<void, DeviceError> MediatedDevice::start_io() {
-  if (auto started = mediator_->start(); !started) return unexpected(DeviceError{DeviceErrc::Thread, 0, started.error()});
-  return {};
+  return mediator_->start();
 }
 
 Result<void, DeviceError> MediatedDevice::wait_drained(std::chrono::milliseconds timeout) {

@@ -118,13 +118,16 @@ std::uint32_t Mediator::cancel_outstanding() {
   return cancelled;
 }
 
-Result<void, std::string> Mediator::start() {
-  if (thread_.joinable()) return unexpected(std::string("the mediator is already running"));
+Result<void, DeviceError> Mediator::start() {
+  if (thread_.joinable()) return unexpected(DeviceError{DeviceErrc::WrongState, 0, "the mediator is already running"});
   stop_.reset(::eventfd(0, EFD_CLOEXEC));
-  if (!stop_) return unexpected(fmt::format("eventfd for the mediator's shutdown: {}", std::strerror(errno)));
+  if (!stop_) {
+    const int err = errno;
+    return unexpected(DeviceError{DeviceErrc::Eventfd, err, fmt::format("eventfd for the mediator's shutdown: {}", std::strerror(err))});
+  }
   // Pinned and without capabilities before it takes the first SQE (device/device_thread.h).
-  auto thread = start_device_thread([this] { run(); }, config_.cpu);
-  if (!thread) return unexpected("the mediator thread: " + thread.error());
+  auto thread = start_device_thread([this] { run(); }, config_.cpu, "the mediator thread");
+  if (!thread) return unexpected(std::move(thread).error());
   thread_ = std::move(*thread);
   return {};
 }

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "device/broken_reason.h"
+#include "device/device_error.h"
 #include "mediated/guest_ring.h"
 #include "mediated/sqe_validator.h"
 #include "ring/ring.h"
@@ -69,7 +70,7 @@ class Mediator {
   Mediator(const Mediator&) = delete;
   Mediator& operator=(const Mediator&) = delete;
 
-  Result<void, std::string> start();
+  Result<void, DeviceError> start();
   // One round on the caller's thread instead (reap, take, publish): for a VMM that drives the
   // device from its own event loop, and for the ring-consumer fuzz target, which needs every
   // step to happen when it says. Never together with start(); it does nothing once the device

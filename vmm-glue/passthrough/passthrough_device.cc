@@ -39,6 +39,7 @@ RingOptions PassthroughDevice::ring_options(const PassthroughConfig& config) {
 
 Result<std::uint64_t, DeviceError> PassthroughDevice::window_bytes(const GuestMemory& memory, std::size_t disk_count,
                                                                    const PassthroughConfig& config) {
+  RF_TRY_VOID(check_device_config(disk_count, config.queue_depth, config.cpu));
   auto windows = count_buffer_windows(memory);
   if (!windows) return unexpected(std::move(windows).error());
   auto layout = ring_memory_layout(ring_options(config));
@@ -51,7 +52,7 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
                                                                                   const PassthroughConfig& config) {
   const auto start = std::chrono::steady_clock::now();
   DeviceSetupTimes times;
-  RF_TRY_VOID(check_device_basics(disks, config.device_window));
+  RF_TRY_VOID(check_device_basics(disks, config.device_window, config.queue_depth, config.cpu));
   if (config.share_sqpoll_with != nullptr &&
       (config.submitter != PassthroughSubmitter::KernelSqpoll ||
        config.share_sqpoll_with->submitter_ != PassthroughSubmitter::KernelSqpoll)) {
@@ -82,7 +83,7 @@ Result<std::unique_ptr<PassthroughDevice>, DeviceError> PassthroughDevice::creat
   auto notify = make_eventfd("completion notifications");
   if (!notify) return unexpected(std::move(notify).error());
   auto release = ReleaseProbe::create();
-  if (!release) return unexpected(DeviceError{DeviceErrc::Eventfd, 0, release.error()});
+  if (!release) return unexpected(std::move(release).error());
   std::optional<Result<Ring, DeviceError>> built;
   const auto build = [&] {
     built = build_device_ring(options, disks, *memory, notify->get(), *restrictions, times, release->registered_fd());
@@ -172,7 +173,7 @@ PassthroughDevice::~PassthroughDevice() { stop(std::chrono::milliseconds(0)); }
 
 Result<void, DeviceError> PassthroughDevice::start_io() {
   auto started = submitter_thread_ ? submitter_thread_->start() : watchdog_->start();
-  if (!started) return unexpected(DeviceError{DeviceErrc::Thread, 0, started.error()});
+  if (!started) return unexpected(std::move(started).error());
   return {};
 }
 

@@ -34,12 +34,15 @@ SqSubmitter::SqSubmitter(RingLedger& ledger, GuestSqWords words, std::uint32_t k
 
 SqSubmitter::~SqSubmitter() { stop(); }
 
-Result<void, std::string> SqSubmitter::start() {
-  if (thread_.joinable()) return unexpected(std::string("the device thread is already running"));
+Result<void, DeviceError> SqSubmitter::start() {
+  if (thread_.joinable()) return unexpected(DeviceError{DeviceErrc::WrongState, 0, "the device thread is already running"});
   control_.reset(::eventfd(0, EFD_CLOEXEC));
-  if (!control_) return unexpected(fmt::format("eventfd for the device thread's control: {}", std::strerror(errno)));
-  auto thread = start_device_thread([this] { run(); }, config_.cpu);
-  if (!thread) return unexpected("the device thread: " + thread.error());
+  if (!control_) {
+    const int err = errno;
+    return unexpected(DeviceError{DeviceErrc::Eventfd, err, fmt::format("eventfd for the device thread's control: {}", std::strerror(err))});
+  }
+  auto thread = start_device_thread([this] { run(); }, config_.cpu, "the device thread");
+  if (!thread) return unexpected(std::move(thread).error());
   thread_ = std::move(*thread);
   return {};
 }

@@ -33,6 +33,7 @@
 #include <thread>
 
 #include "device/broken_reason.h"
+#include "device/device_error.h"
 #include "passthrough/ring_ledger.h"
 #include "util/result.h"
 #include "util/unique_fd.h"
@@ -61,7 +62,7 @@ class SqSubmitter {
   SqSubmitter(const SqSubmitter&) = delete;
   SqSubmitter& operator=(const SqSubmitter&) = delete;
 
-  Result<void, std::string> start();
+  Result<void, DeviceError> start();
   // Quiesce: the thread takes what the guest had published when it saw the pause (one snapshot
   // of the tail; as far as the bound allows) and nothing after: later SQEs wait in the SQ until
   // resume(). wait_paused() returns once it has done so and stopped (no io_uring_enter of its is

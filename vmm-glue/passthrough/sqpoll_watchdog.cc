@@ -32,14 +32,17 @@ SqpollWatchdog::SqpollWatchdog(RingLedger& ledger, std::uint64_t bound, int kick
 
 SqpollWatchdog::~SqpollWatchdog() { stop(); }
 
-Result<void, std::string> SqpollWatchdog::start() {
-  if (thread_.joinable()) return unexpected(std::string("the watchdog is already running"));
+Result<void, DeviceError> SqpollWatchdog::start() {
+  if (thread_.joinable()) return unexpected(DeviceError{DeviceErrc::WrongState, 0, "the watchdog is already running"});
   control_.reset(::eventfd(0, EFD_CLOEXEC));
-  if (!control_) return unexpected(fmt::format("eventfd for the watchdog's control: {}", std::strerror(errno)));
+  if (!control_) {
+    const int err = errno;
+    return unexpected(DeviceError{DeviceErrc::Eventfd, err, fmt::format("eventfd for the watchdog's control: {}", std::strerror(err))});
+  }
   // Unpinned: it must run whatever the guest does to the SQPOLL thread's CPU. It submits
   // nothing, but it has no use for capabilities either.
-  auto thread = start_device_thread([this] { run(); }, std::nullopt);
-  if (!thread) return unexpected("the watchdog thread: " + thread.error());
+  auto thread = start_device_thread([this] { run(); }, std::nullopt, "the watchdog thread");
+  if (!thread) return unexpected(std::move(thread).error());
   thread_ = std::move(*thread);
   return {};
 }

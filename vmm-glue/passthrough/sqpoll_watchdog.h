@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "device/broken_reason.h"
+#include "device/device_error.h"
 #include "passthrough/ring_ledger.h"
 #include "util/result.h"
 #include "util/unique_fd.h"
@@ -43,7 +44,7 @@ class SqpollWatchdog {
   SqpollWatchdog(const SqpollWatchdog&) = delete;
   SqpollWatchdog& operator=(const SqpollWatchdog&) = delete;
 
-  Result<void, std::string> start();
+  Result<void, DeviceError> start();
   // Doorbells stay counted in the kick eventfd (unread) while held.
   void hold_doorbells(bool held);
   void stop();  // idempotent
