@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "ring/fresh_ring_memory.h"
 #include "ring/kernel_facts.h"
 #include "sys/syscalls.h"
 #include "util/address.h"
@@ -246,6 +247,11 @@ Result<RingCore, RingError> RingCore::create(const RingOptions& options) {
     }
   }
 
+  if (options.caller_memory) {
+    // A ring that used this memory before may still be writing it (fresh_ring_memory.h).
+    give_fresh_pages(options.caller_memory->rings);
+    give_fresh_pages(options.caller_memory->sqes);
+  }
   io_uring_params p = params_for(options);
   const int fd = sys::io_uring_setup(options.sq_entries, &p);
   if (fd < 0) return unexpected(setup_error(-fd, p.flags));

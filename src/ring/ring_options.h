@@ -23,7 +23,8 @@ struct SqPollOptions {
 // Caller-provided memory for IORING_SETUP_NO_MMAP (Linux 6.5+): `rings` receives the SQ/CQ
 // headers, the CQEs and the SQ index array; `sqes` the SQE array. Both page-aligned, at least
 // as large as ring_memory_layout() says, and not overlapping. Borrowed: the memory must stay
-// mapped until the ring is destroyed (the kernel pins it).
+// mapped until the ring is destroyed (the kernel pins it). Creating the ring gives both areas
+// fresh zero pages first (ring/fresh_ring_memory.h): whatever they held is gone.
 struct CallerRingMemory {
   std::span<std::byte> rings;
   std::span<std::byte> sqes;

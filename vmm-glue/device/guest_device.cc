@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 
 #include "restrictions/policy_compiler.h"
 #include "restrictions/policy_loader.h"
+#include "ring/fresh_ring_memory.h"
 #include "ring/setup.h"
 #include "sys/thread_capabilities.h"
 #include "util/address.h"
@@ -188,20 +188,12 @@ Result<ClaimedWindow, DeviceError> claim_device_window(const GuestMemory& memory
   // Before touching a byte of it: the range may be another device's rings.
   auto claim = memory.window_claims().claim(window, bytes);
   if (!claim) return unexpected(config_error(std::move(claim).error()));
-  // Fresh pages, not just zeroed ones: a ring that used this window before may not be freed yet.
-  // The kernel frees a closed ring asynchronously, and on Linux 6.18 its last step still
-  // commits the CQ tail into the old ring memory after the ring's SQPOLL thread has exited (seen
-  // as a stale CQ tail that failed the next ring's self-check about once in a few hundred
-  // back-to-back re-creations). Giving the window new pages leaves such a late write in the
-  // old pages, which the old ring still pins and nobody maps any more. MADV_REMOVE punches
-  // shared memory (a memfd, shmem, hugetlbfs); private anonymous memory refuses it and takes
-  // MADV_DONTNEED, which gives it zero pages. Only whole pages of the window are replaced (the
-  // window starts page-aligned); where neither call applies (mlocked memory) it is only zeroed.
-  const std::size_t whole = static_cast<std::size_t>(bytes / page_size() * page_size());
-  // SAFETY: [host, host + whole) is inside one region of guest RAM (translate above) and is the
-  // device's own window: no guest data lives there, and the caller has no ring on it yet.
-  if (whole != 0 && ::madvise(span->host, whole, MADV_REMOVE) != 0) (void)::madvise(span->host, whole, MADV_DONTNEED);
-  std::memset(span->host, 0, bytes);  // fresh pages are zero already; this covers the rest
+  // Fresh pages for all of it, descriptor included: an earlier device's ring in this window may
+  // still be being freed, and write its old pages (ring/fresh_ring_memory.h; the ring library
+  // does the same again for the ring part, as for any ring in caller memory).
+  // SAFETY: [host, host + bytes) is inside one writable region of guest RAM (translate above)
+  // and is claimed for this device alone: no guest data and no other device's rings live there.
+  give_fresh_pages({span->host, static_cast<std::size_t>(bytes)});
   return ClaimedWindow{std::move(*claim), span->host};
 }
 
