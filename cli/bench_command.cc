@@ -26,7 +26,7 @@
 #include "kvm/kvm_vm.h"
 #include "ring/iopoll_probe.h"
 #include "ring/kernel_facts.h"
-#include "sys/syscalls.h"
+#include "host/block_device.h"
 #include "util/mmap_region.h"
 #include "util/temp_dir.h"
 #include "util/unique_fd.h"
@@ -135,13 +135,12 @@ std::optional<Target> open_target(const std::string& path, bool writes) {
     return std::nullopt;
   }
   if (S_ISBLK(st.st_mode)) {
-    const long long bytes = sys::block_device_size(t.fd.get());
-    if (bytes < 0) {
-      std::cerr << fmt::format("ringfence bench: target {}: cannot read its size: {}\n", path,
-                               std::strerror(static_cast<int>(-bytes)));
+    const auto geometry = block_device_geometry(t.fd.get());
+    if (!geometry) {
+      std::cerr << fmt::format("ringfence bench: target {}: cannot read its size: {}\n", path, geometry.error().message);
       return std::nullopt;
     }
-    t.size = static_cast<std::uint64_t>(bytes);
+    t.size = geometry->size_bytes;
     t.description = fmt::format("{} (block device, {} MiB)", path, t.size >> 20);
   } else if (S_ISREG(st.st_mode)) {
     t.size = static_cast<std::uint64_t>(st.st_size);

@@ -14,7 +14,7 @@
 
 #include "ring/ring_error.h"
 #include "ring/setup.h"
-#include "sys/thread_capabilities.h"
+#include "host/thread_capabilities.h"
 #include "util/address.h"
 #include "util/mmap_region.h"
 #include "util/unique_fd.h"
@@ -185,7 +185,7 @@ SqeFieldFinding probe_personality(ProbeRing& ring) {
 SqeExposure run_probes() {
   SqeExposure out;
   // As a device's ring: created and driven by a thread without capabilities.
-  if (auto dropped = sys::drop_thread_capabilities_except(0); !dropped) {
+  if (auto dropped = drop_thread_capabilities_except(0); !dropped) {
     out.error = "dropping the probe thread's capabilities: " + dropped.error().message;
     return out;
   }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "sys/uapi_compat.h"
 
@@ -22,5 +23,18 @@ int has_cap_ipc_lock();
 
 // Size in bytes of the block device open on `fd` (BLKGETSIZE64), or -errno.
 long long block_device_size(int fd);
+// Logical block size of the block device open on `fd` (BLKSSZGET), or -errno.
+int block_device_logical_block_size(int fd);
+
+// A thread's capability sets as the kernel's 64-bit masks (bit n = capability n).
+struct RawCapabilitySets {
+  std::uint64_t effective = 0;
+  std::uint64_t permitted = 0;
+  std::uint64_t inheritable = 0;
+};
+// capget(2) of thread `tid` (0: the calling thread): 0 or -errno.
+int capget(int tid, RawCapabilitySets& out);
+// capset(2) of the calling thread (the raw system call, which changes only this thread): 0 or -errno.
+int capset(const RawCapabilitySets& sets);
 
 }  // namespace rf::sys

@@ -408,6 +408,7 @@ TEST_P(CApiDeviceTest, ALifecycleFromCreateToDestroy) {
   std::memset(small, 0xab, sizeof small);
   const std::uint32_t small_size = RF_DEVICE_COUNTERS_SIZE_VER1;
   std::memcpy(small, &small_size, sizeof small_size);
+  // SAFETY: `small` is a full rf_device_counters worth of bytes; the library writes only small_size of them.
   ASSERT_EQ(rf_device_counters_of(device_, reinterpret_cast<rf_device_counters*>(small)), RF_OK);
   std::uint64_t in_flight = 1;
   std::memcpy(&in_flight, small + offsetof(rf_device_counters, in_flight), sizeof in_flight);
@@ -566,6 +567,7 @@ TEST_P(CApiDeviceTest, ASecondDeviceOnAWindowInUseIsRefused) {
   const auto* window = static_cast<const unsigned char*>(ram.host) + kWindow;
   // The descriptor: its header, one disk and one buffer window (docs/abi.md). The rings after it
   // change on their own (the device's thread sets and clears NEED_WAKEUP).
+  // SAFETY: guest RAM bytes inside the device window (it is larger than 256 bytes), read as characters.
   const std::string before(reinterpret_cast<const char*>(window), 192 + 32 + 32);
 
   rf_device* second = nullptr;
@@ -576,6 +578,7 @@ TEST_P(CApiDeviceTest, ASecondDeviceOnAWindowInUseIsRefused) {
     EXPECT_NE(last_error().find("overlaps"), std::string::npos) << last_error();
     EXPECT_EQ(second, nullptr);
   }
+  // SAFETY: the same bytes as `before`.
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(window), before.size()), before)
       << "the refused devices wrote nothing into the running one's descriptor";
   ASSERT_EQ(rf_device_quiesce(device_, 1000), RF_OK) << "and it still works: " << last_error();

@@ -131,6 +131,7 @@ class HostileGuest {
  public:
   explicit HostileGuest(const World& w) : w_(w) {}
 
+  // SAFETY: offsets are the guest ring layout's, 4-aligned words inside the ring area of guest RAM.
   std::uint32_t& word(std::uint64_t offset) const { return *reinterpret_cast<std::uint32_t*>(w_.ring_area + offset); }
   std::uint32_t load(std::uint64_t offset) const {
     return std::atomic_ref<std::uint32_t>(word(offset)).load(std::memory_order_acquire);
@@ -139,9 +140,11 @@ class HostileGuest {
     std::atomic_ref<std::uint32_t>(word(offset)).store(value, std::memory_order_release);
   }
   abi::GuestSqe& sqe(std::uint32_t index) const {
+    // SAFETY: the SQE array of the guest ring layout: kSqEntries 64-byte entries, 64-aligned, in guest RAM.
     return reinterpret_cast<abi::GuestSqe*>(w_.ring_area + w_.layout.sqes)[index % kSqEntries];
   }
   const abi::GuestCqe& cqe(std::uint32_t index) const {
+    // SAFETY: the CQE array of the guest ring layout: kCqEntries 16-byte entries, 16-aligned, in guest RAM.
     return reinterpret_cast<const abi::GuestCqe*>(w_.ring_area + w_.layout.cqes)[index % kCqEntries];
   }
 

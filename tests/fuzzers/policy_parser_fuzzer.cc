@@ -70,6 +70,7 @@ void check_accepted(const Policy& p) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size > 64 * 1024) return -1;  // policy files are small; longer inputs only slow the search
+  // SAFETY: libFuzzer's `size` bytes at `data`, read as characters (char may alias anything).
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   auto parsed = parse_policy(text, "fuzz.toml");
   auto again = parse_policy(text, "fuzz.toml");

@@ -23,6 +23,7 @@ bool run_file(const std::filesystem::path& path) {
     return false;
   }
   const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // SAFETY: the file's bytes, as the unsigned bytes libFuzzer passes (same size and representation).
   LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
   return true;
 }

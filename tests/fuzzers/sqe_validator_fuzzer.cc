@@ -16,6 +16,7 @@
 #include "fuzz_check.h"
 #include "mediated/sqe_validator.h"
 #include "memory/guest_memory_builder.h"
+#include "util/address.h"
 #include "util/mmap_region.h"
 
 namespace {
@@ -123,7 +124,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   const GuestRegion& region = m.memory->regions()[want.region];
   const std::byte* host = region.host + (sqe.addr - region.base.value());
-  RF_FUZZ_CHECK(k.addr == reinterpret_cast<std::uintptr_t>(host), "the kernel SQE points at the guest span's host bytes");
+  RF_FUZZ_CHECK(k.addr == address_of(host), "the kernel SQE points at the guest span's host bytes");
   RF_FUZZ_CHECK(k.len == sqe.len && k.off == sqe.off, "length and offset are the validated ones");
   const auto& pieces = m.memory->buffer_plan().pieces();
   bool inside_named_buffer = false;

@@ -63,6 +63,7 @@ TEST_F(RegisterRestrictionsTest, SqeOp) {
 TEST_F(RegisterRestrictionsTest, RegisterOp) {
   auto ring = test::make_ring(RestrictionSet{}.allow(RegisterOpcode::RegisterBuffers));
   ASSERT_TRUE(ring) << ring.error().message;
+  // SAFETY: the fixture's own word, registered as a buffer of its size; std::byte may alias it.
   const BufferRegion region{reinterpret_cast<std::byte*>(&word_), sizeof(word_)};
   auto buffers = ring->register_buffers({&region, 1});
   EXPECT_TRUE(buffers) << buffers.error().message;
@@ -117,6 +118,7 @@ TEST_F(RegisterRestrictionsTest, Flags) {
 TEST_F(RegisterRestrictionsTest, Empty) {
   auto ring = test::make_ring(RestrictionSet{});
   ASSERT_TRUE(ring) << ring.error().message;
+  // SAFETY: the fixture's own word, offered as a buffer of its size; std::byte may alias it.
   const BufferRegion region{reinterpret_cast<std::byte*>(&word_), sizeof(word_)};
   auto buffers = ring->register_buffers({&region, 1});
   ASSERT_FALSE(buffers);

@@ -17,6 +17,7 @@
 #include "support/kernel_caps.h"
 #include "support/test_ring.h"
 #include "sys/syscalls.h"
+#include "util/address.h"
 #include "util/mmap_region.h"
 
 namespace rf {
@@ -25,6 +26,7 @@ namespace {
 constexpr std::size_t kGiB = std::size_t{1} << 30;
 
 // plan() never touches the memory, so these tests use made-up addresses.
+// SAFETY: the pointers are only planned, compared and never dereferenced.
 std::byte* at(std::uintptr_t address) { return reinterpret_cast<std::byte*>(address); }
 
 TEST(BufferTablePlanTest, SplitsRegionsAtOneGibibyte) {
@@ -121,7 +123,7 @@ TEST(RegisterBuffersTest, RegionOverOneGibibyteIsTwoBuffersAndCrossingIsRefused)
   EXPECT_EQ(test::run_one(*ring, Sqe::read_fixed(file, end_of_first, 4096, 0, BufferIndex{1})), 4096);
   EXPECT_EQ(test::run_one(*ring, Sqe::read_fixed(file, end_of_first - 2048, 4096, 0, BufferIndex{0})), -EFAULT);
   EXPECT_EQ(test::run_one(*ring, Sqe::read_fixed(file, end_of_first - 2048, 4096, 0, BufferIndex{1})), -EFAULT);
-  EXPECT_FALSE(table->find(reinterpret_cast<std::uintptr_t>(end_of_first - 2048), 4096));
+  EXPECT_FALSE(table->find(address_of(end_of_first - 2048), 4096));
 }
 
 // Drops CAP_IPC_LOCK from the effective set, so RLIMIT_MEMLOCK applies even to root.

@@ -39,6 +39,8 @@ class BenchWorkloadTest : public test::DeviceFixture, public ::testing::WithPara
     return c;
   }
   void set_phase(BenchPhase phase) {
+    // SAFETY: kControl is a page-aligned guest-RAM page the test owns; the guest reads the word atomically
+    // too.
     std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(host(kControl)))
         .store(static_cast<std::uint32_t>(phase), std::memory_order_release);
   }
@@ -59,6 +61,7 @@ class BenchWorkloadTest : public test::DeviceFixture, public ::testing::WithPara
     return status;
   }
   std::uint64_t histogram_total() {
+    // SAFETY: kScratch is page-aligned guest RAM where the guest wrote the histogram's 64-bit counts.
     const auto* counts = reinterpret_cast<const std::uint64_t*>(host(kScratch));
     std::uint64_t total = 0;
     for (unsigned b = 0; b < buckets::kCount; ++b) total += counts[b];

@@ -26,7 +26,7 @@
 #include "ring/ring_fdinfo.h"
 #include "ring/setup.h"
 #include "support/memory_cgroup.h"
-#include "sys/thread_capabilities.h"
+#include "host/thread_capabilities.h"
 #include "util/address.h"
 
 namespace rf::test {
@@ -213,7 +213,7 @@ class HostileResourcesTest : public DeviceFixture, public ::testing::WithParamIn
     s.mediated.queue_depth = queue_depth;
     s.mediated.mediator.on_kernel_submit = [this](const Sqe& sqe) {
       last_kernel_ioprio_.store(sqe.ioprio);
-      if (auto caps = sys::thread_capabilities()) mediator_effective_caps_.store(caps->effective);
+      if (auto caps = thread_capabilities()) mediator_effective_caps_.store(caps->effective);
     };
     ASSERT_NO_FATAL_FAILURE(start(s));
     attacker_.emplace(*this);
@@ -582,9 +582,9 @@ TEST_P(HostileResourcesTest, RealTimeIoPriorityIsRefused) {
 // The control for the test above: as root, a ring created and driven with the process's full
 // capabilities does accept the real-time class, so a refusal above is the credentials' doing.
 TEST(HostileResourcesControl, ARingWithTheVmmsCapabilitiesAcceptsRealTimePriority) {
-  const auto caps = sys::thread_capabilities();
+  const auto caps = thread_capabilities();
   ASSERT_TRUE(caps) << caps.error().message;
-  if ((caps->effective & (sys::capability_bit(CAP_SYS_ADMIN) | sys::capability_bit(CAP_SYS_NICE))) == 0) {
+  if ((caps->effective & (capability_bit(CAP_SYS_ADMIN) | capability_bit(CAP_SYS_NICE))) == 0) {
     GTEST_SKIP() << "this process has neither CAP_SYS_ADMIN nor CAP_SYS_NICE: nothing to drop";
   }
   RF_REQUIRE(restrictions_feature());

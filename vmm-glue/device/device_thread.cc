@@ -12,7 +12,7 @@
 
 #include <fmt/format.h>
 
-#include "sys/thread_capabilities.h"
+#include "host/thread_capabilities.h"
 
 namespace rf {
 
@@ -32,7 +32,7 @@ Result<void, DeviceError> prepare_this_thread(std::optional<unsigned> cpu, const
       return unexpected(thread_error(what, rc, fmt::format("pinning to CPU {}: {}", *cpu, std::strerror(rc))));
     }
   }
-  if (auto dropped = sys::drop_thread_capabilities_except(0); !dropped) {
+  if (auto dropped = drop_thread_capabilities_except(0); !dropped) {
     return unexpected(thread_error(what, dropped.error().sys_errno, "dropping its capabilities: " + dropped.error().message));
   }
   return {};

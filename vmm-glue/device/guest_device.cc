@@ -17,7 +17,7 @@
 #include "restrictions/policy_loader.h"
 #include "ring/fresh_ring_memory.h"
 #include "ring/setup.h"
-#include "sys/thread_capabilities.h"
+#include "host/thread_capabilities.h"
 #include "util/address.h"
 
 namespace rf {
@@ -136,7 +136,7 @@ Result<std::size_t, DeviceError> count_buffer_windows(const GuestMemory& memory)
 Result<Ring, DeviceError> build_device_ring(const RingOptions& options, const std::vector<Disk>& disks,
                                             const GuestMemory& memory, int eventfd, const RestrictionSet& restrictions,
                                             DeviceSetupTimes& times, int release_probe) {
-  auto lowered = sys::ScopedEffectiveCapabilities::lower_to(sys::ring_capabilities());
+  auto lowered = ScopedEffectiveCapabilities::lower_to(ring_capabilities());
   if (!lowered) {
     return unexpected(DeviceError{DeviceErrc::System, lowered.error().sys_errno,
                                   "lowering the capabilities the ring is created with: " + lowered.error().message});

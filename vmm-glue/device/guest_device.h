@@ -193,7 +193,7 @@ Result<std::size_t, DeviceError> count_buffer_windows(const GuestMemory& memory)
 // self-check signalled. Records each step's time in `times`. `release_probe`, if not -1, is
 // registered as one more fixed file after the disks (see ReleaseProbe). The ring is created and
 // set up with only CAP_IPC_LOCK in the calling thread's effective set
-// (sys/thread_capabilities.h): the kernel keeps the creator's credentials for an SQPOLL thread,
+// (host/thread_capabilities.h): the kernel keeps the creator's credentials for an SQPOLL thread,
 // which issues the guest's requests with them.
 Result<Ring, DeviceError> build_device_ring(const RingOptions& options, const std::vector<Disk>& disks,
                                             const GuestMemory& memory, int eventfd, const RestrictionSet& restrictions,

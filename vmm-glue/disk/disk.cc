@@ -1,8 +1,6 @@
 #include "disk/disk.h"
 
 #include <fcntl.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,7 +12,7 @@
 #include <fmt/format.h>
 
 #include "disk/loop_device.h"
-#include "sys/syscalls.h"
+#include "host/block_device.h"
 
 namespace rf {
 
@@ -62,12 +60,10 @@ Result<void, DiskError> lock_file(int fd, const std::string& path, bool read_onl
 
 // Size and logical block size of an open block device.
 Result<void, DiskError> block_geometry(int fd, const std::string& path, std::uint64_t& size, std::uint32_t& lbs) {
-  const long long bytes = sys::block_device_size(fd);
-  if (bytes < 0) return unexpected(open_error(path, static_cast<int>(-bytes), "BLKGETSIZE64"));
-  int block = 0;
-  if (::ioctl(fd, BLKSSZGET, &block) != 0) return unexpected(open_error(path, errno, "BLKSSZGET"));
-  size = static_cast<std::uint64_t>(bytes);
-  lbs = static_cast<std::uint32_t>(block);
+  const auto geometry = block_device_geometry(fd);
+  if (!geometry) return unexpected(DiskError{DiskErrc::Open, geometry.error().sys_errno, fmt::format("disk {}: {}", path, geometry.error().message)});
+  size = geometry->size_bytes;
+  lbs = geometry->logical_block_size;
   return {};
 }
 

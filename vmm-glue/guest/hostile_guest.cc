@@ -61,9 +61,13 @@ bool find_rings(const Driver& driver, Rings& r) {
     if (r.words[i] == nullptr) return false;
   }
   if (g.sq_array != 0) {
+    // SAFETY: guest_pointer returns null unless the whole array lies in guest memory; attach()
+    // checked that the descriptor's arrays are aligned for their entries.
     r.index = reinterpret_cast<std::uint32_t*>(driver.guest_pointer(g.sq_array, std::uint64_t{g.sq_entries} * 4));
   }
+  // SAFETY: as for the index array.
   r.sqes = reinterpret_cast<abi::GuestSqe*>(driver.guest_pointer(g.sqes, std::uint64_t{g.sq_entries} * abi::kSqeBytes));
+  // SAFETY: as for the index array.
   r.cqes = reinterpret_cast<const abi::GuestCqe*>(driver.guest_pointer(g.cqes, std::uint64_t{g.cq_entries} * abi::kCqeBytes));
   r.sq_mask = g.sq_entries - 1;
   r.cq_mask = g.cq_entries - 1;
@@ -87,6 +91,8 @@ FuzzStatus run_fuzz_program(const Driver& driver, const Platform& platform, std:
                             FuzzGuestReport& report) {
   report = FuzzGuestReport{};
   Rings rings;
+  // SAFETY: guest_pointer returns null unless the whole header lies in guest memory; the 8-byte alignment is
+  // checked below before any field is read.
   const auto* header = reinterpret_cast<const FuzzProgramHeader*>(driver.guest_pointer(program_gpa, sizeof(FuzzProgramHeader)));
   if (header == nullptr || program_gpa % 8 != 0 || header->magic != kFuzzProgramMagic || header->count > kFuzzMaxActions ||
       !find_rings(driver, rings)) {

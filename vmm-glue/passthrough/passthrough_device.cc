@@ -10,7 +10,6 @@
 #include <fmt/format.h>
 
 #include "ring/ring_options.h"
-#include "sys/syscalls.h"
 
 namespace rf {
 
@@ -257,7 +256,7 @@ Result<void, DeviceError> PassthroughDevice::wait_drained(std::chrono::milliseco
   } else {
     // A guest that published SQEs and rang while the SQ thread slept is waiting on a held
     // doorbell: wake the thread once so that it takes them.
-    (void)ledger_->enter_if_open(IORING_ENTER_SQ_WAKEUP);
+    (void)ledger_->enter_if_open(EnterFlags::SqWakeup);
   }
   std::optional<RingSnapshot> last;
   bool sq_empty = true;

@@ -36,7 +36,6 @@
 #include "passthrough/sq_submitter.h"
 #include "passthrough/sqpoll_watchdog.h"
 #include "ring/ring.h"
-#include "sys/uapi_compat.h"
 
 namespace rf {
 
@@ -97,7 +96,7 @@ class PassthroughDevice final : public GuestDevice {
   }
   // io_uring_enter(GETEVENTS) on the guest's behalf: moves overflowed CQEs into the CQ once it
   // has room (what a guest's doorbell makes the device do). Nothing once the ring is closed.
-  void flush_overflow() const { (void)ledger_->enter_if_open(IORING_ENTER_GETEVENTS); }
+  void flush_overflow() const { (void)ledger_->enter_if_open(EnterFlags::GetEvents); }
   const RestrictionSet& restrictions() const { return ring_.restrictions(); }
   const SelfCheckReport& self_check() const override { return ring_.self_check(); }
   // The most requests in flight plus overflowed CQEs the kernel may hold for this ring: the CQ

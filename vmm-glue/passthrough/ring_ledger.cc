@@ -3,7 +3,7 @@
 #include <cerrno>
 #include <thread>
 
-#include "sys/syscalls.h"
+#include "ring/ring_enter.h"
 
 namespace rf {
 
@@ -94,11 +94,11 @@ Result<KernelRingCounters, std::string> RingLedger::read_raw(std::size_t max_byt
   }
 }
 
-int RingLedger::enter_if_open(unsigned flags) const {
+int RingLedger::enter_if_open(EnterFlags flags) const {
   std::lock_guard lock(mutex_);
   if (!open_) return -EBADF;
   // SAFETY: the lock keeps the descriptor open (close() takes it); no SQE is submitted.
-  return sys::io_uring_enter(fd_, 0, 0, flags, nullptr, 0);
+  return enter_ring(fd_, 0, flags);
 }
 
 void RingLedger::close() {

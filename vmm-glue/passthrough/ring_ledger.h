@@ -27,6 +27,7 @@
 #include <string>
 
 #include "ring/ring.h"
+#include "ring/ring_enter.h"
 #include "ring/ring_fdinfo.h"
 #include "util/result.h"
 
@@ -65,7 +66,7 @@ class RingLedger {
   Result<KernelRingCounters, std::string> read_raw(std::size_t max_bytes, std::chrono::milliseconds within) const;
   // io_uring_enter(0, 0, flags) on the ring while it is open (-EBADF once closed): for threads
   // other than the one that drives the ring, which may close it meanwhile.
-  int enter_if_open(unsigned flags) const;
+  int enter_if_open(EnterFlags flags) const;
   // Runs fn(fd) with the ring kept open meanwhile; false (fn not run) once it is closed.
   template <typename Fn>
   bool with_open_fd(Fn&& fn) const {

@@ -13,7 +13,7 @@
 #include "abi/ring_descriptor.h"
 #include "device/device_thread.h"
 #include "device/eventfd.h"
-#include "sys/syscalls.h"
+#include "ring/ring_enter.h"
 #include "util/cpu_relax.h"
 
 namespace rf {
@@ -143,7 +143,7 @@ std::uint64_t SqSubmitter::room() const {
 
 void SqSubmitter::flush_overflow() {
   // GETEVENTS moves overflowed CQEs into the CQ once the guest has reaped.
-  (void)sys::io_uring_enter(ledger_.fd(), 0, 0, IORING_ENTER_GETEVENTS, nullptr, 0);
+  (void)enter_ring(ledger_.fd(), 0, EnterFlags::GetEvents);
   flush_due_ = false;
 }
 
@@ -170,7 +170,7 @@ void SqSubmitter::refresh_posted() {
 bool SqSubmitter::submit(std::uint32_t count) {
   // SAFETY: the ring is open while this thread runs (the device closes it after joining the
   // thread); the kernel reads the SQEs from guest RAM itself and takes at most `count`.
-  const int rc = sys::io_uring_enter(ledger_.fd(), count, 0, IORING_ENTER_GETEVENTS, nullptr, 0);
+  const int rc = enter_ring(ledger_.fd(), count, EnterFlags::GetEvents);
   if (rc < 0) {
     if (transient(rc)) {
       holding_back_ = true;  // look again in a millisecond rather than spin

@@ -12,7 +12,7 @@
 
 #include "device/device_thread.h"
 #include "device/eventfd.h"
-#include "sys/syscalls.h"
+#include "ring/ring_enter.h"
 
 namespace rf {
 
@@ -111,7 +111,7 @@ void SqpollWatchdog::run() {
         // SAFETY: the ring is open while it serves (only this thread closes it before stop()).
         // SQ_WAKEUP on a thread that is awake is harmless; the guest only rings when it saw
         // NEED_WAKEUP. GETEVENTS moves overflowed CQEs into the CQ.
-        (void)sys::io_uring_enter(ledger_.fd(), 0, 0, IORING_ENTER_SQ_WAKEUP | IORING_ENTER_GETEVENTS, nullptr, 0);
+        (void)enter_ring(ledger_.fd(), 0, EnterFlags::SqWakeup | EnterFlags::GetEvents);
         doorbells_.fetch_add(1, std::memory_order_relaxed);
       }
     }

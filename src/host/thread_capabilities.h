@@ -16,7 +16,7 @@
 
 #include "util/result.h"
 
-namespace rf::sys {
+namespace rf {
 
 // A capability set as the kernel's 64-bit masks (bit n = capability n).
 struct ThreadCapabilities {
@@ -57,4 +57,4 @@ Result<void, SystemError> drop_thread_capabilities_except(std::uint64_t keep);
 // not charged to RLIMIT_MEMLOCK).
 std::uint64_t ring_capabilities();
 
-}  // namespace rf::sys
+}  // namespace rf

@@ -1,4 +1,4 @@
-#include "sys/thread_capabilities.h"
+#include "host/thread_capabilities.h"
 
 #include <linux/capability.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-namespace rf::sys {
+namespace rf {
 namespace {
 
 // Runs `body` on a fresh thread: capabilities are per thread, so what it drops stays there.
@@ -69,4 +69,4 @@ TEST(ThreadCapabilities, TheRingKeepsOnlyIpcLock) {
 }
 
 }  // namespace
-}  // namespace rf::sys
+}  // namespace rf
