@@ -15,12 +15,14 @@
 #include <fmt/format.h>
 
 #include "cli/check_table.h"
+#include "cli/hostile_probe_checks.h"
 #include "cli/markdown_table.h"
 #include "cli/workload_cells.h"
 #include "disk/disk.h"
 #include "disk/loop_device.h"
 #include "sandbox/process_sandbox.h"
 #include "ring/kernel_facts.h"
+#include "util/address.h"
 #include "util/canary_page.h"
 #include "util/temp_dir.h"
 
@@ -86,37 +88,24 @@ std::vector<Check> security_checks(ProcessSandbox& sandbox, const std::string& i
     checks.push_back(std::move(c));
   }
 
-  // A READ_FIXED aimed at VMM memory outside guest RAM: refused, nothing moves.
-  {
-    Check c{"READ_FIXED into a VMM canary page outside guest RAM (expected: -EFAULT, canary unchanged)", "", false};
-    auto canary = CanaryPage::create();
-    if (!canary) {
-      c.observed = canary.error().message;
-    } else {
-      const auto res = probe(sandbox, {"--probe-addr", std::to_string(canary->address())});
-      const bool intact = canary->intact();
-      c.observed = fmt::format("{} ({}), canary {}", result_label(res), passthrough ? "kernel" : "mediator",
-                               intact ? "unchanged" : "CHANGED");
-      c.passed = res == -EFAULT && intact;
-    }
-    checks.push_back(std::move(c));
+  // The catalogue's hostile probes (device/hostile_probes.h), each one SQE from a fresh guest.
+  auto canary = CanaryPage::create();
+  if (!canary) {
+    checks.push_back({"a VMM canary page for the hostile probes", canary.error().message, false});
+    return checks;
   }
-
-  // The offset bound: a WRITE_FIXED 1 GiB past the end of the disk. Passthrough: the loop
-  // device refuses it (-ENOSPC); mediated: the mediator's range rule (-ENXIO).
-  {
-    const Disk& disk = sandbox.device().disks().front();
-    const int expected = passthrough ? -ENOSPC : -ENXIO;
-    Check c{"WRITE_FIXED 1 GiB past the end of the disk (expected: -ENOSPC from the loop device in passthrough, "
-            "-ENXIO from the mediator; image unchanged)", "", false};
-    const auto res =
-        probe(sandbox, {"--probe-op", "write", "--probe-offset", std::to_string(disk.size_bytes() + (1ull << 30))});
-    struct stat st{};
-    const bool same_size = ::stat(image.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) == kDiskBytes;
-    c.observed = fmt::format("{}, image {}", result_label(res), same_size ? "unchanged" : "GREW");
-    c.passed = res == expected && same_size;
-    checks.push_back(std::move(c));
-  }
+  const GuestRegion& last = sandbox.memory().regions().back();
+  ProbeTargets targets;
+  targets.canary = canary->address();
+  targets.past_ram = passthrough ? address_of(last.host + last.bytes) : last.base.value() + last.bytes;
+  targets.disk_bytes = sandbox.device().disks().front().size_bytes();
+  const auto submit = [&](const HostileProbe& p, const abi::GuestSqe& sqe) {
+    std::vector<std::string> args{"--probe-opcode", std::to_string(sqe.opcode), "--probe-offset", std::to_string(sqe.off)};
+    if (p.address != ProbeAddress::GuestBuffer) args.insert(args.end(), {"--probe-addr", std::to_string(sqe.addr)});
+    return probe(sandbox, std::move(args));  // GuestBuffer: the guest's own scratch memory, its default
+  };
+  const auto probes = run_hostile_probes(sandbox.device().mode(), targets, *canary, image, submit);
+  checks.insert(checks.end(), probes.begin(), probes.end());
   return checks;
 }
 

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "cli/check_table.h"
+#include "cli/hostile_probe_checks.h"
 #include "cli/markdown_table.h"
 #include "cli/workload_cells.h"
 #include "kvm/kvm_machine.h"
@@ -31,8 +32,6 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr std::uint64_t kDefaultDiskBytes = 1ull << 20;
-constexpr std::uint32_t kOpReadFixed = 4, kOpWriteFixed = 5;
-constexpr std::uint32_t kOpRead = 22;  // IORING_OP_READ: any user address; in no policy
 
 struct ModeRun {
   rf_mode mode = RF_MODE_PASSTHROUGH;
@@ -47,11 +46,6 @@ struct ModeRun {
 };
 
 std::string_view mode_name(rf_mode mode) { return mode == RF_MODE_PASSTHROUGH ? "passthrough" : "mediated"; }
-
-std::uint64_t size_of(const std::string& path) {
-  struct stat st{};
-  return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-}
 
 void keep_log(ModeRun& out, const std::string& boot, const kvm::GuestOutcome& outcome) {
   out.log.push_back(fmt::format("[{} / {}]", mode_name(out.mode), boot));
@@ -92,39 +86,18 @@ std::vector<Check> hostile_guests(kvm::KvmMachine& machine, ModeRun& out, const 
                                   const VmmArgs& args, std::chrono::milliseconds timeout) {
   const bool passthrough = out.mode == RF_MODE_PASSTHROUGH;
   std::vector<Check> checks;
+  // The catalogue's hostile probes (device/hostile_probes.h), each one SQE from a fresh boot.
   auto canary = CanaryPage::create();
   if (!canary) return {{"a VMM canary page", canary.error().message, false}};
-  const auto intact = [&] { return canary->intact(); };
-  const std::uint64_t canary_addr = canary->address();
-  {
-    const auto res = probe(machine, out, kOpReadFixed, canary_addr, 0, timeout);
-    checks.push_back({"READ_FIXED into a VMM canary page outside guest RAM (expected: -EFAULT, canary unchanged)",
-                      fmt::format("{} ({}), canary {}", result_label(res), passthrough ? "kernel" : "mediator",
-                                  intact() ? "unchanged" : "CHANGED"),
-                      res == -EFAULT && intact()});
-  }
-  {
-    const std::uint64_t past_ram = machine.ram_bytes() + (passthrough ? address_of(machine.ram_host()) : 0);
-    const auto res = probe(machine, out, kOpReadFixed, past_ram, 0, timeout);
-    checks.push_back({"READ_FIXED to the first address past guest RAM (expected: -EFAULT)", result_label(res),
-                      res == -EFAULT});
-  }
-  {
-    const auto res = probe(machine, out, kOpRead, canary_addr, 0, timeout);
-    checks.push_back({"IORING_OP_READ, an opcode no policy allows, into the canary (expected: -EACCES)",
-                      fmt::format("{}, canary {}", result_label(res), intact() ? "unchanged" : "CHANGED"),
-                      res == -EACCES && intact()});
-  }
-  {
-    const std::uint64_t before = size_of(disk);
-    const auto res = probe(machine, out, kOpWriteFixed, 0, machine.disk_bytes() + (1ull << 30), timeout);
-    const int expected = passthrough ? -ENOSPC : -ENXIO;
-    const bool same = size_of(disk) == before;
-    checks.push_back({"WRITE_FIXED 1 GiB past the end of the disk (expected: -ENOSPC from the loop device in "
-                      "passthrough, -ENXIO from the mediator; image unchanged)",
-                      fmt::format("{}, image {}", result_label(res), same ? "unchanged" : "GREW"),
-                      res == expected && same});
-  }
+  ProbeTargets targets;
+  targets.canary = canary->address();
+  targets.past_ram = machine.ram_bytes() + (passthrough ? address_of(machine.ram_host()) : 0);
+  targets.disk_bytes = machine.disk_bytes();
+  const auto submit = [&](const HostileProbe& p, const abi::GuestSqe& sqe) {
+    // Address 0: the guest's own scratch memory (KvmMachine::probe_info).
+    return probe(machine, out, sqe.opcode, p.address == ProbeAddress::GuestBuffer ? 0 : sqe.addr, sqe.off, timeout);
+  };
+  checks = run_hostile_probes(passthrough ? abi::Mode::Passthrough : abi::Mode::Mediated, targets, *canary, disk, submit);
   {
     const kvm::GuestOutcome fault = machine.boot(machine.boot_info(kvm::Scenario::ReadOutsideRam), timeout);
     keep_log(out, "read outside RAM", fault);

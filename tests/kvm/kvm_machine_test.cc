@@ -15,6 +15,7 @@
 #include "support/kernel_caps.h"
 #include "support/test_disk.h"
 #include "util/address.h"
+#include "device/hostile_probes.h"
 #include "util/canary_page.h"
 #include "util/temp_dir.h"
 
@@ -26,9 +27,6 @@ using namespace std::chrono_literals;
 constexpr std::uint64_t kDiskBytes = 256ull << 10;  // small: see docs/kvm.md on emulated hosts
 constexpr std::uint64_t kRamBytes = 64ull << 20;
 constexpr auto kTimeout = 120'000ms;
-
-// The kernel's IORING_OP_READ: a plain read to any user address, which no policy allows.
-constexpr std::uint32_t kOpRead = 22;
 
 std::string log_text(const GuestOutcome& out) {
   std::string text;
@@ -113,27 +111,24 @@ TEST_P(KvmMachineTest, GuestRunsTheVerifiedWorkloadAndTheDiskHoldsItsData) {
   EXPECT_EQ(stopped->released, 1u);
 }
 
+// The catalogue of hostile probes (device/hostile_probes.h), each from a fresh boot of the KVM guest.
 TEST_P(KvmMachineTest, HostileSqesGetErrorCompletionsAndTheVmmCarriesOn) {
   auto canary = CanaryPage::create();
   ASSERT_TRUE(canary) << canary.error().message;
-  const std::uint64_t canary_addr = canary->address();
-  const auto intact = [&] { return canary->intact(); };
-
-  // A READ_FIXED into VMM memory outside guest RAM: the kernel (passthrough) or the mediator
-  // refuses the address.
-  EXPECT_EQ(probe(4 /* READ_FIXED */, canary_addr, 0), -EFAULT);
-  EXPECT_TRUE(intact());
+  const abi::Mode mode = GetParam() == RF_MODE_PASSTHROUGH ? abi::Mode::Passthrough : abi::Mode::Mediated;
+  ProbeTargets targets;
+  targets.canary = canary->address();
   // A guest-physical address just past the end of RAM (biased as the driver would in passthrough).
-  std::uint64_t past_ram = kRamBytes;
-  if (GetParam() == RF_MODE_PASSTHROUGH) past_ram += address_of(machine_->ram_host());
-  EXPECT_EQ(probe(4, past_ram, 0), -EFAULT);
-  // A plain READ (any user address, no buffer check) is not in either policy.
-  EXPECT_EQ(probe(kOpRead, canary_addr, 0), -EACCES);
-  EXPECT_TRUE(intact());
-  // A write 1 GiB past the end of the disk: the loop device (passthrough) or the mediator's
-  // range rule refuses it, and the image does not grow.
-  EXPECT_EQ(probe(5 /* WRITE_FIXED */, 0, kDiskBytes + (1ull << 30)), GetParam() == RF_MODE_PASSTHROUGH ? -ENOSPC : -ENXIO);
-  EXPECT_EQ(test::file_size(image_), kDiskBytes);
+  targets.past_ram = kRamBytes + (mode == abi::Mode::Passthrough ? address_of(machine_->ram_host()) : 0);
+  targets.disk_bytes = kDiskBytes;
+  for (const HostileProbe& p : hostile_probes()) {
+    const abi::GuestSqe sqe = probe_sqe(p, targets);
+    // Address 0: the guest's own scratch memory.
+    EXPECT_EQ(probe(sqe.opcode, p.address == ProbeAddress::GuestBuffer ? 0 : sqe.addr, sqe.off), p.expected(mode))
+        << p.name << ": " << p.why;
+    EXPECT_TRUE(canary->intact()) << p.name;
+    EXPECT_EQ(test::file_size(image_), kDiskBytes) << p.name;
+  }
 
   // The device still serves the next guest.
   const GuestOutcome out = verify(77, 1);

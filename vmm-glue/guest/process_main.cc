@@ -126,6 +126,7 @@ int main(int argc, char** argv) {
   std::optional<std::uint64_t> probe_addr;
   std::uint64_t probe_offset = 0;
   std::string probe_op = "read";
+  std::optional<std::uint8_t> probe_opcode;
   rf::guest::WorkloadConfig config;
   std::string scenario = "verify", forbidden;
   std::string rw = "randread";
@@ -149,6 +150,7 @@ int main(int argc, char** argv) {
   app.add_option("--control", control_gpa, "bench: guest-physical address of the VMM's BenchControl word");
   app.add_option("--program", program_gpa, "fuzz: guest-physical address of the VMM's FuzzProgram");
   app.add_option("--probe-op", probe_op, "probe: the one raw SQE's opcode")->check(CLI::IsMember({"read", "write"}));
+  app.add_option("--probe-opcode", probe_opcode, "probe: the raw opcode number instead (IORING_OP_*)");
   app.add_option("--probe-addr", probe_addr, "probe: its raw address (default: the scratch memory's)");
   app.add_option("--probe-offset", probe_offset, "probe: its disk offset");
   app.add_option("--syscall", forbidden, "forbidden-syscall: which one")
@@ -226,7 +228,7 @@ int main(int argc, char** argv) {
     std::uint64_t scratch_addr = 0;
     std::uint16_t buf_index = 0;
     driver.device_address(scratch_gpa, 4096, scratch_addr, buf_index);
-    sqe.opcode = probe_op == "write" ? rf::abi::kOpWriteFixed : rf::abi::kOpReadFixed;
+    sqe.opcode = probe_opcode ? *probe_opcode : probe_op == "write" ? rf::abi::kOpWriteFixed : rf::abi::kOpReadFixed;
     sqe.flags = rf::abi::kSqeFixedFile;
     sqe.fd = 0;
     sqe.off = probe_offset;
