@@ -9,7 +9,6 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <optional>
 #include <thread>
 
@@ -17,16 +16,17 @@
 
 #include "cli/bench_scale.h"
 #include "cli/markdown_table.h"
+#include "engine/bench_table.h"
 #include "engine/block_job.h"
 #include "engine/fio_job.h"
 #include "engine/guest_job.h"
 #include "engine/json_report.h"
 #include "engine/kvm_guest_job.h"
 #include "engine/plot.h"
+#include "host/block_device.h"
 #include "kvm/kvm_vm.h"
 #include "ring/iopoll_probe.h"
 #include "ring/kernel_facts.h"
-#include "host/block_device.h"
 #include "util/mmap_region.h"
 #include "util/temp_dir.h"
 #include "util/unique_fd.h"
@@ -34,67 +34,6 @@
 namespace rf::cli {
 
 namespace {
-
-using bench::GuestRow;
-using bench::HostRow;
-
-// A row of the table: a host row, a process-guest row, a KVM-guest row, or fio; and the row it
-// is compared with.
-struct Row {
-  std::string name;
-  std::optional<HostRow> host;
-  std::optional<GuestRow> guest;
-  std::optional<GuestRow> kvm;
-  std::string baseline;  // empty for bare, the baseline of them all
-};
-
-constexpr const char* kRowNames =
-    "bare, bare-sqpoll, bare-sqpoll-iopoll, restricted, passthrough, passthrough-sqpoll, mediated, kvm-passthrough, "
-    "kvm-passthrough-sqpoll, kvm-mediated, fio";
-
-std::optional<Row> row_from_name(const std::string& name) {
-  // What each row is measured against: the same ring shape without the thing it adds. fio runs
-  // with sqthread_poll, so it is compared with bare-sqpoll (that comparison checks our load
-  // generator); passthrough (its device thread) and mediated submit from a thread without SQPOLL,
-  // so they are compared with bare, and passthrough-sqpoll with bare-sqpoll. A KVM row is
-  // compared with the process-guest row of its kind: the same driver and device, with the guest
-  // in a virtual machine instead of a process.
-  if (name == "fio") return Row{name, std::nullopt, std::nullopt, std::nullopt, "bare-sqpoll"};
-  for (HostRow r : {HostRow::Bare, HostRow::BareSqpoll, HostRow::BareSqpollIopoll, HostRow::Restricted}) {
-    if (bench::host_row_name(r) != name) continue;
-    const char* baseline = r == HostRow::Bare ? "" : r == HostRow::BareSqpoll ? "bare" : "bare-sqpoll";
-    return Row{name, r, std::nullopt, std::nullopt, baseline};
-  }
-  for (GuestRow r : {GuestRow::Passthrough, GuestRow::PassthroughSqpoll, GuestRow::Mediated}) {
-    if (bench::guest_row_name(r) == name) {
-      return Row{name, std::nullopt, r, std::nullopt, r == GuestRow::PassthroughSqpoll ? "bare-sqpoll" : "bare"};
-    }
-    if (bench::kvm_row_name(r) == name) {
-      return Row{name, std::nullopt, std::nullopt, r, std::string(bench::guest_row_name(r))};
-    }
-  }
-  return std::nullopt;
-}
-
-// ringfence's performance targets: numerator / denominator (medians, at the same depth) must
-// lie in [low, high] at every depth from `min_depth`.
-struct PerformanceTarget {
-  std::string numerator, denominator;
-  double low, high;
-  std::uint32_t min_depth;
-  std::string text;
-};
-
-const std::vector<PerformanceTarget>& performance_targets() {
-  static const std::vector<PerformanceTarget> targets{
-      {"restricted", "bare-sqpoll", 0.99, 1e9, 1, "restricted ≥ 0.99 × bare-sqpoll"},
-      {"passthrough", "bare", 0.90, 1e9, 8, "passthrough ≥ 0.90 × bare (iodepth ≥ 8)"},
-      {"passthrough-sqpoll", "bare-sqpoll", 0.97, 1e9, 1, "passthrough-sqpoll ≥ 0.97 × bare-sqpoll"},
-      {"mediated", "bare", 0.90, 1e9, 8, "mediated ≥ 0.90 × bare (iodepth ≥ 8)"},
-      {"bare-sqpoll", "fio", 0.95, 1.05, 1, "bare-sqpoll within ±5% of fio"},
-  };
-  return targets;
-}
 
 // Lays out a new file the way fio does: written in full, so reads hit real data.
 bool lay_out(const std::string& path, std::uint64_t size) {
@@ -152,28 +91,14 @@ std::optional<Target> open_target(const std::string& path, bool writes) {
   return t;
 }
 
-// Median and spread of one (row, depth) cell over the repeats.
-struct Cell {
-  std::vector<bench::RowSummary> runs;
-  std::string unsupported;  // why the row could not run
-  const bench::RowSummary* median() const {
-    if (runs.empty()) return nullptr;
-    std::vector<const bench::RowSummary*> sorted;
-    for (const auto& r : runs) sorted.push_back(&r);
-    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->iops < b->iops; });
-    return sorted[sorted.size() / 2];
-  }
-};
-
-std::string kiops(const Cell& cell) {
+std::string kiops(const bench::Cell& cell) {
   if (!cell.unsupported.empty()) return "unsupported";
   const bench::RowSummary* m = cell.median();
   if (m == nullptr) return "–";
   std::string text = fmt::format("{:.1f}", m->iops / 1000);
   if (cell.runs.size() > 1) {
-    const auto [lo, hi] = std::minmax_element(cell.runs.begin(), cell.runs.end(),
-                                              [](const auto& a, const auto& b) { return a.iops < b.iops; });
-    text += fmt::format(" ({:.1f}–{:.1f})", lo->iops / 1000, hi->iops / 1000);
+    const auto [lo, hi] = cell.iops_range();
+    text += fmt::format(" ({:.1f}–{:.1f})", lo / 1000, hi / 1000);
   }
   return text;
 }
@@ -187,69 +112,51 @@ struct BenchSetup {
 };
 
 // The table: every row at every depth, repeated; then kIOPS, ratios, targets, latency, CPU.
-int run_table(const BenchArgs& args, const std::vector<Row>& rows, const BenchSetup& setup) {
+int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, const BenchSetup& setup) {
   const std::string& target_path = setup.where.target_path;
   const Target& target = *setup.target;
   const bench::Pattern pattern = setup.where.pattern;
-  const std::optional<unsigned> app_cpu = setup.where.app_cpu, sq_cpu = setup.where.sq_cpu;
+  const std::optional<unsigned> app_cpu = setup.where.app_cpu;
   const IopollStatus iopoll = probe_iopoll(target_path);
 
-  std::map<std::pair<std::string, std::uint32_t>, Cell> cells;
-  const std::size_t total = args.repeat * args.iodepths.size() * rows.size();
-  std::size_t done = 0;
-  const auto per_job = std::chrono::duration<double>(args.runtime_s + args.ramp_s);
-  // Interleaved: every row at a depth, then the next depth, then the whole table again.
-  for (unsigned rep = 0; rep < args.repeat; ++rep) {
-    for (std::uint32_t depth : args.iodepths) {
-      for (const Row& row : rows) {
-        Cell& cell = cells[{row.name, depth}];
-        ++done;
-        if (row.host == HostRow::BareSqpollIopoll && !iopoll.supported) {
-          cell.unsupported = iopoll.detail;
-          continue;
-        }
-        const double left = per_job.count() * static_cast<double>(total - done + 1);
+  bench::TableSpec spec{rows, args.iodepths, args.repeat, std::nullopt};
+  if (!iopoll.supported) spec.iopoll_unsupported = iopoll.detail;
+  bench::JobSetup jobs;
+  jobs.job.fd = target.fd.get();
+  jobs.job.size_bytes = target.size;
+  jobs.job.block_bytes = args.bs;
+  jobs.job.pattern = pattern;
+  jobs.job.ramp = std::chrono::milliseconds(static_cast<long>(args.ramp_s * 1000));
+  jobs.job.runtime = std::chrono::milliseconds(static_cast<long>(args.runtime_s * 1000));
+  jobs.job.app_cpu = app_cpu;
+  jobs.job.sqpoll_cpu = setup.where.sq_cpu;
+  jobs.target_path = target_path;
+  jobs.ramp_s = args.ramp_s;
+  jobs.runtime_s = args.runtime_s;
+  jobs.iopoll = iopoll.supported;
+  const auto per_job = args.runtime_s + args.ramp_s;
+  const bench::BenchTable cells = bench::run_bench_table(
+      spec, bench::real_jobs(jobs),
+      [&](const bench::RowSpec& row, std::uint32_t depth, unsigned rep, std::size_t done, std::size_t total) {
         std::cerr << fmt::format("\rringfence bench: {} iodepth={} run {}/{} (about {:.0f} s left)   ", row.name, depth,
-                                 rep + 1, args.repeat, left)
+                                 rep + 1, args.repeat, per_job * static_cast<double>(total - done + 1))
                   << std::flush;
-        if (!row.host && !row.guest && !row.kvm) {
-          bench::FioJob job{target_path, target.size, args.bs, depth, pattern, args.ramp_s, args.runtime_s,
-                            app_cpu, sq_cpu, iopoll.supported};
-          auto summary = bench::run_fio_job(job);
-          if (!summary) {
-            cell.unsupported = summary.error();
-          } else {
-            cell.runs.push_back(*summary);
-          }
-          continue;
-        }
-        bench::JobSpec spec;
-        spec.fd = target.fd.get();
-        spec.size_bytes = target.size;
-        spec.block_bytes = args.bs;
-        spec.depth = depth;
-        spec.pattern = pattern;
-        spec.ramp = std::chrono::milliseconds(static_cast<long>(args.ramp_s * 1000));
-        spec.runtime = std::chrono::milliseconds(static_cast<long>(args.runtime_s * 1000));
-        spec.seed = 1 + rep;
-        spec.app_cpu = app_cpu;
-        spec.sqpoll_cpu = sq_cpu;
-        auto result = row.host  ? bench::run_host_job(*row.host, spec)
-                      : row.kvm ? bench::run_kvm_guest_job(*row.kvm, bench::KvmJobSpec{spec, target_path, {}})
-                                : bench::run_guest_job(*row.guest, bench::GuestJobSpec{spec, target_path, {}});
-        if (!result) {
-          cell.unsupported = result.error();
-          continue;
-        }
-        if (result->errors != 0) {
-          std::cerr << fmt::format("\nringfence bench: {} iodepth={}: {} I/O errors (first: {})\n", row.name, depth,
-                                   result->errors, std::strerror(-result->first_error));
-        }
-        cell.runs.push_back(bench::summarize(*result));
+      });
+  std::cerr << "\r" << std::string(78, ' ') << "\r";
+  const auto cell_at = [&cells](const std::string& row, std::uint32_t depth) -> const bench::Cell& {
+    static const bench::Cell kEmpty;
+    const bench::Cell* cell = cells.find(row, depth);
+    return cell != nullptr ? *cell : kEmpty;
+  };
+  for (const bench::RowSpec& row : rows) {
+    for (std::uint32_t d : args.iodepths) {
+      const bench::Cell& cell = cell_at(row.name, d);
+      if (cell.errors != 0) {
+        std::cerr << fmt::format("ringfence bench: {} iodepth={}: {} I/O errors (first: {})\n", row.name, d, cell.errors,
+                                 std::strerror(-cell.first_error));
       }
     }
   }
-  std::cerr << "\r" << std::string(78, ' ') << "\r";
 
   std::cout << fmt::format("ringfence bench: rw={} bs={} ioengine=io_uring direct=1, runtime {:.1f} s after {:.1f} s "
                            "ramp, {} repeat(s) (median{})\n",
@@ -257,7 +164,7 @@ int run_table(const BenchArgs& args, const std::vector<Row>& rows, const BenchSe
                            args.repeat > 1 ? ", with min–max" : "");
   std::cout << fmt::format("target: {}; kernel {}; {} CPUs{}\n", target.description, kernel_release(), setup.where.cpus,
                            app_cpu ? "; application or guest (vCPU) on CPU 0, SQPOLL thread or mediator on CPU 1" : "");
-  if (std::any_of(rows.begin(), rows.end(), [](const Row& r) { return r.kvm.has_value(); })) {
+  if (std::any_of(rows.begin(), rows.end(), [](const bench::RowSpec& r) { return r.kvm.has_value(); })) {
     std::cout << fmt::format("KVM rows: KVM module {}\n", kvm::kvm_module_description());
   }
   std::cout << "\n";
@@ -265,28 +172,21 @@ int run_table(const BenchArgs& args, const std::vector<Row>& rows, const BenchSe
   std::vector<std::string> header{"kIOPS"};
   for (std::uint32_t d : args.iodepths) header.push_back(fmt::format("iodepth={}", d));
   MarkdownTable table(header);
-  for (const Row& row : rows) {
+  for (const bench::RowSpec& row : rows) {
     std::vector<std::string> line{row.name};
-    for (std::uint32_t d : args.iodepths) line.push_back(kiops(cells[{row.name, d}]));
+    for (std::uint32_t d : args.iodepths) line.push_back(kiops(cell_at(row.name, d)));
     table.add_row(std::move(line));
   }
   std::cout << table.render() << "\n";
 
-  // The median of `a` over the median of `b` at `depth`, when both ran.
-  const auto ratio_of = [&cells](const std::string& a, const std::string& b, std::uint32_t depth) -> std::optional<double> {
-    const bench::RowSummary* x = cells[{a, depth}].median();
-    const bench::RowSummary* y = cells[{b, depth}].median();
-    if (x == nullptr || y == nullptr || y->iops <= 0) return std::nullopt;
-    return x->iops / y->iops;
-  };
   std::vector<std::string> ratio_header{"row / baseline"};
   for (std::uint32_t d : args.iodepths) ratio_header.push_back(fmt::format("iodepth={}", d));
   MarkdownTable ratios(ratio_header);
-  for (const Row& row : rows) {
+  for (const bench::RowSpec& row : rows) {
     if (row.baseline.empty()) continue;
     std::vector<std::string> line{fmt::format("{} / {}", row.name, row.baseline)};
     for (std::uint32_t d : args.iodepths) {
-      const auto r = ratio_of(row.name, row.baseline, d);
+      const auto r = cells.ratio(row.name, row.baseline, d);
       line.push_back(r ? fmt::format("{:.2f}", *r) : "–");
     }
     ratios.add_row(std::move(line));
@@ -297,26 +197,26 @@ int run_table(const BenchArgs& args, const std::vector<Row>& rows, const BenchSe
   std::vector<std::string> target_header{"target"};
   for (std::uint32_t d : args.iodepths) target_header.push_back(fmt::format("iodepth={}", d));
   MarkdownTable targets(target_header);
-  for (const PerformanceTarget& t : performance_targets()) {
-    std::vector<std::string> line{t.text};
+  for (const bench::PerformanceTarget& t : bench::performance_targets()) {
+    std::vector<std::string> line{std::string(t.text)};
     bool any = false;
     for (std::uint32_t d : args.iodepths) {
-      const auto r = ratio_of(t.numerator, t.denominator, d);
-      if (!r || d < t.min_depth) {
+      const auto r = cells.ratio(std::string(t.numerator), std::string(t.denominator), d);
+      if (!r || !t.applies_at(d)) {
         line.push_back("–");
         continue;
       }
       any = true;
-      line.push_back(fmt::format("{:.2f} {}", *r, *r >= t.low && *r <= t.high ? "met" : "MISSED"));
+      line.push_back(fmt::format("{:.2f} {}", *r, t.met_by(*r) ? "met" : "MISSED"));
     }
     if (any) targets.add_row(std::move(line));
   }
   if (targets.rows() != 0) std::cout << "Targets (ratio of medians):\n\n" << targets.render() << "\n";
 
   MarkdownTable latency({"row", "iodepth", "clat p50 µs", "p99 µs", "p99.9 µs", "CPU µs per I/O", "I/Os"});
-  for (const Row& row : rows) {
+  for (const bench::RowSpec& row : rows) {
     for (std::uint32_t d : args.iodepths) {
-      const Cell& cell = cells[{row.name, d}];
+      const bench::Cell& cell = cell_at(row.name, d);
       const bench::RowSummary* m = cell.median();
       if (m == nullptr) {
         latency.add_row({row.name, std::to_string(d), cell.unsupported.empty() ? "–" : "unsupported", "", "", "", ""});
@@ -330,9 +230,9 @@ int run_table(const BenchArgs& args, const std::vector<Row>& rows, const BenchSe
 
   if (!args.json_path.empty()) {
     std::vector<bench::ReportCell> report_cells;
-    for (const Row& row : rows) {
+    for (const bench::RowSpec& row : rows) {
       for (std::uint32_t d : args.iodepths) {
-        const Cell& cell = cells[{row.name, d}];
+        const bench::Cell& cell = cell_at(row.name, d);
         report_cells.push_back({row.name, d, cell.median(), cell.unsupported});
       }
     }
@@ -348,19 +248,15 @@ int run_table(const BenchArgs& args, const std::vector<Row>& rows, const BenchSe
   if (!args.plot_path.empty()) {
     bench::PlotInput plot{fmt::format("ringfence bench: rw={} bs={}, {}", args.rw, args.bs, target.description),
                           args.iodepths, {}};
-    for (const Row& row : rows) {
+    for (const bench::RowSpec& row : rows) {
       const bool ran = std::any_of(args.iodepths.begin(), args.iodepths.end(),
-                                   [&](std::uint32_t d) { return cells[{row.name, d}].median() != nullptr; });
+                                   [&](std::uint32_t d) { return cell_at(row.name, d).median() != nullptr; });
       if (!ran) continue;  // an unsupported row has no line to draw
       bench::PlotSeries series{row.name, {}, {}, {}};
       for (std::uint32_t d : args.iodepths) {
-        const Cell& cell = cells[{row.name, d}];
+        const bench::Cell& cell = cell_at(row.name, d);
         const bench::RowSummary* m = cell.median();
-        double lo = 0, hi = 0;
-        for (const auto& run : cell.runs) {
-          lo = lo == 0 ? run.iops : std::min(lo, run.iops);
-          hi = std::max(hi, run.iops);
-        }
+        const auto [lo, hi] = cell.iops_range();
         series.median_kiops.push_back(m != nullptr ? m->iops / 1000 : 0);
         series.min_kiops.push_back(lo / 1000);
         series.max_kiops.push_back(hi / 1000);
@@ -374,8 +270,8 @@ int run_table(const BenchArgs& args, const std::vector<Row>& rows, const BenchSe
   }
 
   bool any_unsupported = false;
-  for (const Row& row : rows) {
-    const Cell& cell = cells[{row.name, args.iodepths.front()}];
+  for (const bench::RowSpec& row : rows) {
+    const bench::Cell& cell = cell_at(row.name, args.iodepths.front());
     if (!cell.unsupported.empty()) {
       std::cout << fmt::format("{}: unsupported: {}\n", row.name, cell.unsupported);
       any_unsupported = true;
@@ -393,12 +289,12 @@ int run_bench(const BenchArgs& args) {
     std::cerr << fmt::format("ringfence bench: --rw {}: use randread, randwrite or randrw\n", args.rw);
     return 2;
   }
-  std::vector<Row> rows;
+  std::vector<bench::RowSpec> rows;
   const bool no_table = args.rows.size() == 1 && args.rows.front() == "none";
   for (const std::string& name : no_table ? std::vector<std::string>{} : args.rows) {
-    const auto row = row_from_name(name);
+    const auto row = bench::row_from_name(name);
     if (!row) {
-      std::cerr << fmt::format("ringfence bench: --rows: unknown row {} (rows: {}; or none)\n", name, kRowNames);
+      std::cerr << fmt::format("ringfence bench: --rows: unknown row {} (rows: {}; or none)\n", name, bench::row_names());
       return 2;
     }
     rows.push_back(*row);

@@ -1,0 +1,88 @@
+#include "engine/bench_table.h"
+
+#include <algorithm>
+
+#include "engine/guest_job.h"
+#include "engine/kvm_guest_job.h"
+
+namespace rf::bench {
+
+const RowSummary* Cell::median() const {
+  if (runs.empty()) return nullptr;
+  std::vector<const RowSummary*> sorted;
+  for (const RowSummary& r : runs) sorted.push_back(&r);
+  std::sort(sorted.begin(), sorted.end(), [](const RowSummary* a, const RowSummary* b) { return a->iops < b->iops; });
+  return sorted[sorted.size() / 2];
+}
+
+std::pair<double, double> Cell::iops_range() const {
+  if (runs.empty()) return {0, 0};
+  const auto [lo, hi] = std::minmax_element(runs.begin(), runs.end(),
+                                            [](const RowSummary& a, const RowSummary& b) { return a.iops < b.iops; });
+  return {lo->iops, hi->iops};
+}
+
+const Cell* BenchTable::find(const std::string& row, std::uint32_t depth) const {
+  const auto it = cells_.find({row, depth});
+  return it == cells_.end() ? nullptr : &it->second;
+}
+
+std::optional<double> BenchTable::ratio(const std::string& row, const std::string& baseline, std::uint32_t depth) const {
+  const Cell* a = find(row, depth);
+  const Cell* b = find(baseline, depth);
+  const RowSummary* x = a != nullptr ? a->median() : nullptr;
+  const RowSummary* y = b != nullptr ? b->median() : nullptr;
+  if (x == nullptr || y == nullptr || y->iops <= 0) return std::nullopt;
+  return x->iops / y->iops;
+}
+
+BenchTable run_bench_table(const TableSpec& spec, const RunJob& run_job, const Progress& progress) {
+  BenchTable table;
+  const std::size_t total = spec.repeat * spec.depths.size() * spec.rows.size();
+  std::size_t done = 0;
+  for (unsigned rep = 0; rep < spec.repeat; ++rep) {
+    for (std::uint32_t depth : spec.depths) {
+      for (const RowSpec& row : spec.rows) {
+        Cell& cell = table.at(row.name, depth);
+        ++done;
+        if (row.host == HostRow::BareSqpollIopoll && spec.iopoll_unsupported) {
+          cell.unsupported = *spec.iopoll_unsupported;
+          continue;
+        }
+        if (progress) progress(row, depth, rep, done, total);
+        auto outcome = run_job(row, depth, rep);
+        if (!outcome) {
+          cell.unsupported = std::move(outcome).error();
+          continue;
+        }
+        if (outcome->errors != 0 && cell.errors == 0) cell.first_error = outcome->first_error;
+        cell.errors += outcome->errors;
+        cell.runs.push_back(std::move(outcome->summary));
+      }
+    }
+  }
+  return table;
+}
+
+RunJob real_jobs(const JobSetup& setup) {
+  return [setup](const RowSpec& row, std::uint32_t depth, unsigned repeat) -> Result<JobOutcome, std::string> {
+    if (row.is_fio()) {
+      const FioJob fio{setup.target_path, setup.job.size_bytes, setup.job.block_bytes, depth,
+                       setup.job.pattern, setup.ramp_s,        setup.runtime_s,       setup.job.app_cpu,
+                       setup.job.sqpoll_cpu, setup.iopoll};
+      auto summary = run_fio_job(fio);
+      if (!summary) return unexpected(std::move(summary).error());
+      return JobOutcome{std::move(*summary), 0, 0};
+    }
+    JobSpec spec = setup.job;
+    spec.depth = depth;
+    spec.seed = 1 + repeat;
+    auto result = row.host  ? run_host_job(*row.host, spec)
+                  : row.kvm ? run_kvm_guest_job(*row.kvm, KvmJobSpec{spec, setup.target_path, {}})
+                            : run_guest_job(*row.guest, GuestJobSpec{spec, setup.target_path, {}});
+    if (!result) return unexpected(std::move(result).error());
+    return JobOutcome{summarize(*result), result->errors, result->first_error};
+  };
+}
+
+}  // namespace rf::bench

@@ -1,0 +1,79 @@
+// The table `ringfence bench` measures: every row at every iodepth, the whole table repeated,
+// interleaved (every row at a depth, then the next depth, then the table again) so that a
+// machine's drift spreads over all rows alike; each (row, depth) cell keeps every run and
+// answers with the median. The job loop is here; the command parses its arguments and renders.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/block_job.h"
+#include "engine/fio_job.h"
+#include "engine/row_catalogue.h"
+#include "util/result.h"
+
+namespace rf::bench {
+
+// One (row, depth) cell: its runs, or why the row could not run.
+struct Cell {
+  std::vector<RowSummary> runs;
+  std::string unsupported;
+  std::uint64_t errors = 0;  // failed completions over all runs
+  int first_error = 0;       // -errno of the first
+  // The run with the median IOPS (the upper one of an even count); null without runs.
+  const RowSummary* median() const;
+  // The lowest and highest IOPS of the runs; (0, 0) without runs.
+  std::pair<double, double> iops_range() const;
+};
+
+class BenchTable {
+ public:
+  Cell& at(const std::string& row, std::uint32_t depth) { return cells_[{row, depth}]; }
+  // Null when the cell was never filled.
+  const Cell* find(const std::string& row, std::uint32_t depth) const;
+  // The median IOPS of `row` over that of `baseline` at `depth`, when both ran.
+  std::optional<double> ratio(const std::string& row, const std::string& baseline, std::uint32_t depth) const;
+
+ private:
+  std::map<std::pair<std::string, std::uint32_t>, Cell> cells_;
+};
+
+// What one run of one row gives: its summary, and the errors among its completions.
+struct JobOutcome {
+  RowSummary summary;
+  std::uint64_t errors = 0;
+  int first_error = 0;
+};
+// Runs `row` once at `depth`, the `repeat`-th time; an error says why the row cannot run.
+using RunJob = std::function<Result<JobOutcome, std::string>(const RowSpec& row, std::uint32_t depth, unsigned repeat)>;
+// Told before each run (`done` counts from 1 to `total`).
+using Progress = std::function<void(const RowSpec& row, std::uint32_t depth, unsigned repeat, std::size_t done,
+                                    std::size_t total)>;
+
+struct TableSpec {
+  std::vector<RowSpec> rows;
+  std::vector<std::uint32_t> depths;
+  unsigned repeat = 1;
+  // Set when the target does not poll: the IOPOLL row is unsupported, with this reason, and not run.
+  std::optional<std::string> iopoll_unsupported;
+};
+
+BenchTable run_bench_table(const TableSpec& spec, const RunJob& run_job, const Progress& progress = {});
+
+// The real jobs: host rows on a liburing or ringfence ring, the guest rows in a process or a KVM
+// guest, fio as fio. `job` is the template (its depth and seed are set per run; the seed is
+// 1 + the repeat); `target_path` is what guests and fio open.
+struct JobSetup {
+  JobSpec job;
+  std::string target_path;
+  double ramp_s = 1, runtime_s = 5;  // for fio's command line
+  bool iopoll = false;               // fio: hipri, where the target polls
+};
+RunJob real_jobs(const JobSetup& setup);
+
+}  // namespace rf::bench

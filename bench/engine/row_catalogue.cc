@@ -1,0 +1,61 @@
+#include "engine/row_catalogue.h"
+
+#include "engine/kvm_guest_job.h"
+
+namespace rf::bench {
+
+namespace {
+
+constexpr HostRow kHostRows[] = {HostRow::Bare, HostRow::BareSqpoll, HostRow::BareSqpollIopoll, HostRow::Restricted};
+constexpr GuestRow kGuestRows[] = {GuestRow::Passthrough, GuestRow::PassthroughSqpoll, GuestRow::Mediated};
+
+constexpr PerformanceTarget kTargets[] = {
+    {"restricted", "bare-sqpoll", 0.99, 1e9, 1, "restricted ≥ 0.99 × bare-sqpoll"},
+    {"passthrough", "bare", 0.90, 1e9, 8, "passthrough ≥ 0.90 × bare (iodepth ≥ 8)"},
+    {"passthrough-sqpoll", "bare-sqpoll", 0.97, 1e9, 1, "passthrough-sqpoll ≥ 0.97 × bare-sqpoll"},
+    {"mediated", "bare", 0.90, 1e9, 8, "mediated ≥ 0.90 × bare (iodepth ≥ 8)"},
+    {"bare-sqpoll", "fio", 0.95, 1.05, 1, "bare-sqpoll within ±5% of fio"},
+};
+
+}  // namespace
+
+std::string row_names() {
+  std::string names;
+  const auto add = [&names](std::string_view name) {
+    if (!names.empty()) names += ", ";
+    names += name;
+  };
+  for (HostRow r : kHostRows) add(host_row_name(r));
+  for (GuestRow r : kGuestRows) add(guest_row_name(r));
+  for (GuestRow r : kGuestRows) add(kvm_row_name(r));
+  add("fio");
+  return names;
+}
+
+std::optional<RowSpec> row_from_name(std::string_view name) {
+  // What each row is measured against: the same ring shape without the thing it adds. fio runs
+  // with sqthread_poll, so it is compared with bare-sqpoll (that comparison checks our load
+  // generator); passthrough (its device thread) and mediated submit from a thread without SQPOLL,
+  // so they are compared with bare, and passthrough-sqpoll with bare-sqpoll. A KVM row is
+  // compared with the process-guest row of its kind: the same driver and device, with the guest
+  // in a virtual machine instead of a process.
+  if (name == "fio") return RowSpec{std::string(name), std::nullopt, std::nullopt, std::nullopt, "bare-sqpoll"};
+  for (HostRow r : kHostRows) {
+    if (host_row_name(r) != name) continue;
+    const char* baseline = r == HostRow::Bare ? "" : r == HostRow::BareSqpoll ? "bare" : "bare-sqpoll";
+    return RowSpec{std::string(name), r, std::nullopt, std::nullopt, baseline};
+  }
+  for (GuestRow r : kGuestRows) {
+    if (guest_row_name(r) == name) {
+      return RowSpec{std::string(name), std::nullopt, r, std::nullopt, r == GuestRow::PassthroughSqpoll ? "bare-sqpoll" : "bare"};
+    }
+    if (kvm_row_name(r) == name) {
+      return RowSpec{std::string(name), std::nullopt, std::nullopt, r, std::string(guest_row_name(r))};
+    }
+  }
+  return std::nullopt;
+}
+
+std::span<const PerformanceTarget> performance_targets() { return kTargets; }
+
+}  // namespace rf::bench

@@ -1,0 +1,44 @@
+// The rows of `ringfence bench`'s table, what each is compared with, and ringfence's performance
+// targets: the catalogue the command, its docs and its tests share.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "engine/block_job.h"
+#include "engine/guest_job.h"
+
+namespace rf::bench {
+
+// One row: a host row, a process-guest row, a KVM-guest row, or fio (none of the three); and the
+// row it is compared with (empty for bare, the baseline of them all).
+struct RowSpec {
+  std::string name;
+  std::optional<HostRow> host;
+  std::optional<GuestRow> guest;
+  std::optional<GuestRow> kvm;
+  std::string baseline;
+  bool is_fio() const { return !host && !guest && !kvm; }
+};
+
+// Every row's name, in the catalogue's order, comma-separated (for --help and errors).
+std::string row_names();
+std::optional<RowSpec> row_from_name(std::string_view name);
+
+// A target: numerator / denominator (medians, at the same depth) must lie in [low, high] at
+// every depth from `min_depth`.
+struct PerformanceTarget {
+  std::string_view numerator, denominator;
+  double low = 0, high = 0;
+  std::uint32_t min_depth = 1;
+  std::string_view text;
+  // Whether `ratio` meets it (at a depth it applies to).
+  bool met_by(double ratio) const { return ratio >= low && ratio <= high; }
+  bool applies_at(std::uint32_t depth) const { return depth >= min_depth; }
+};
+std::span<const PerformanceTarget> performance_targets();
+
+}  // namespace rf::bench

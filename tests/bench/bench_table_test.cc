@@ -1,0 +1,84 @@
+#include "engine/bench_table.h"
+
+#include <gtest/gtest.h>
+
+namespace rf::bench {
+namespace {
+
+RowSummary with_iops(double iops) {
+  RowSummary s;
+  s.iops = iops;
+  return s;
+}
+
+TEST(BenchTableCell, TheMedianIsTheMiddleRunAndTheRangeItsEnds) {
+  Cell cell;
+  EXPECT_EQ(cell.median(), nullptr);
+  EXPECT_EQ(cell.iops_range(), std::make_pair(0.0, 0.0));
+  for (double iops : {30.0, 10.0, 20.0}) cell.runs.push_back(with_iops(iops));
+  ASSERT_NE(cell.median(), nullptr);
+  EXPECT_EQ(cell.median()->iops, 20.0);
+  EXPECT_EQ(cell.iops_range(), std::make_pair(10.0, 30.0));
+  cell.runs.push_back(with_iops(40.0));
+  EXPECT_EQ(cell.median()->iops, 30.0) << "an even count takes the upper middle run";
+}
+
+TEST(BenchTable, ARatioNeedsBothRowsToHaveRun) {
+  BenchTable table;
+  table.at("mediated", 8).runs.push_back(with_iops(90));
+  EXPECT_FALSE(table.ratio("mediated", "bare", 8));
+  table.at("bare", 8).runs.push_back(with_iops(100));
+  ASSERT_TRUE(table.ratio("mediated", "bare", 8));
+  EXPECT_DOUBLE_EQ(*table.ratio("mediated", "bare", 8), 0.9);
+  EXPECT_FALSE(table.ratio("mediated", "bare", 1)) << "another depth";
+  table.at("zero", 8).runs.push_back(with_iops(0));
+  EXPECT_FALSE(table.ratio("mediated", "zero", 8)) << "no ratio over a baseline that did nothing";
+  EXPECT_EQ(table.find("nothing", 8), nullptr);
+}
+
+TEST(BenchTable, TheLoopInterleavesRowsDepthsAndRepeats) {
+  TableSpec spec;
+  spec.rows = {*row_from_name("bare"), *row_from_name("mediated")};
+  spec.depths = {1, 8};
+  spec.repeat = 2;
+  std::vector<std::string> order;
+  std::size_t last_done = 0, totals = 0;
+  const BenchTable table = run_bench_table(
+      spec,
+      [&](const RowSpec& row, std::uint32_t depth, unsigned rep) -> Result<JobOutcome, std::string> {
+        order.push_back(row.name + "@" + std::to_string(depth) + "#" + std::to_string(rep));
+        return JobOutcome{with_iops(1000.0 * depth + rep), rep == 1 ? 2u : 0u, -EIO};
+      },
+      [&](const RowSpec&, std::uint32_t, unsigned, std::size_t done, std::size_t total) {
+        EXPECT_EQ(done, last_done + 1);
+        last_done = done;
+        totals = total;
+      });
+  EXPECT_EQ(order, (std::vector<std::string>{"bare@1#0", "mediated@1#0", "bare@8#0", "mediated@8#0", "bare@1#1",
+                                             "mediated@1#1", "bare@8#1", "mediated@8#1"}));
+  EXPECT_EQ(totals, 8u);
+  const Cell* cell = table.find("mediated", 8);
+  ASSERT_NE(cell, nullptr);
+  EXPECT_EQ(cell->runs.size(), 2u);
+  EXPECT_EQ(cell->errors, 2u);
+  EXPECT_EQ(cell->first_error, -EIO);
+}
+
+TEST(BenchTable, ARowThatCannotRunSaysWhyAndIopollWithoutPollingIsNotTried) {
+  TableSpec spec;
+  spec.rows = {*row_from_name("bare-sqpoll-iopoll"), *row_from_name("kvm-mediated")};
+  spec.depths = {1};
+  spec.iopoll_unsupported = "vda has no poll queues";
+  unsigned runs = 0;
+  const BenchTable table = run_bench_table(spec, [&](const RowSpec&, std::uint32_t, unsigned) -> Result<JobOutcome, std::string> {
+    ++runs;
+    return unexpected(std::string("/dev/kvm is missing"));
+  });
+  EXPECT_EQ(runs, 1u) << "only the KVM row was tried";
+  EXPECT_EQ(table.find("bare-sqpoll-iopoll", 1)->unsupported, "vda has no poll queues");
+  EXPECT_EQ(table.find("kvm-mediated", 1)->unsupported, "/dev/kvm is missing");
+  EXPECT_EQ(table.find("kvm-mediated", 1)->median(), nullptr);
+}
+
+}  // namespace
+}  // namespace rf::bench
