@@ -139,12 +139,8 @@ TEST_P(AbiContractTest, TheDeviceWindowIsInsideABufferWindow) {
   EXPECT_EQ(device_->broken().reason, BrokenReason::None);
 }
 
-std::string mode_name(const ::testing::TestParamInfo<abi::Mode>& info) {
-  return info.param == abi::Mode::Passthrough ? "Passthrough" : "Mediated";
-}
-
 INSTANTIATE_TEST_SUITE_P(BothModes, AbiContractTest, ::testing::Values(abi::Mode::Passthrough, abi::Mode::Mediated),
-                         mode_name);
+                         test::mode_param_name);
 
 }  // namespace
 }  // namespace rf

@@ -129,6 +129,11 @@ class TestDevice {
   guest::Driver driver_;
 };
 
+// Names a test parameterised by mode "Passthrough" or "Mediated".
+inline std::string mode_param_name(const ::testing::TestParamInfo<abi::Mode>& info) {
+  return info.param == abi::Mode::Passthrough ? "Passthrough" : "Mediated";
+}
+
 class DeviceFixture : public ::testing::Test, public TestDevice {
  protected:
   // Skips when the machine lacks what `mode` needs; fails when probing broke.

@@ -53,10 +53,6 @@ class LifecycleTest : public DeviceFixture, public ::testing::WithParamInterface
   }
 };
 
-std::string mode_name(const ::testing::TestParamInfo<abi::Mode>& info) {
-  return info.param == abi::Mode::Passthrough ? "Passthrough" : "Mediated";
-}
-
 // Waits (bounded) until what the process holds is back at `before`: the kernel frees a closed
 // ring, and unpins its buffers, asynchronously.
 fuzz::ResourceUsage settle_to(const fuzz::ResourceUsage& before) {
@@ -270,7 +266,7 @@ TEST_P(LifecycleTest, AThousandCreateDestroyCyclesLeakNothing) {
   EXPECT_EQ(most_pinned, before.pinned_kib);
 }
 
-INSTANTIATE_TEST_SUITE_P(BothModes, LifecycleTest, ::testing::Values(abi::Mode::Passthrough, abi::Mode::Mediated), mode_name);
+INSTANTIATE_TEST_SUITE_P(BothModes, LifecycleTest, ::testing::Values(abi::Mode::Passthrough, abi::Mode::Mediated), test::mode_param_name);
 
 }  // namespace
 }  // namespace rf::test

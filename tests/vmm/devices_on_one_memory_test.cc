@@ -191,12 +191,8 @@ TEST_P(DevicesOnOneMemoryTest, TwoDevicesRunIoAtOnceThroughOneMap) {
   EXPECT_EQ(memory_->window_claims().count(), 3u);
 }
 
-std::string mode_name(const ::testing::TestParamInfo<abi::Mode>& info) {
-  return info.param == abi::Mode::Passthrough ? "Passthrough" : "Mediated";
-}
-
 INSTANTIATE_TEST_SUITE_P(BothModes, DevicesOnOneMemoryTest, ::testing::Values(abi::Mode::Passthrough, abi::Mode::Mediated),
-                         mode_name);
+                         test::mode_param_name);
 
 }  // namespace
 }  // namespace rf

@@ -58,11 +58,7 @@ TEST(HostileProbesCatalogue, NamesAreUniqueAndEveryProbeIsRefusedInBothModes) {
   }
 }
 
-std::string mode_name(const ::testing::TestParamInfo<abi::Mode>& info) {
-  return info.param == abi::Mode::Passthrough ? "Passthrough" : "Mediated";
-}
-
-INSTANTIATE_TEST_SUITE_P(BothModes, HostileProbesTest, ::testing::Values(abi::Mode::Passthrough, abi::Mode::Mediated), mode_name);
+INSTANTIATE_TEST_SUITE_P(BothModes, HostileProbesTest, ::testing::Values(abi::Mode::Passthrough, abi::Mode::Mediated), test::mode_param_name);
 
 }  // namespace
 }  // namespace rf
