@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <random>
 #include <string>
 #include <thread>
 
@@ -587,6 +588,84 @@ TEST_P(CApiDeviceTest, ASecondDeviceOnAWindowInUseIsRefused) {
   device_ = nullptr;
   ASSERT_EQ(rf_device_create(memory_, disks, 1, &config, &second), RF_OK) << last_error();
   rf_device_destroy(second);
+}
+
+// No call aborts: a VMM that calls the lifecycle in any order, with any timeout, gets a status
+// each time, and the state the header promises.
+TEST_P(CApiDeviceTest, LifecycleCallsInAnyOrderNeverAbort) {
+  const rf_device_config config = config_for(GetParam());
+  const rf_disk* disks[] = {disk_};
+  ASSERT_EQ(rf_device_create(memory_, disks, 1, &config, &device_), RF_OK) << last_error();
+  std::mt19937 random(20261206);
+  rf_device_state state = RF_DEVICE_CREATED;
+  for (int i = 0; i < 200; ++i) {
+    const int call = static_cast<int>(random() % 4);
+    rf_status status = RF_OK;
+    switch (call) {
+      case 0: status = rf_device_start(device_); break;
+      case 1: status = rf_device_quiesce(device_, static_cast<std::uint32_t>(random() % 3)); break;
+      case 2: status = rf_device_resume(device_); break;
+      default: {
+        if (random() % 8 != 0) continue;  // stop now and then: after it, everything is WRONG_STATE
+        rf_stop_report report{};
+        report.struct_size = sizeof report;
+        status = rf_device_stop(device_, 0, &report);
+        EXPECT_EQ(status, RF_OK);
+        EXPECT_EQ(report.released, 1u);
+      }
+    }
+    const rf_device_state now = rf_device_state_of(device_);
+    // What each call may do from each state (ringfence.h's lifecycle).
+    if (status == RF_OK) {
+      const bool allowed = (call == 0 && state == RF_DEVICE_CREATED) ||
+                           (call == 1 && (state == RF_DEVICE_RUNNING || state == RF_DEVICE_QUIESCED)) ||
+                           (call == 2 && state == RF_DEVICE_QUIESCED) || call == 3;
+      EXPECT_TRUE(allowed) << "call " << call << " succeeded from state " << state;
+    } else {
+      EXPECT_TRUE(status == RF_E_WRONG_STATE || status == RF_E_TIMEOUT) << rf_status_name(status) << ": " << last_error();
+      EXPECT_FALSE(last_error().empty());
+      EXPECT_EQ(now, state) << "a refused call changes nothing";
+    }
+    state = now;
+  }
+}
+
+// Whatever bytes a caller's config holds, rf_device_window_size answers with a status.
+TEST(CApiTest, AnyConfigBytesGetAStatusNeverACrash) {
+  const rf_region region{0, kRam, 0, 0, nullptr, 0};
+  rf_memory* memory = nullptr;
+  ASSERT_EQ(rf_memory_create(&region, 1, RF_MEMORY_ANONYMOUS, &memory), RF_OK) << last_error();
+  std::mt19937_64 random(7);
+  unsigned ok = 0;
+  for (int i = 0; i < 20000; ++i) {
+    // Each 32-bit word zero (three times in four) or random, so that every check is reached.
+    unsigned char bytes[128];
+    for (std::size_t w = 0; w < sizeof bytes; w += 4) {
+      const std::uint32_t word = random() % 4 == 0 ? static_cast<std::uint32_t>(random()) : 0;
+      std::memcpy(bytes + w, &word, sizeof word);
+    }
+    // Mostly plausible struct sizes and modes, so that the checks past the first are reached.
+    const std::uint32_t size = static_cast<std::uint32_t>(random() % 4 == 0 ? random() : RF_DEVICE_CONFIG_SIZE_VER1 + random() % 72);
+    std::memcpy(bytes, &size, sizeof size);
+    const std::uint32_t mode = static_cast<std::uint32_t>(1 + random() % 2);
+    if (random() % 2 == 0) std::memcpy(bytes + offsetof(rf_device_config, mode), &mode, sizeof mode);
+    if (random() % 2 == 0) std::memset(bytes + offsetof(rf_device_config, policy), 0, 2 * sizeof(void*) + 8);  // no wild pointers
+    else std::memset(bytes + offsetof(rf_device_config, policy), 0, sizeof(void*));
+    std::memset(bytes + offsetof(rf_device_config, share_sqpoll_with), 0, sizeof(void*));
+    std::uint64_t out = 0;
+    // SAFETY: 128 bytes, more than any struct_size below 128 names; larger sizes are refused before any read past 4.
+    const rf_status s = rf_device_window_size(memory, 1 + random() % 70, reinterpret_cast<const rf_device_config*>(bytes), &out);
+    ASSERT_STRNE(rf_status_name(s), "RF_E_UNKNOWN");
+    if (s == RF_OK) {
+      ++ok;
+      EXPECT_GT(out, 0u);
+    } else {
+      ASSERT_FALSE(last_error().empty());
+      ASSERT_NE(s, RF_E_INTERNAL) << last_error();
+    }
+  }
+  EXPECT_GT(ok, 0u) << "some random configs are valid, so the whole path ran";
+  EXPECT_EQ(rf_memory_destroy(memory), RF_OK);
 }
 
 std::string mode_name(const ::testing::TestParamInfo<rf_mode>& info) {

@@ -4,6 +4,7 @@
 // mode's behaviour fails here and sends the author to the table.
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -25,10 +26,11 @@ class AbiContractTest : public test::DeviceFixture, public ::testing::WithParamI
     ASSERT_NO_FATAL_FAILURE(TestDevice::start(setup));
   }
   bool passthrough() const { return GetParam() == abi::Mode::Passthrough; }
+  // A ring word, loaded as a guest loads it (the device writes it from its own thread).
   std::uint32_t ring_word(std::uint64_t gpa) {
-    std::uint32_t v = 0;
-    std::memcpy(&v, host(gpa), sizeof v);
-    return v;
+    // SAFETY: the descriptor's ring words are 4-aligned u32s inside guest RAM (the driver checked
+    // at attach).
+    return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(host(gpa))).load(std::memory_order_acquire);
   }
   // A raw SQE on disk 0 for data at `gpa`, in the mode's address space.
   abi::GuestSqe sqe(std::uint8_t opcode, std::uint64_t gpa, std::uint64_t offset, std::uint32_t len) {
