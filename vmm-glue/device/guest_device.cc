@@ -1,7 +1,5 @@
 #include "device/guest_device.h"
 
-#include "device/device_thread.h"
-
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -13,11 +11,12 @@
 
 #include <fmt/format.h>
 
+#include "device/device_thread.h"
+#include "host/thread_capabilities.h"
 #include "restrictions/policy_compiler.h"
 #include "restrictions/policy_loader.h"
 #include "ring/fresh_ring_memory.h"
 #include "ring/setup.h"
-#include "host/thread_capabilities.h"
 #include "util/address.h"
 
 namespace rf {
