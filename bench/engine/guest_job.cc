@@ -22,6 +22,15 @@ namespace rf::bench {
 
 namespace {
 
+// The target as the guest rows register it: as it is, like the host rows (no loop device), and
+// read-only unless the pattern writes.
+Result<Disk, DiskError> open_guest_target(const std::string& target, Pattern pattern) {
+  DiskOptions options;
+  options.read_only = pattern == Pattern::RandRead;
+  options.offset_bound = OffsetBound::None;
+  return Disk::open(target, options);
+}
+
 std::string guest_failure(const GuestExitStatus& exit, const std::optional<guest::ProcessReport>& report) {
   std::string text = fmt::format("the guest {}", exit.describe());
   if (report) text += fmt::format(" ({})", bench_status_text(report->bench));
@@ -51,10 +60,7 @@ Result<std::unique_ptr<GuestBench>, std::string> GuestBench::start(GuestRow row,
        share_sqpoll->sandbox_->passthrough()->submitter() != PassthroughSubmitter::KernelSqpoll)) {
     return unexpected(std::string("only passthrough-sqpoll guests have an SQPOLL thread to share"));
   }
-  DiskOptions disk_options;
-  disk_options.read_only = job.pattern == Pattern::RandRead;
-  disk_options.offset_bound = OffsetBound::None;  // as the host rows: the target itself
-  auto disk = Disk::open(spec.target, disk_options);
+  auto disk = spec.shared_disk != nullptr ? spec.shared_disk->duplicate() : open_guest_target(spec.target, job.pattern);
   if (!disk) return unexpected(disk.error().message);
   if (job.block_bytes % disk->logical_block_size() != 0 || disk->size_bytes() < job.block_bytes) {
     return unexpected(fmt::format("{}: the block size must be a multiple of its logical block size ({}) and no larger "
@@ -192,9 +198,13 @@ double FleetResult::cpu_us_per_io() const {
 }
 
 Result<FleetResult, std::string> run_guest_fleet(const GuestJobSpec& spec, unsigned guests, bool share_sqpoll) {
+  // One disk for all of them: each guest's device takes its own handle on it.
+  auto disk = open_guest_target(spec.target, spec.job.pattern);
+  if (!disk) return unexpected(disk.error().message);
   std::vector<std::unique_ptr<GuestBench>> fleet;
   for (unsigned i = 0; i < guests; ++i) {
     GuestJobSpec own = spec;
+    own.shared_disk = &*disk;
     own.job.seed = spec.job.seed + i;  // different offsets per guest
     auto bench = GuestBench::start(GuestRow::PassthroughSqpoll, own, share_sqpoll && i > 0 ? fleet.front().get() : nullptr);
     if (!bench) return unexpected(fmt::format("guest {}: {}", i + 1, bench.error()));

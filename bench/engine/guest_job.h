@@ -20,6 +20,7 @@
 
 #include "engine/block_job.h"
 #include "engine/cpu_times.h"
+#include "disk/disk.h"
 #include "engine/guest_timing.h"
 #include "util/result.h"
 
@@ -38,6 +39,9 @@ struct GuestJobSpec {
   std::string target;  // path of the file or block device
   std::string guest_binary;  // ringfence-guest; empty: default_guest_binary()
   bool poll = true;  // the guest polls its CQ (as fio with sqthread_poll); false: it waits for notifications
+  // The disk to use (a handle is duplicated) instead of opening `target`: for guests that write
+  // one target together, since a disk open for writing locks its file against a second open.
+  const Disk* shared_disk = nullptr;
 };
 
 // One guest process running the bench scenario on its own sandboxed device: started in the ramp

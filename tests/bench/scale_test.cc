@@ -70,6 +70,8 @@ TEST_F(ScaleTest, SeveralGuestsRunAtOnceWithOrWithoutASharedSqpollThread) {
   spec.guest_binary = RF_GUEST_PATH;
   spec.poll = false;
   for (bool shared : {false, true}) {
+    // Writers too: they share one disk handle (a second writable open of the image is refused).
+    spec.job.pattern = shared ? Pattern::RandWrite : Pattern::RandRead;
     auto fleet = run_guest_fleet(spec, 3, shared);
     ASSERT_TRUE(fleet) << fleet.error();
     ASSERT_EQ(fleet->guests.size(), 3u);
