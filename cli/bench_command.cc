@@ -143,14 +143,9 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
                   << std::flush;
       });
   std::cerr << "\r" << std::string(78, ' ') << "\r";
-  const auto cell_at = [&cells](const std::string& row, std::uint32_t depth) -> const bench::Cell& {
-    static const bench::Cell kEmpty;
-    const bench::Cell* cell = cells.find(row, depth);
-    return cell != nullptr ? *cell : kEmpty;
-  };
   for (const bench::RowSpec& row : rows) {
     for (std::uint32_t d : args.iodepths) {
-      const bench::Cell& cell = cell_at(row.name, d);
+      const bench::Cell& cell = cells.cell(row.name, d);
       if (cell.errors != 0) {
         std::cerr << fmt::format("ringfence bench: {} iodepth={}: {} I/O errors (first: {})\n", row.name, d, cell.errors,
                                  std::strerror(-cell.first_error));
@@ -174,7 +169,7 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
   MarkdownTable table(header);
   for (const bench::RowSpec& row : rows) {
     std::vector<std::string> line{row.name};
-    for (std::uint32_t d : args.iodepths) line.push_back(kiops(cell_at(row.name, d)));
+    for (std::uint32_t d : args.iodepths) line.push_back(kiops(cells.cell(row.name, d)));
     table.add_row(std::move(line));
   }
   std::cout << table.render() << "\n";
@@ -216,7 +211,7 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
   MarkdownTable latency({"row", "iodepth", "clat p50 µs", "p99 µs", "p99.9 µs", "CPU µs per I/O", "I/Os"});
   for (const bench::RowSpec& row : rows) {
     for (std::uint32_t d : args.iodepths) {
-      const bench::Cell& cell = cell_at(row.name, d);
+      const bench::Cell& cell = cells.cell(row.name, d);
       const bench::RowSummary* m = cell.median();
       if (m == nullptr) {
         latency.add_row({row.name, std::to_string(d), cell.unsupported.empty() ? "–" : "unsupported", "", "", "", ""});
@@ -232,7 +227,7 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
     std::vector<bench::ReportCell> report_cells;
     for (const bench::RowSpec& row : rows) {
       for (std::uint32_t d : args.iodepths) {
-        const bench::Cell& cell = cell_at(row.name, d);
+        const bench::Cell& cell = cells.cell(row.name, d);
         report_cells.push_back({row.name, d, cell.median(), cell.unsupported});
       }
     }
@@ -250,11 +245,11 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
                           args.iodepths, {}};
     for (const bench::RowSpec& row : rows) {
       const bool ran = std::any_of(args.iodepths.begin(), args.iodepths.end(),
-                                   [&](std::uint32_t d) { return cell_at(row.name, d).median() != nullptr; });
+                                   [&](std::uint32_t d) { return cells.cell(row.name, d).median() != nullptr; });
       if (!ran) continue;  // an unsupported row has no line to draw
       bench::PlotSeries series{row.name, {}, {}, {}};
       for (std::uint32_t d : args.iodepths) {
-        const bench::Cell& cell = cell_at(row.name, d);
+        const bench::Cell& cell = cells.cell(row.name, d);
         const bench::RowSummary* m = cell.median();
         const auto [lo, hi] = cell.iops_range();
         series.median_kiops.push_back(m != nullptr ? m->iops / 1000 : 0);
@@ -271,7 +266,7 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
 
   bool any_unsupported = false;
   for (const bench::RowSpec& row : rows) {
-    const bench::Cell& cell = cell_at(row.name, args.iodepths.front());
+    const bench::Cell& cell = cells.cell(row.name, args.iodepths.front());
     if (!cell.unsupported.empty()) {
       std::cout << fmt::format("{}: unsupported: {}\n", row.name, cell.unsupported);
       any_unsupported = true;

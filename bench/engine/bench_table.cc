@@ -22,16 +22,15 @@ std::pair<double, double> Cell::iops_range() const {
   return {lo->iops, hi->iops};
 }
 
-const Cell* BenchTable::find(const std::string& row, std::uint32_t depth) const {
+const Cell& BenchTable::cell(const std::string& row, std::uint32_t depth) const {
+  static const Cell kEmpty;
   const auto it = cells_.find({row, depth});
-  return it == cells_.end() ? nullptr : &it->second;
+  return it == cells_.end() ? kEmpty : it->second;
 }
 
 std::optional<double> BenchTable::ratio(const std::string& row, const std::string& baseline, std::uint32_t depth) const {
-  const Cell* a = find(row, depth);
-  const Cell* b = find(baseline, depth);
-  const RowSummary* x = a != nullptr ? a->median() : nullptr;
-  const RowSummary* y = b != nullptr ? b->median() : nullptr;
+  const RowSummary* x = cell(row, depth).median();
+  const RowSummary* y = cell(baseline, depth).median();
   if (x == nullptr || y == nullptr || y->iops <= 0) return std::nullopt;
   return x->iops / y->iops;
 }

@@ -34,8 +34,8 @@ struct Cell {
 class BenchTable {
  public:
   Cell& at(const std::string& row, std::uint32_t depth) { return cells_[{row, depth}]; }
-  // Null when the cell was never filled.
-  const Cell* find(const std::string& row, std::uint32_t depth) const;
+  // The cell; an empty one (no runs, no reason) when it was never filled.
+  const Cell& cell(const std::string& row, std::uint32_t depth) const;
   // The median IOPS of `row` over that of `baseline` at `depth`, when both ran.
   std::optional<double> ratio(const std::string& row, const std::string& baseline, std::uint32_t depth) const;
 

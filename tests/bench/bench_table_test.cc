@@ -33,7 +33,8 @@ TEST(BenchTable, ARatioNeedsBothRowsToHaveRun) {
   EXPECT_FALSE(table.ratio("mediated", "bare", 1)) << "another depth";
   table.at("zero", 8).runs.push_back(with_iops(0));
   EXPECT_FALSE(table.ratio("mediated", "zero", 8)) << "no ratio over a baseline that did nothing";
-  EXPECT_EQ(table.find("nothing", 8), nullptr);
+  EXPECT_TRUE(table.cell("nothing", 8).runs.empty()) << "a cell never filled is empty";
+  EXPECT_TRUE(table.cell("nothing", 8).unsupported.empty());
 }
 
 TEST(BenchTable, TheLoopInterleavesRowsDepthsAndRepeats) {
@@ -57,11 +58,10 @@ TEST(BenchTable, TheLoopInterleavesRowsDepthsAndRepeats) {
   EXPECT_EQ(order, (std::vector<std::string>{"bare@1#0", "mediated@1#0", "bare@8#0", "mediated@8#0", "bare@1#1",
                                              "mediated@1#1", "bare@8#1", "mediated@8#1"}));
   EXPECT_EQ(totals, 8u);
-  const Cell* cell = table.find("mediated", 8);
-  ASSERT_NE(cell, nullptr);
-  EXPECT_EQ(cell->runs.size(), 2u);
-  EXPECT_EQ(cell->errors, 2u);
-  EXPECT_EQ(cell->first_error, -EIO);
+  const Cell& cell = table.cell("mediated", 8);
+  EXPECT_EQ(cell.runs.size(), 2u);
+  EXPECT_EQ(cell.errors, 2u);
+  EXPECT_EQ(cell.first_error, -EIO);
 }
 
 TEST(BenchTable, ARowThatCannotRunSaysWhyAndIopollWithoutPollingIsNotTried) {
@@ -75,9 +75,9 @@ TEST(BenchTable, ARowThatCannotRunSaysWhyAndIopollWithoutPollingIsNotTried) {
     return unexpected(std::string("/dev/kvm is missing"));
   });
   EXPECT_EQ(runs, 1u) << "only the KVM row was tried";
-  EXPECT_EQ(table.find("bare-sqpoll-iopoll", 1)->unsupported, "vda has no poll queues");
-  EXPECT_EQ(table.find("kvm-mediated", 1)->unsupported, "/dev/kvm is missing");
-  EXPECT_EQ(table.find("kvm-mediated", 1)->median(), nullptr);
+  EXPECT_EQ(table.cell("bare-sqpoll-iopoll", 1).unsupported, "vda has no poll queues");
+  EXPECT_EQ(table.cell("kvm-mediated", 1).unsupported, "/dev/kvm is missing");
+  EXPECT_EQ(table.cell("kvm-mediated", 1).median(), nullptr);
 }
 
 }  // namespace

@@ -2,8 +2,6 @@
 // process against a device of each mode: every probe gets the completion the catalogue expects
 // for the mode, and what it aimed at is unchanged. `ringfence demo` and `ringfence vmm` run the
 // same catalogue from a process guest and a KVM guest.
-#include <sys/stat.h>
-
 #include <set>
 
 #include <gtest/gtest.h>
@@ -16,11 +14,6 @@ namespace rf {
 namespace {
 
 class HostileProbesTest : public test::DeviceFixture, public ::testing::WithParamInterface<abi::Mode> {};
-
-std::uint64_t file_size(const std::string& path) {
-  struct stat st{};
-  return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-}
 
 TEST_P(HostileProbesTest, EveryProbeGetsTheCompletionTheCatalogueExpects) {
   ASSERT_NO_FATAL_FAILURE(require(GetParam()));
@@ -35,13 +28,13 @@ TEST_P(HostileProbesTest, EveryProbeGetsTheCompletionTheCatalogueExpects) {
   targets.past_ram = GetParam() == abi::Mode::Passthrough ? address_of(last.host + last.bytes) : last.base.value() + last.bytes;
   targets.guest_buffer = sqe_addr(test::kScratch);
   targets.disk_bytes = device_->disks().front().size_bytes();
-  const std::uint64_t image_bytes = file_size(image_);
+  const std::uint64_t image_bytes = test::file_size(image_);
   ASSERT_GE(hostile_probes().size(), 4u);
   for (const HostileProbe& probe : hostile_probes()) {
     const guest::Completion c = one_raw(probe_sqe(probe, targets));
     EXPECT_EQ(c.result, probe.expected(GetParam())) << probe.name << ": " << probe.why;
     EXPECT_TRUE(canary->intact()) << probe.name;
-    EXPECT_EQ(file_size(image_), image_bytes) << probe.name;
+    EXPECT_EQ(test::file_size(image_), image_bytes) << probe.name;
   }
   EXPECT_EQ(device_->broken().reason, BrokenReason::None);
   EXPECT_EQ(one({guest::Op::Read, 0, 0, test::kScratch, 4096, 1}).result, 4096) << "the device serves the guest after them";
