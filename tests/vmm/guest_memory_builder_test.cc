@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -117,6 +118,57 @@ TEST(GuestMemoryBuilderTest, RefusesAMapThatNeedsMoreFixedBuffersThanTheKernelTa
 TEST(GuestMemoryBuilderTest, BorrowedIsNotSomethingItCreates) {
   const RegionLayout layout[] = {{GuestAddress{0}, kPage, false}};
   EXPECT_FALSE(GuestMemoryBuilder::create(layout, MemoryBacking::Borrowed));
+}
+
+TEST(GuestMemoryAdoptTest, TheMapOwnsItsMappingsAndUnmapsThemWithTheLastHolder) {
+  const std::size_t before = MmapRegion::live_count();
+  std::vector<MmapRegion> mappings;
+  for (int i = 0; i < 2; ++i) {
+    auto m = MmapRegion::map_anonymous(1 << 20);
+    ASSERT_TRUE(m);
+    mappings.push_back(std::move(*m));
+  }
+  std::byte* const second = mappings[1].bytes();
+  const RegionLayout layout[] = {{GuestAddress{0}, 1 << 20, false}, {GuestAddress{4 << 20}, 1 << 20, false}};
+  auto map = GuestMemoryBuilder::adopt(layout, std::move(mappings));
+  ASSERT_TRUE(map) << map.error().message;
+  EXPECT_EQ(MmapRegion::live_count(), before + 2);
+  auto span = (*map)->translate(GuestAddress{(4 << 20) + 16}, 8, DeviceAccess::WritesGuest);
+  ASSERT_TRUE(span);
+  EXPECT_EQ(span->host, second + 16);
+  map->reset();
+  EXPECT_EQ(MmapRegion::live_count(), before) << "the mappings went with the map";
+}
+
+TEST(GuestMemoryAdoptTest, RefusesAMappingPerRegionMismatch) {
+  auto m = MmapRegion::map_anonymous(1 << 20);
+  ASSERT_TRUE(m);
+  std::vector<MmapRegion> one;
+  one.push_back(std::move(*m));
+  const RegionLayout two[] = {{GuestAddress{0}, 1 << 20, false}, {GuestAddress{4 << 20}, 1 << 20, false}};
+  EXPECT_FALSE(GuestMemoryBuilder::adopt(two, std::move(one)));
+  auto small = MmapRegion::map_anonymous(4096);
+  ASSERT_TRUE(small);
+  std::vector<MmapRegion> short_one;
+  short_one.push_back(std::move(*small));
+  const RegionLayout big[] = {{GuestAddress{0}, 1 << 20, false}};
+  auto map = GuestMemoryBuilder::adopt(big, std::move(short_one));
+  ASSERT_FALSE(map);
+  EXPECT_NE(map.error().message.find("larger than its mapping"), std::string::npos) << map.error().message;
+}
+
+TEST(GuestMemoryTest, BufferWindowAtFindsTheWindowHoldingAnAddress) {
+  const RegionLayout layout[] = {{GuestAddress{0}, 2 << 20, false}, {GuestAddress{8 << 20}, 1 << 20, false}};
+  auto map = GuestMemoryBuilder::create(layout, MemoryBacking::Anonymous, 1 << 20);
+  ASSERT_TRUE(map);
+  const GuestMemory& m = **map;
+  ASSERT_NE(m.buffer_window_at(GuestAddress{0}), nullptr);
+  EXPECT_EQ(m.buffer_window_at(GuestAddress{(1 << 20) - 1})->base.value(), 0u);
+  EXPECT_EQ(m.buffer_window_at(GuestAddress{1 << 20})->base.value(), 1u << 20) << "the next 1 MiB piece";
+  EXPECT_EQ(m.buffer_window_at(GuestAddress{2 << 20}), nullptr) << "the hole";
+  EXPECT_EQ(m.buffer_window_at(GuestAddress{(9 << 20) - 1})->base.value(), 8u << 20);
+  EXPECT_EQ(m.buffer_window_at(GuestAddress{9 << 20}), nullptr) << "past the end";
+  EXPECT_EQ(m.buffer_window_at(GuestAddress{~std::uint64_t{0}}), nullptr);
 }
 
 }  // namespace

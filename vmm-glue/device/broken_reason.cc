@@ -9,6 +9,7 @@ std::string_view broken_reason_name(BrokenReason reason) {
     case BrokenReason::CqHeadJump: return "CQ head jump";
     case BrokenReason::KernelRing: return "kernel ring failure";
     case BrokenReason::InFlightBound: return "in-flight bound";
+    case BrokenReason::Virtqueue: return "virtqueue protocol";
   }
   return "unknown";
 }

@@ -18,6 +18,8 @@ enum class BrokenReason : std::uint32_t {
   InFlightBound,  // passthrough with the kernel's SQPOLL thread: the guest made the kernel hold more
                   // requests and overflowed CQEs than the bound, or kept its counters unreadable;
                   // the watchdog closed the ring
+  Virtqueue,      // virtio: the guest broke the virtqueue protocol (an avail index jump, a bad
+                  // descriptor chain); not a C API device's reason
 };
 
 std::string_view broken_reason_name(BrokenReason reason);

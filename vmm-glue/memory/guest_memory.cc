@@ -119,6 +119,14 @@ Result<std::size_t, TranslateError> GuestMemory::split(GuestAddress gpa, std::ui
   return pieces;
 }
 
+const BufferWindow* GuestMemory::buffer_window_at(GuestAddress gpa) const {
+  auto after = std::upper_bound(buffer_window_bases_.begin(), buffer_window_bases_.end(), gpa.value());
+  if (after == buffer_window_bases_.begin()) return nullptr;
+  const BufferWindow& w = buffer_windows_[static_cast<std::size_t>(after - buffer_window_bases_.begin()) - 1];
+  // w.base <= gpa by the search.
+  return gpa.unchecked_offset_from(w.base) < w.bytes ? &w : nullptr;
+}
+
 Result<BufferSpan, TranslateError> GuestMemory::buffer_for(GuestAddress gpa, std::uint64_t bytes,
                                                            DeviceAccess access) const {
   // The hot path of the mediator: one branch-free binary search over the windows' bases (a

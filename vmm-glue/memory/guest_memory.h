@@ -131,6 +131,9 @@ class GuestMemory {
   // The fixed buffer holding all of [gpa, gpa + bytes): an I/O across two buffers (at a region
   // boundary or at a 1 GiB piece boundary) fails with CrossesRegion or CrossesBuffer.
   Result<BufferSpan, TranslateError> buffer_for(GuestAddress gpa, std::uint64_t bytes, DeviceAccess access) const;
+  // The buffer window holding `gpa`, or null: for a device that cuts a guest span into I/Os
+  // that each stay inside one buffer (virtio, whose guests are not told the windows).
+  const BufferWindow* buffer_window_at(GuestAddress gpa) const;
 
   // The device windows claimed on this map (window_claims.h): the one part that changes.
   WindowClaims& window_claims() const { return *claims_; }

@@ -50,6 +50,13 @@ Result<void, GuestMemoryError> GuestMemoryBuilder::validate_layout(std::span<con
 
 Result<GuestMemoryMap, GuestMemoryError> GuestMemoryBuilder::borrow(std::span<const BorrowedRegion> regions,
                                                                    std::size_t max_buffer_bytes) {
+  auto memory = map_borrowed(regions, max_buffer_bytes);
+  if (!memory) return unexpected(std::move(memory).error());
+  return GuestMemoryMap(std::move(*memory));
+}
+
+Result<std::shared_ptr<GuestMemory>, GuestMemoryError> GuestMemoryBuilder::map_borrowed(std::span<const BorrowedRegion> regions,
+                                                                                        std::size_t max_buffer_bytes) {
   std::vector<RegionLayout> layout;
   layout.reserve(regions.size());
   for (const BorrowedRegion& r : regions) layout.push_back(r.layout);
@@ -81,7 +88,28 @@ Result<GuestMemoryMap, GuestMemoryError> GuestMemoryBuilder::borrow(std::span<co
     memory->total_bytes_ += r.layout.bytes;  // validate_layout: the regions do not overlap in 2^64
   }
   RF_TRY_VOID(memory->plan_buffers(max_buffer_bytes));
-  return GuestMemoryMap(std::move(memory));
+  return memory;
+}
+
+Result<GuestMemoryMap, GuestMemoryError> GuestMemoryBuilder::adopt(std::span<const RegionLayout> layout,
+                                                                  std::vector<MmapRegion> mappings,
+                                                                  std::size_t max_buffer_bytes) {
+  if (mappings.size() != layout.size()) {
+    return unexpected(layout_error(fmt::format("{} regions but {} mappings", layout.size(), mappings.size())));
+  }
+  std::vector<BorrowedRegion> regions;
+  regions.reserve(layout.size());
+  for (std::size_t i = 0; i < layout.size(); ++i) {
+    if (mappings[i].size() < layout[i].bytes) {
+      return unexpected(layout_error(fmt::format("region {} ({:#x} bytes) is larger than its mapping ({:#x} bytes)", i,
+                                                 layout[i].bytes, mappings[i].size())));
+    }
+    regions.push_back(BorrowedRegion{layout[i], mappings[i].bytes()});
+  }
+  auto memory = map_borrowed(regions, max_buffer_bytes);
+  if (!memory) return unexpected(std::move(memory).error());
+  (*memory)->mappings_ = std::move(mappings);
+  return GuestMemoryMap(std::move(*memory));
 }
 
 Result<GuestMemoryMap, GuestMemoryError> GuestMemoryBuilder::create(std::span<const RegionLayout> layout,

@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "memory/guest_memory.h"
 
@@ -39,8 +40,19 @@ class GuestMemoryBuilder {
   // shared memory or a memfd, not a file on disk).
   static Result<GuestMemoryMap, GuestMemoryError> borrow(std::span<const BorrowedRegion> regions,
                                                          std::size_t max_buffer_bytes = kMaxFixedBufferBytes);
+  // Like borrow(), but the map owns the mappings: mappings[i] holds region i (at least
+  // layout[i].bytes long) and is unmapped when the last holder of the map lets go. For a
+  // vhost-user back-end, which maps the front-end's memory fds itself.
+  static Result<GuestMemoryMap, GuestMemoryError> adopt(std::span<const RegionLayout> layout,
+                                                        std::vector<MmapRegion> mappings,
+                                                        std::size_t max_buffer_bytes = kMaxFixedBufferBytes);
   // The checks create() applies, without allocating anything.
   static Result<void, GuestMemoryError> validate_layout(std::span<const RegionLayout> layout);
+
+ private:
+  // borrow()'s checks and map, still writable so that adopt() can hand it the mappings.
+  static Result<std::shared_ptr<GuestMemory>, GuestMemoryError> map_borrowed(std::span<const BorrowedRegion> regions,
+                                                                             std::size_t max_buffer_bytes);
 };
 
 }  // namespace rf

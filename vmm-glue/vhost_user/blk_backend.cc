@@ -1,0 +1,408 @@
+#include "vhost_user/blk_backend.h"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "device/guest_device.h"
+#include "util/checked_math.h"
+#include "virtio/virtio_spec.h"
+
+namespace rf::vhost_user {
+
+using virtio::feature_bit;
+
+namespace {
+
+// The segments Linux may put in one request (seg_max), and their size (size_max): a request
+// then becomes at most 126 kernel I/Os plus one per buffer window it crosses, well within
+// kMaxPiecesPerRequest.
+constexpr std::uint32_t kSegMax = 126;
+static_assert(kSegMax * 2 <= virtio::kMaxPiecesPerRequest);
+
+template <typename T>
+std::vector<std::byte> bytes_of(const T& value) {
+  std::vector<std::byte> out(sizeof value);
+  std::memcpy(out.data(), &value, sizeof value);
+  return out;
+}
+
+// GUEST-CONTROLLED (front-end): the payload; its size is checked first.
+template <typename T>
+Result<T, std::string> payload_as(const Message& m) {
+  if (m.payload.size() != sizeof(T)) {
+    return unexpected(fmt::format("{} carries {} payload bytes; it takes {}", request_name(m.header.request), m.payload.size(), sizeof(T)));
+  }
+  T value;
+  std::memcpy(&value, m.payload.data(), sizeof value);
+  return value;
+}
+
+Result<void, std::string> expect_fds(const Message& m, std::size_t count) {
+  if (m.fds.size() != count) {
+    return unexpected(fmt::format("{} carries {} fds; it takes {}", request_name(m.header.request), m.fds.size(), count));
+  }
+  return {};
+}
+
+Result<void, std::string> expect_empty(const Message& m) {
+  if (!m.payload.empty()) {
+    return unexpected(fmt::format("{} carries {} payload bytes; it takes none", request_name(m.header.request), m.payload.size()));
+  }
+  return expect_fds(m, 0);
+}
+
+}  // namespace
+
+BlkBackend::BlkBackend(const Disk& disk, BlkBackendConfig config) : disk_(disk), config_(std::move(config)) {
+  offered_features_ = feature_bit(virtio::kFeatureVersion1) | feature_bit(virtio::kFeatureIndirectDesc) |
+                      feature_bit(virtio::kFeatureEventIdx) | feature_bit(virtio::kBlkFeatureSizeMax) |
+                      feature_bit(virtio::kBlkFeatureSegMax) | feature_bit(virtio::kBlkFeatureBlkSize) |
+                      feature_bit(virtio::kBlkFeatureFlush) | feature_bit(virtio::kBlkFeatureMultiQueue) |
+                      feature_bit(kFeatureProtocolFeatures);
+  if (disk_.read_only()) offered_features_ |= feature_bit(virtio::kBlkFeatureReadOnly);
+  config_space_.capacity = disk_.size_bytes() / virtio::kSectorBytes;
+  config_space_.size_max = kDeviceMaxTransfer;
+  config_space_.seg_max = kSegMax;
+  config_space_.blk_size = disk_.logical_block_size();
+  config_space_.num_queues = static_cast<std::uint16_t>(config_.queues);
+  vrings_.resize(config_.queues);
+}
+
+BlkBackend::~BlkBackend() { reset(); }
+
+std::uint64_t BlkBackend::offered_protocol_features() const {
+  return feature_bit(kProtocolMultiQueue) | feature_bit(kProtocolReplyAck) | feature_bit(kProtocolConfig) |
+         feature_bit(kProtocolResetDevice);
+}
+
+bool BlkBackend::protocol_features_acked() const { return (acked_features_ & feature_bit(kFeatureProtocolFeatures)) != 0; }
+
+unsigned BlkBackend::running_queues() const {
+  return static_cast<unsigned>(std::count_if(vrings_.begin(), vrings_.end(), [](const Vring& v) { return v.queue != nullptr; }));
+}
+
+void BlkBackend::collect(const virtio::BlkQueue& q) {
+  const virtio::BlkQueueCounters c = q.counters();
+  finished_.requests += c.requests;
+  finished_.completed += c.completed;
+  finished_.kernel_ios += c.kernel_ios;
+  finished_.io_errors += c.io_errors;
+  for (std::size_t i = 0; i < c.refused.size(); ++i) finished_.refused[i] += c.refused[i];
+  finished_.notifications += c.notifications;
+  if (finished_.broken == BrokenReason::None && c.broken != BrokenReason::None) {
+    finished_.broken = c.broken;
+    finished_.broken_detail = c.broken_detail;
+  }
+}
+
+virtio::BlkQueueCounters BlkBackend::counters() const {
+  virtio::BlkQueueCounters sum = finished_;
+  for (const Vring& v : vrings_) {
+    if (!v.queue) continue;
+    const virtio::BlkQueueCounters c = v.queue->counters();
+    sum.requests += c.requests;
+    sum.completed += c.completed;
+    sum.kernel_ios += c.kernel_ios;
+    sum.io_errors += c.io_errors;
+    for (std::size_t i = 0; i < c.refused.size(); ++i) sum.refused[i] += c.refused[i];
+    sum.notifications += c.notifications;
+    sum.in_flight += c.in_flight;
+    if (sum.broken == BrokenReason::None && c.broken != BrokenReason::None) {
+      sum.broken = c.broken;
+      sum.broken_detail = c.broken_detail;
+    }
+  }
+  return sum;
+}
+
+std::uint16_t BlkBackend::stop_queue(Vring& v) {
+  if (!v.queue) return v.base;
+  const virtio::BlkQueueStopReport report = v.queue->stop(config_.drain);
+  collect(*v.queue);
+  v.queue.reset();
+  v.base = report.next_avail;
+  return report.next_avail;
+}
+
+void BlkBackend::reset() {
+  for (Vring& v : vrings_) {
+    stop_queue(v);
+    v = Vring{};
+  }
+  memory_.reset();
+  acked_features_ = 0;
+  acked_protocol_features_ = 0;
+}
+
+Result<std::uint32_t, std::string> BlkBackend::queue_index(std::uint64_t index, std::uint32_t request) const {
+  if (index >= vrings_.size()) {
+    return unexpected(fmt::format("{} names queue {}; this device has {} (--queues)", request_name(request), index, vrings_.size()));
+  }
+  return static_cast<std::uint32_t>(index);
+}
+
+Result<Reply, std::string> BlkBackend::handle(Message& message) {
+  auto reply = dispatch(message);
+  if (!reply) return reply;
+  // REPLY_ACK: a request with no reply of its own answers 0 (success) when asked to.
+  const bool acks = (acked_protocol_features_ & feature_bit(kProtocolReplyAck)) != 0;
+  if (!reply->has_value() && acks && message.needs_reply()) return Reply{bytes_of(std::uint64_t{0})};
+  return reply;
+}
+
+// GUEST-CONTROLLED (front-end): every message; each case checks its payload and fds first.
+Result<Reply, std::string> BlkBackend::dispatch(Message& m) {
+  const std::uint32_t request = m.header.request;
+  switch (request) {
+    case kGetFeatures:
+      RF_TRY_VOID(expect_empty(m));
+      return Reply{bytes_of(offered_features_)};
+    case kSetFeatures: {
+      RF_TRY_VOID(expect_fds(m, 0));
+      auto features = payload_as<std::uint64_t>(m);
+      if (!features) return unexpected(std::move(features).error());
+      if ((*features & ~offered_features_) != 0) {
+        return unexpected(fmt::format("SET_FEATURES acks {:#x}, which includes bits never offered ({:#x})", *features,
+                                      *features & ~offered_features_));
+      }
+      for (const Vring& v : vrings_) {
+        if (v.queue) return unexpected("SET_FEATURES while a queue is running");
+      }
+      acked_features_ = *features;
+      // Without protocol features a ring is enabled from the start (vhost-user.rst, "Ring states").
+      if (!protocol_features_acked()) {
+        for (Vring& v : vrings_) v.enabled = true;
+      }
+      return Reply{};
+    }
+    case kGetProtocolFeatures:
+      RF_TRY_VOID(expect_empty(m));
+      return Reply{bytes_of(offered_protocol_features())};
+    case kSetProtocolFeatures: {
+      RF_TRY_VOID(expect_fds(m, 0));
+      auto features = payload_as<std::uint64_t>(m);
+      if (!features) return unexpected(std::move(features).error());
+      if ((*features & ~offered_protocol_features()) != 0) {
+        return unexpected(fmt::format("SET_PROTOCOL_FEATURES acks {:#x}, which includes bits never offered ({:#x})", *features,
+                                      *features & ~offered_protocol_features()));
+      }
+      acked_protocol_features_ = *features;
+      return Reply{};
+    }
+    case kGetQueueNum:
+      RF_TRY_VOID(expect_empty(m));
+      return Reply{bytes_of(std::uint64_t{config_.queues})};
+    case kSetOwner:
+      RF_TRY_VOID(expect_empty(m));
+      return Reply{};
+    case kResetOwner:
+    case kResetDevice:
+      RF_TRY_VOID(expect_empty(m));
+      reset();
+      return Reply{};
+    case kSetMemTable:
+      RF_TRY_VOID(set_mem_table(m));
+      return Reply{};
+    case kSetVringNum: {
+      RF_TRY_VOID(expect_fds(m, 0));
+      auto state = payload_as<VringState>(m);
+      if (!state) return unexpected(std::move(state).error());
+      auto index = queue_index(state->index, request);
+      if (!index) return unexpected(std::move(index).error());
+      Vring& v = vrings_[*index];
+      if (v.queue) return unexpected(fmt::format("SET_VRING_NUM for queue {} while it runs", *index));
+      if (!is_power_of_two(state->num) || state->num > virtio::kMaxQueueSize) {
+        return unexpected(fmt::format("SET_VRING_NUM gives queue {} size {}; a split queue's size is a power of two up to {}",
+                                      *index, state->num, virtio::kMaxQueueSize));
+      }
+      v.size = state->num;
+      return Reply{};
+    }
+    case kSetVringBase: {
+      RF_TRY_VOID(expect_fds(m, 0));
+      auto state = payload_as<VringState>(m);
+      if (!state) return unexpected(std::move(state).error());
+      auto index = queue_index(state->index, request);
+      if (!index) return unexpected(std::move(index).error());
+      Vring& v = vrings_[*index];
+      if (v.queue) return unexpected(fmt::format("SET_VRING_BASE for queue {} while it runs", *index));
+      if (state->num > 0xffff) return unexpected(fmt::format("SET_VRING_BASE gives queue {} base {}, past 16 bits", *index, state->num));
+      v.base = static_cast<std::uint16_t>(state->num);
+      return Reply{};
+    }
+    case kSetVringAddr: {
+      RF_TRY_VOID(expect_fds(m, 0));
+      auto addr = payload_as<VringAddr>(m);
+      if (!addr) return unexpected(std::move(addr).error());
+      auto index = queue_index(addr->index, request);
+      if (!index) return unexpected(std::move(index).error());
+      Vring& v = vrings_[*index];
+      if (v.queue) return unexpected(fmt::format("SET_VRING_ADDR for queue {} while it runs", *index));
+      if ((addr->flags & 1u) != 0) {
+        return unexpected(fmt::format("SET_VRING_ADDR asks queue {} to log its used ring (dirty logging for migration is "
+                                      "not supported yet)", *index));
+      }
+      v.addr = *addr;
+      return Reply{};
+    }
+    case kGetVringBase:
+      return get_vring_base(m);
+    case kSetVringKick:
+    case kSetVringCall:
+    case kSetVringErr:
+      RF_TRY_VOID(set_vring_fd(m));
+      return Reply{};
+    case kSetVringEnable: {
+      RF_TRY_VOID(expect_fds(m, 0));
+      auto state = payload_as<VringState>(m);
+      if (!state) return unexpected(std::move(state).error());
+      auto index = queue_index(state->index, request);
+      if (!index) return unexpected(std::move(index).error());
+      if (state->num > 1) return unexpected(fmt::format("SET_VRING_ENABLE gives queue {} the value {} (0 or 1)", *index, state->num));
+      Vring& v = vrings_[*index];
+      v.enabled = state->num == 1;
+      if (v.queue) v.queue->set_enabled(v.enabled);
+      return Reply{};
+    }
+    case kGetConfig:
+      return get_config(m);
+    default:
+      return unexpected(fmt::format("{} (request {}) is not supported by this back-end", request_name(request), request));
+  }
+}
+
+Result<void, std::string> BlkBackend::set_mem_table(Message& m) {
+  auto memory = FrontEndMemory::map(m.payload, std::move(m.fds));
+  if (!memory) return unexpected(std::move(memory).error());
+  // Running queues move to the new map where they were: stopped (drained) first, so that no
+  // request straddles the two maps.
+  std::vector<unsigned> restart;
+  for (unsigned i = 0; i < vrings_.size(); ++i) {
+    if (!vrings_[i].queue) continue;
+    stop_queue(vrings_[i]);
+    restart.push_back(i);
+  }
+  memory_ = std::move(*memory);
+  for (unsigned i : restart) RF_TRY_VOID(start_if_ready(i));
+  return {};
+}
+
+Result<Reply, std::string> BlkBackend::get_vring_base(const Message& m) {
+  RF_TRY_VOID(expect_fds(m, 0));
+  auto state = payload_as<VringState>(m);
+  if (!state) return unexpected(std::move(state).error());
+  auto index = queue_index(state->index, m.header.request);
+  if (!index) return unexpected(std::move(index).error());
+  Vring& v = vrings_[*index];
+  const std::uint16_t next = stop_queue(v);
+  // The ring is stopped until the next SET_VRING_KICK.
+  v.kick.reset();
+  return Reply{bytes_of(VringState{*index, next})};
+}
+
+Result<void, std::string> BlkBackend::set_vring_fd(Message& m) {
+  auto word = payload_as<std::uint64_t>(m);
+  if (!word) return unexpected(std::move(word).error());
+  const std::uint32_t request = m.header.request;
+  if ((*word & ~(kVringIndexMask | kVringNoFd)) != 0) {
+    return unexpected(fmt::format("{} has unknown bits set in {:#x}", request_name(request), *word));
+  }
+  auto index = queue_index(*word & kVringIndexMask, request);
+  if (!index) return unexpected(std::move(index).error());
+  const bool no_fd = (*word & kVringNoFd) != 0;
+  RF_TRY_VOID(expect_fds(m, no_fd ? 0 : 1));
+  Vring& v = vrings_[*index];
+  UniqueFd fd = no_fd ? UniqueFd{} : std::move(m.fds[0]);
+  switch (request) {
+    case kSetVringKick:
+      if (no_fd) return unexpected(fmt::format("SET_VRING_KICK without an fd asks queue {} to poll its ring, which this back-end does not do", *index));
+      if (v.queue) return unexpected(fmt::format("SET_VRING_KICK for queue {} while it runs", *index));
+      v.kick = std::move(fd);
+      return start_if_ready(*index);
+    case kSetVringCall:
+      if (v.queue) {
+        // The queue notifies through its own duplicate, swapped under its lock.
+        UniqueFd copy = fd ? UniqueFd(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0)) : UniqueFd{};
+        if (fd && !copy) return unexpected(fmt::format("duplicating queue {}'s call fd: {}", *index, std::strerror(errno)));
+        v.queue->set_call(std::move(copy));
+      }
+      v.call = std::move(fd);
+      return {};
+    default:
+      return {};  // SET_VRING_ERR: this back-end reports errors by closing the connection; the fd is dropped
+  }
+}
+
+Result<Reply, std::string> BlkBackend::get_config(const Message& m) {
+  RF_TRY_VOID(expect_fds(m, 0));
+  ConfigHeader h{};
+  if (m.payload.size() < sizeof h) {
+    return unexpected(fmt::format("GET_CONFIG carries {} payload bytes, fewer than its 12-byte header", m.payload.size()));
+  }
+  std::memcpy(&h, m.payload.data(), sizeof h);
+  const auto end = checked_add(h.offset, h.size);
+  if (!end || *end > kMaxConfigBytes || m.payload.size() != sizeof h + h.size) {
+    return unexpected(fmt::format("GET_CONFIG asks for {} bytes at offset {} in a {}-byte message (the space is {} bytes, "
+                                  "and the message must be the header plus them)", h.size, h.offset, m.payload.size(),
+                                  kMaxConfigBytes));
+  }
+  std::vector<std::byte> out(sizeof h + h.size);
+  std::memcpy(out.data(), &h, sizeof h);
+  std::array<std::byte, kMaxConfigBytes> space{};
+  std::memcpy(space.data(), &config_space_, sizeof config_space_);
+  std::memcpy(out.data() + sizeof h, space.data() + h.offset, h.size);
+  return Reply{std::move(out)};
+}
+
+Result<void, std::string> BlkBackend::start_if_ready(unsigned index) {
+  Vring& v = vrings_[index];
+  if (!memory_ || !v.size || !v.addr || !v.kick) {
+    return unexpected(fmt::format("queue {} got its kick fd before {}", index,
+                                  !memory_ ? "the memory table" : !v.size ? "its size (SET_VRING_NUM)" : "its addresses (SET_VRING_ADDR)"));
+  }
+  virtio::SplitQueueAddresses addresses;
+  addresses.size = *v.size;
+  struct Part {
+    const char* name;
+    std::uint64_t user_addr;
+    std::uint64_t bytes;
+    GuestAddress* out;
+  } parts[3] = {{"descriptor table", v.addr->desc_user_addr, virtio::descriptor_table_bytes(*v.size), &addresses.desc},
+                {"avail ring", v.addr->avail_user_addr, virtio::avail_ring_bytes(*v.size), &addresses.avail},
+                {"used ring", v.addr->used_user_addr, virtio::used_ring_bytes(*v.size), &addresses.used}};
+  for (const Part& p : parts) {
+    auto gpa = memory_->to_guest(p.user_addr, p.bytes);
+    if (!gpa) {
+      return unexpected(fmt::format("queue {}'s {} ({:#x} bytes at front-end address {:#x}) is not inside one region of the "
+                                    "memory table", index, p.name, p.bytes, p.user_addr));
+    }
+    *p.out = *gpa;
+  }
+  virtio::BlkQueueConfig qc;
+  qc.index = index;
+  qc.addresses = addresses;
+  qc.base = v.base;
+  qc.event_idx = (acked_features_ & feature_bit(virtio::kFeatureEventIdx)) != 0;
+  qc.indirect = (acked_features_ & feature_bit(virtio::kFeatureIndirectDesc)) != 0;
+  qc.restrictions = config_.restrictions;
+  qc.serial = config_.serial;
+  auto kick = UniqueFd(::fcntl(v.kick.get(), F_DUPFD_CLOEXEC, 0));
+  UniqueFd call = v.call ? UniqueFd(::fcntl(v.call.get(), F_DUPFD_CLOEXEC, 0)) : UniqueFd{};
+  if (!kick || (v.call && !call)) return unexpected(fmt::format("duplicating queue {}'s eventfds: {}", index, std::strerror(errno)));
+  auto handle = disk_.duplicate();
+  if (!handle) return unexpected(fmt::format("queue {}: {}", index, handle.error().message));
+  auto queue = virtio::BlkQueue::create(memory_->memory(), std::move(*handle), std::move(kick), std::move(call), std::move(qc));
+  if (!queue) return unexpected(fmt::format("starting queue {}: {}", index, queue.error().message));
+  (*queue)->set_enabled(v.enabled);
+  auto started = (*queue)->start();
+  if (!started) return unexpected(fmt::format("starting queue {}: {}", index, started.error().message));
+  v.queue = std::move(*queue);
+  return {};
+}
+
+}  // namespace rf::vhost_user

@@ -1,0 +1,103 @@
+// BlkBackend: the vhost-user-blk back-end's protocol state for one front-end connection: the
+// negotiated features, the memory table, and each virtqueue's state from SET_VRING_NUM to
+// GET_VRING_BASE. It turns messages into replies and starts and stops the queues
+// (virtio/blk_queue.h); it does no socket I/O itself (vhost_user_server.h does), so tests can
+// drive it message by message.
+//
+// Every message is input: its payload size and fd count are checked against what the request
+// takes, queue indices against --queues, features against what was offered, ring addresses
+// against the memory table. A message that fails a check is refused with a reason, and the
+// server closes the connection; the back-end's state then only needs reset().
+//
+// A queue starts when it has everything (memory table, size, addresses, kick fd: QEMU sends
+// SET_VRING_KICK last) and runs until GET_VRING_BASE, which drains it and answers the next
+// avail index. It takes requests only while enabled: always without
+// VHOST_USER_F_PROTOCOL_FEATURES, after SET_VRING_ENABLE 1 with it. A new memory table stops
+// the running queues (drained) and restarts them over the new map where they were.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "disk/disk.h"
+#include "ring/restriction.h"
+#include "vhost_user/front_end_memory.h"
+#include "vhost_user/vhost_user_channel.h"
+#include "virtio/blk_queue.h"
+
+namespace rf::vhost_user {
+
+inline constexpr unsigned kMaxQueues = 64;
+
+struct BlkBackendConfig {
+  unsigned queues = 1;            // 1..kMaxQueues
+  RestrictionSet restrictions;    // for every queue's private ring and its validator
+  std::string serial;             // GET_ID's answer
+  std::chrono::milliseconds drain{5000};  // how long GET_VRING_BASE waits for a queue's requests
+};
+
+// What handle() answers: a reply payload, or nothing to send.
+using Reply = std::optional<std::vector<std::byte>>;
+
+class BlkBackend {
+ public:
+  // `disk` is borrowed: each queue registers its own handle on it.
+  BlkBackend(const Disk& disk, BlkBackendConfig config);
+  ~BlkBackend();
+  BlkBackend(const BlkBackend&) = delete;
+  BlkBackend& operator=(const BlkBackend&) = delete;
+
+  // The reply for `message` (with REPLY_ACK's ack where the front-end asked for one), or the
+  // reason the message is refused; then the connection should be closed.
+  Result<Reply, std::string> handle(Message& message);
+  // Stops every queue (drained for up to the config's drain time) and forgets the front-end's
+  // state: for a connection that ended, and for RESET_OWNER / RESET_DEVICE.
+  void reset();
+
+  std::uint64_t offered_features() const { return offered_features_; }
+  std::uint64_t offered_protocol_features() const;
+  // The configuration space GET_CONFIG reads from.
+  const virtio::BlkConfig& config_space() const { return config_space_; }
+  unsigned running_queues() const;
+  // The summed counters of the queues that ran since the last reset().
+  virtio::BlkQueueCounters counters() const;
+
+ private:
+  struct Vring {
+    std::optional<std::uint32_t> size;
+    std::optional<VringAddr> addr;
+    std::uint16_t base = 0;
+    UniqueFd kick;
+    UniqueFd call;
+    bool enabled = false;  // SET_VRING_ENABLE (implied without protocol features)
+    std::unique_ptr<virtio::BlkQueue> queue;
+  };
+
+  Result<Reply, std::string> dispatch(Message& m);
+  Result<void, std::string> set_mem_table(Message& m);
+  Result<Reply, std::string> get_vring_base(const Message& m);
+  Result<void, std::string> set_vring_fd(Message& m);
+  Result<Reply, std::string> get_config(const Message& m);
+  Result<void, std::string> start_if_ready(unsigned index);
+  Result<std::uint32_t, std::string> queue_index(std::uint64_t index, std::uint32_t request) const;
+  std::uint16_t stop_queue(Vring& v);  // returns the next avail position
+  bool protocol_features_acked() const;
+  void collect(const virtio::BlkQueue& q);
+
+  const Disk& disk_;
+  BlkBackendConfig config_;
+  std::uint64_t offered_features_ = 0;
+  std::uint64_t acked_features_ = 0;
+  std::uint64_t acked_protocol_features_ = 0;
+  virtio::BlkConfig config_space_{};
+  std::optional<FrontEndMemory> memory_;
+  std::vector<Vring> vrings_;
+  virtio::BlkQueueCounters finished_;  // counters of queues already stopped
+};
+
+}  // namespace rf::vhost_user

@@ -1,0 +1,64 @@
+// BlkServer: the listening side of `ringfence vhost-user-blk`. It serves one front-end
+// connection at a time, message by message (BlkBackend), and outlives every connection: a
+// front-end that closes, dies, or sends a message the back-end refuses has its connection
+// closed with a logged reason, its queues stopped and its memory unmapped, and the server
+// accepts the next one (QEMU reconnecting after a restart, or a new QEMU). A second front-end
+// that connects while one is served is told nothing and closed at once, with a log line.
+//
+// A front-end that stops in the middle of a message cannot hold the server: a message must
+// arrive whole within kMessageTimeout once its first byte has.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "disk/disk.h"
+#include "util/unique_fd.h"
+#include "vhost_user/blk_backend.h"
+
+namespace rf::vhost_user {
+
+inline constexpr std::chrono::seconds kMessageTimeout{5};
+
+struct BlkServerOptions {
+  std::string socket_path;
+  BlkBackendConfig backend;
+  std::function<void(std::string_view)> log;  // one line per event; may be empty
+};
+
+struct BlkServerStats {
+  std::uint64_t connections = 0;  // served
+  std::uint64_t turned_away = 0;  // connected while another was served
+  std::uint64_t refused_messages = 0;  // connections closed because of a message
+};
+
+class BlkServer {
+ public:
+  // Binds and listens on the socket path. A stale socket file (nobody listening) is replaced; a
+  // live one, or any other file, is refused.
+  static Result<std::unique_ptr<BlkServer>, std::string> listen(const Disk& disk, BlkServerOptions options);
+  ~BlkServer();  // removes the socket file
+
+  // Serves connections until stop() is called (from any thread, or a signal handler's thread).
+  void run();
+  void stop();
+  BlkServerStats stats() const;
+
+ private:
+  BlkServer(const Disk& disk, BlkServerOptions options) : disk_(disk), options_(std::move(options)) {}
+  void serve(UniqueFd connection);
+  void turn_away();
+  void log(std::string_view line) const;
+
+  const Disk& disk_;
+  BlkServerOptions options_;
+  UniqueFd listener_;
+  UniqueFd stop_;
+  std::atomic<std::uint64_t> connections_{0}, turned_away_{0}, refused_messages_{0};
+};
+
+}  // namespace rf::vhost_user

@@ -1,0 +1,327 @@
+#include "virtio/blk_queue.h"
+
+#include <poll.h>
+
+#include <atomic>
+#include <cerrno>
+
+#include <fmt/format.h>
+
+#include "device/device_thread.h"
+#include "device/eventfd.h"
+#include "device/guest_device.h"
+
+namespace rf::virtio {
+
+namespace {
+
+// The private ring: room for every slot's request at one piece each and for one request of the
+// most pieces besides, so that a big request only waits for room, never forever.
+constexpr unsigned kPrivateSqEntries = 512;
+constexpr unsigned kPrivateCqEntries = 2 * kPrivateSqEntries;
+static_assert(kMaxPiecesPerRequest <= kPrivateCqEntries);
+constexpr unsigned kRequestsPerRound = 256;
+
+// Kernel user_data: the slot in the low half, the piece's expected result in the high half.
+constexpr std::uint64_t piece_user_data(std::uint32_t slot, std::uint32_t expected) {
+  return (std::uint64_t{expected} << 32) | slot;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<BlkQueue>, DeviceError> BlkQueue::create(GuestMemoryMap memory, Disk disk, UniqueFd kick,
+                                                                 UniqueFd call, BlkQueueConfig config) {
+  if (!memory) return unexpected(config_error("no guest memory"));
+  if (!kick) return unexpected(config_error(fmt::format("queue {} has no kick eventfd", config.index)));
+  if (config.cpu) RF_TRY_VOID(check_device_cpu(*config.cpu));
+  auto queue = SplitQueue::create(*memory, config.addresses, config.indirect);
+  if (!queue) {
+    return unexpected(config_error(fmt::format("queue {}: {} ({:#x})", config.index, queue_errc_text(queue.error().code),
+                                               queue.error().value)));
+  }
+  RingOptions options;
+  options.sq_entries = kPrivateSqEntries;
+  options.cq_entries = kPrivateCqEntries;
+  auto ring_eventfd = make_eventfd("the private ring's completions");
+  if (!ring_eventfd) return unexpected(std::move(ring_eventfd).error());
+  auto stop = make_eventfd("the queue's stop signal");
+  if (!stop) return unexpected(std::move(stop).error());
+  auto release = ReleaseProbe::create();
+  if (!release) return unexpected(std::move(release).error());
+  std::vector<Disk> disks;
+  disks.push_back(std::move(disk));
+  DeviceSetupTimes times;
+  auto ring = build_device_ring(options, disks, *memory, ring_eventfd->get(), config.restrictions, times,
+                                release->registered_fd());
+  if (!ring) return unexpected(std::move(ring).error());
+  release->forget_registered();  // the ring holds it now
+
+  std::unique_ptr<BlkQueue> q(new BlkQueue(std::move(memory), std::move(*ring), std::move(disks[0]), *queue, std::move(config)));
+  q->kick_ = std::move(kick);
+  q->call_ = std::move(call);
+  q->ring_eventfd_ = std::move(*ring_eventfd);
+  q->stop_ = std::move(*stop);
+  q->release_ = std::move(*release);
+  return q;
+}
+
+BlkQueue::BlkQueue(GuestMemoryMap memory, Ring ring, Disk disk, SplitQueue queue, BlkQueueConfig config)
+    : memory_(std::move(memory)), ring_(std::move(ring)), disk_(std::move(disk)), queue_(queue), config_(std::move(config)) {
+  limits_.push_back(DiskLimits{disk_.size_bytes(), disk_.logical_block_size(), disk_.read_only()});
+  target_.validation = ValidationContext{&ring_.restrictions(), limits_, memory_.get(), kDeviceMaxTransfer};
+  target_.serial = config_.serial;
+  last_avail_ = config_.base;
+  // Every request taken before the base was finished (GET_VRING_BASE drains), so the used index
+  // continues from it.
+  used_idx_ = config_.base;
+  published_used_ = config_.base;
+  slots_.resize(queue_.size());
+  free_slots_.reserve(queue_.size());
+  for (std::uint32_t i = queue_.size(); i > 0; --i) free_slots_.push_back(i - 1);
+  chain_.reserve(queue_.size());
+  pieces_.reserve(kMaxPiecesPerRequest);
+}
+
+BlkQueue::~BlkQueue() { stop(std::chrono::milliseconds(0)); }
+
+Result<void, DeviceError> BlkQueue::start() {
+  if (thread_.joinable() || stopped_) return unexpected(DeviceError{DeviceErrc::WrongState, 0, "the queue was started already"});
+  auto thread = start_device_thread([this] { run(); }, config_.cpu, "a virtio queue thread");
+  if (!thread) return unexpected(std::move(thread).error());
+  thread_ = std::move(*thread);
+  return {};
+}
+
+void BlkQueue::set_call(UniqueFd call) {
+  std::lock_guard lock(call_mutex_);
+  call_ = std::move(call);
+}
+
+void BlkQueue::set_enabled(bool enabled) {
+  enabled_.store(enabled, std::memory_order_release);
+  signal_eventfd(stop_.get());  // wake the thread to look
+}
+
+void BlkQueue::mark_broken(BrokenReason reason, std::string detail) {
+  broken_.mark(reason, fmt::format("queue {}: {}", config_.index, detail));
+}
+
+void BlkQueue::run() {
+  while (!stopping_.load(std::memory_order_acquire)) {
+    if (!round()) sleep();
+  }
+  // Drain: take nothing more, reap until the private ring holds nothing of ours or the drain
+  // time stop() gave is up (stop() then closes the ring and fails the rest).
+  const auto deadline = std::chrono::steady_clock::now() + drain_.load(std::memory_order_acquire);
+  while (kernel_in_flight_ != 0 && !broken_.is_set() && std::chrono::steady_clock::now() < deadline) {
+    if (!reap()) {
+      pollfd fd{ring_eventfd_.get(), POLLIN, 0};
+      // SAFETY: one pollfd on the ring's completion eventfd, which the queue owns.
+      if (::poll(&fd, 1, 10) == 1) drain_eventfd(fd.fd);
+    }
+    publish_and_notify();
+  }
+  publish_and_notify();
+}
+
+bool BlkQueue::round() {
+  bool work = reap();
+  if (enabled_.load(std::memory_order_acquire) && !broken_.is_set()) work = take() || work;
+  publish_and_notify();
+  return work;
+}
+
+bool BlkQueue::reap() {
+  bool any = false;
+  while (auto cqe = ring_.pop_completion()) {
+    any = true;
+    const auto slot = static_cast<std::uint32_t>(cqe->user_data);
+    const auto expected = static_cast<std::int32_t>(cqe->user_data >> 32);
+    if (slot >= slots_.size() || slots_[slot].pieces_left == 0 || kernel_in_flight_ == 0) {
+      mark_broken(BrokenReason::KernelRing, fmt::format("a completion for no request (user_data {:#x})", cqe->user_data));
+      return any;
+    }
+    --kernel_in_flight_;
+    Slot& s = slots_[slot];
+    if (cqe->res != expected) s.ok = false;
+    if (--s.pieces_left == 0) finish(slot);
+  }
+  return any;
+}
+
+bool BlkQueue::take() {
+  const std::uint16_t avail = queue_.load_avail_idx();  // GUEST-CONTROLLED: checked below
+  const auto waiting = static_cast<std::uint16_t>(avail - last_avail_);
+  if (waiting > queue_.size()) {
+    mark_broken(BrokenReason::Virtqueue, fmt::format("the avail index jumped to {} from {} (queue size {})", avail,
+                                                     last_avail_, queue_.size()));
+    return false;
+  }
+  unsigned taken = 0;
+  bool submitted = false;
+  while (last_avail_ != avail && taken < kRequestsPerRound) {
+    if (free_slots_.empty() || kernel_in_flight_ + kMaxPiecesPerRequest > kPrivateCqEntries) break;
+    const std::uint16_t head = queue_.load_avail_entry(last_avail_);  // GUEST-CONTROLLED: read_chain checks it
+    if (!take_one(head)) break;
+    submitted = true;
+    ++last_avail_;
+    ++taken;
+  }
+  if (submitted) {
+    auto sent = ring_.submit();
+    if (!sent) mark_broken(BrokenReason::KernelRing, fmt::format("submitting to the private ring: {}", sent.error().message));
+  }
+  return taken != 0;
+}
+
+// GUEST-CONTROLLED: the chain at `head` and everything it names; validated by read_chain and
+// parse_blk_request. False when the queue broke (nothing taken).
+bool BlkQueue::take_one(std::uint16_t head) {
+  auto chain = queue_.read_chain(head, chain_);
+  if (!chain) {
+    mark_broken(BrokenReason::Virtqueue, fmt::format("the chain at head {}: {} ({:#x})", head,
+                                                     queue_errc_text(chain.error().code), chain.error().value));
+    return false;
+  }
+  requests_.fetch_add(1, std::memory_order_relaxed);
+  ParsedBlkRequest request = parse_blk_request(chain_, target_, pieces_);
+  if (request.refusal != BlkRefusal::None) {
+    refused_[static_cast<std::size_t>(request.refusal)].fetch_add(1, std::memory_order_relaxed);
+  }
+  if (pieces_.empty()) {  // answered at once
+    if (request.status != nullptr) {
+      // SAFETY: parse_blk_request translated the status byte as writable guest RAM of this map.
+      std::atomic_ref<unsigned char>(*reinterpret_cast<unsigned char*>(request.status))
+          .store(request.status_value, std::memory_order_relaxed);
+    }
+    post_used(head, blk_used_len(request, request.status_value == kBlkStatusOk));
+    return true;
+  }
+  const std::uint32_t slot = free_slots_.back();
+  free_slots_.pop_back();
+  slots_[slot] = Slot{head, static_cast<std::uint32_t>(pieces_.size()), true, request};
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  for (const ValidatedRequest& piece : pieces_) {
+    const Sqe sqe = kernel_sqe(piece).with_user_data(piece_user_data(slot, piece.len));
+    while (!ring_.try_push(sqe)) {
+      // The SQ is full: hand what is queued to the kernel, which takes it at once (no SQPOLL).
+      auto sent = ring_.submit();
+      if (!sent) {
+        mark_broken(BrokenReason::KernelRing, fmt::format("submitting to the private ring: {}", sent.error().message));
+        return true;  // the slot stays taken; stop() cancels it
+      }
+    }
+    ++kernel_in_flight_;
+  }
+  kernel_ios_.fetch_add(pieces_.size(), std::memory_order_relaxed);
+  return true;
+}
+
+void BlkQueue::finish(std::uint32_t slot_index) {
+  Slot& s = slots_[slot_index];
+  if (!s.ok) io_errors_.fetch_add(1, std::memory_order_relaxed);
+  // SAFETY: parse_blk_request translated the status byte as writable guest RAM of this map,
+  // which the queue keeps alive.
+  std::atomic_ref<unsigned char>(*reinterpret_cast<unsigned char*>(s.request.status))
+      .store(s.ok ? kBlkStatusOk : kBlkStatusIoErr, std::memory_order_relaxed);
+  post_used(s.head, blk_used_len(s.request, s.ok));
+  free_slots_.push_back(slot_index);
+  in_flight_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void BlkQueue::post_used(std::uint16_t head, std::uint32_t len) {
+  queue_.write_used(used_idx_, head, len);
+  ++used_idx_;
+  completed_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void BlkQueue::publish_and_notify() {
+  if (used_idx_ == published_used_) return;
+  const std::uint16_t old = published_used_;
+  queue_.publish_used_idx(used_idx_);
+  published_used_ = used_idx_;
+  // The used index must be visible before the guest's suppression word is read (and the guest
+  // does the mirror image), or both could decide the other will act.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  bool notify;
+  if (config_.event_idx) {
+    // GUEST-CONTROLLED: used_event only decides whether to notify.
+    const std::uint16_t event = queue_.load_used_event();
+    notify = static_cast<std::uint16_t>(used_idx_ - event - 1) < static_cast<std::uint16_t>(used_idx_ - old);
+  } else {
+    notify = (queue_.load_avail_flags() & kAvailNoInterrupt) == 0;
+  }
+  if (!notify) return;
+  std::lock_guard lock(call_mutex_);
+  if (call_) {
+    signal_eventfd(call_.get());
+    notifications_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+bool BlkQueue::avail_waiting() {
+  if (!enabled_.load(std::memory_order_acquire) || broken_.is_set()) return false;
+  if (config_.event_idx) queue_.store_avail_event(last_avail_);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return queue_.load_avail_idx() != last_avail_;
+}
+
+void BlkQueue::sleep() {
+  if (avail_waiting()) return;
+  pollfd fds[3] = {{kick_.get(), POLLIN, 0}, {ring_eventfd_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+  // SAFETY: three pollfds on descriptors the queue owns for as long as the thread runs.
+  const int n = ::poll(fds, 3, -1);
+  if (n <= 0) return;  // EINTR: look again
+  for (const pollfd& p : fds) {
+    if ((p.revents & POLLIN) != 0) drain_eventfd(p.fd);
+  }
+}
+
+void BlkQueue::cancel_in_flight() {
+  for (std::uint32_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].pieces_left == 0) continue;
+    slots_[i].pieces_left = 0;
+    slots_[i].ok = false;
+    finish(i);
+  }
+  kernel_in_flight_ = 0;
+}
+
+BlkQueueStopReport BlkQueue::stop(std::chrono::milliseconds drain) {
+  if (stopped_) return *stopped_;
+  BlkQueueStopReport report;
+  if (thread_.joinable()) {
+    drain_.store(drain, std::memory_order_release);
+    stopping_.store(true, std::memory_order_release);
+    signal_eventfd(stop_.get());
+    thread_.join();
+  }
+  // Closing the ring makes the kernel cancel what is left; once it has freed the ring, nothing
+  // of this queue can touch guest RAM, and what did not finish is failed to the guest.
+  ring_.close();
+  report.released = release_ && release_->wait_released(kReleaseTimeout);
+  report.cancelled = in_flight_.load(std::memory_order_relaxed);
+  if (!broken_.is_set()) {
+    cancel_in_flight();
+    publish_and_notify();
+  }
+  report.next_avail = last_avail_;
+  stopped_ = report;
+  return report;
+}
+
+BlkQueueCounters BlkQueue::counters() const {
+  BlkQueueCounters c;
+  c.requests = requests_.load(std::memory_order_relaxed);
+  c.completed = completed_.load(std::memory_order_relaxed);
+  c.kernel_ios = kernel_ios_.load(std::memory_order_relaxed);
+  c.io_errors = io_errors_.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kBlkRefusalCount; ++i) c.refused[i] = refused_[i].load(std::memory_order_relaxed);
+  c.notifications = notifications_.load(std::memory_order_relaxed);
+  c.in_flight = in_flight_.load(std::memory_order_relaxed);
+  c.broken = broken_.reason();
+  c.broken_detail = broken_.detail();
+  return c;
+}
+
+}  // namespace rf::virtio

@@ -1,0 +1,154 @@
+// BlkQueue: one virtio-blk virtqueue served through a private, restricted kernel ring, on its own
+// thread. Queues share nothing but the (immutable) guest memory map and the disk: no lock is
+// taken between them, and each has its own kernel ring with the disk and guest RAM registered.
+//
+// Each round the thread
+//   1. reaps the private ring's completions and, once every piece of a request is back, writes
+//      its status byte and a used entry (id = the head, len = the bytes written into the guest);
+//   2. loads the avail index once, checks it is at most `size` ahead of its own position (a jump
+//      breaks the queue: it takes nothing more), and takes requests while it has a free slot and
+//      room in the private ring's CQ for a request of kMaxPiecesPerRequest pieces: each chain
+//      copied once (SplitQueue::read_chain), parsed and validated (parse_blk_request), its
+//      pieces submitted under private user_data, or answered at once;
+//   3. publishes the used index and signals the call eventfd unless the guest suppressed it
+//      (VIRTIO_RING_F_EVENT_IDX's used_event, or VRING_AVAIL_F_NO_INTERRUPT).
+// With nothing to do it sets avail_event (EVENT_IDX) to its position, looks once more, and sleeps
+// on the kick eventfd and the private ring's completion eventfd.
+//
+// Bounds, whatever the guest does: at most `size` requests in flight, at most the private CQ's
+// entries of kernel I/Os, a fixed-size slot table and scratch space made at create(), and a
+// budget of requests per round.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "device/broken_reason.h"
+#include "device/device_error.h"
+#include "device/release_probe.h"
+#include "disk/disk.h"
+#include "memory/guest_memory_builder.h"
+#include "ring/ring.h"
+#include "util/unique_fd.h"
+#include "virtio/blk_request.h"
+#include "virtio/split_queue.h"
+
+namespace rf::virtio {
+
+struct BlkQueueConfig {
+  unsigned index = 0;  // for messages
+  SplitQueueAddresses addresses;
+  std::uint16_t base = 0;  // the first avail position to take (SET_VRING_BASE)
+  bool event_idx = false;
+  bool indirect = false;
+  RestrictionSet restrictions;  // for the private ring and for the validator
+  std::string serial;
+  std::optional<unsigned> cpu;
+};
+
+struct BlkQueueCounters {
+  std::uint64_t requests = 0;   // heads taken from the avail ring
+  std::uint64_t completed = 0;  // used entries written
+  std::uint64_t kernel_ios = 0; // pieces submitted to the private ring
+  std::uint64_t io_errors = 0;  // requests that failed in the kernel (short or negative result)
+  std::array<std::uint64_t, kBlkRefusalCount> refused{};  // by BlkRefusal
+  std::uint64_t notifications = 0;  // call eventfd signals
+  std::uint64_t in_flight = 0;
+  BrokenReason broken = BrokenReason::None;
+  std::string broken_detail;
+};
+
+// What stop() leaves.
+struct BlkQueueStopReport {
+  std::uint16_t next_avail = 0;  // GET_VRING_BASE's answer: every request before it has a used entry
+  std::uint64_t cancelled = 0;   // requests that did not finish within the drain time (IOERR to the guest)
+  bool released = false;         // the kernel freed the private ring: nothing of it can touch guest RAM
+};
+
+class BlkQueue {
+ public:
+  // The queue keeps `memory` alive and registers its fixed-buffer plan; `disk` is registered as
+  // fixed file 0. `kick` is the front-end's kick eventfd; `call` may be empty (no notifications
+  // until set_call()).
+  static Result<std::unique_ptr<BlkQueue>, DeviceError> create(GuestMemoryMap memory, Disk disk, UniqueFd kick,
+                                                                UniqueFd call, BlkQueueConfig config);
+  ~BlkQueue();  // stop()s with no drain time if the owner did not
+  BlkQueue(const BlkQueue&) = delete;
+  BlkQueue& operator=(const BlkQueue&) = delete;
+
+  Result<void, DeviceError> start();
+  // A new call eventfd (the front-end may change it at any time); empty: stop notifying.
+  void set_call(UniqueFd call);
+  // A disabled queue takes no new requests but finishes the ones it has (SET_VRING_ENABLE).
+  void set_enabled(bool enabled);
+  // Takes nothing more, waits up to `drain` for what is in flight, joins the thread and closes the
+  // private ring; idempotent (a second call returns the first report).
+  BlkQueueStopReport stop(std::chrono::milliseconds drain);
+  BlkQueueCounters counters() const;
+
+ private:
+  struct Slot {
+    std::uint16_t head = 0;
+    std::uint32_t pieces_left = 0;
+    bool ok = true;
+    ParsedBlkRequest request;
+  };
+
+  BlkQueue(GuestMemoryMap memory, Ring ring, Disk disk, SplitQueue queue, BlkQueueConfig config);
+  void run();
+  bool round();
+  bool reap();
+  bool take();
+  bool take_one(std::uint16_t head);
+  void finish(std::uint32_t slot_index);
+  void post_used(std::uint16_t head, std::uint32_t len);
+  void publish_and_notify();
+  bool avail_waiting();  // EVENT_IDX: ask for a kick at our position, then look once more
+  void sleep();
+  void mark_broken(BrokenReason reason, std::string detail);
+  void cancel_in_flight();
+
+  // Declared in reverse teardown order: the thread (last member) is joined before anything it
+  // uses goes away; the ring is closed before the memory map it registered can be released.
+  GuestMemoryMap memory_;
+  std::vector<DiskLimits> limits_;
+  Ring ring_;
+  Disk disk_;
+  SplitQueue queue_;
+  BlkQueueConfig config_;
+  BlkTarget target_;
+  UniqueFd kick_;
+  UniqueFd ring_eventfd_;
+  UniqueFd stop_;
+  std::optional<ReleaseProbe> release_;
+  std::mutex call_mutex_;  // this queue's only lock: the front-end thread swaps the fd under it
+  UniqueFd call_;
+
+  // Private state: never read back from guest memory.
+  std::uint16_t last_avail_ = 0;
+  std::uint16_t used_idx_ = 0;
+  std::uint16_t published_used_ = 0;
+  std::vector<Slot> slots_;
+  std::vector<std::uint32_t> free_slots_;
+  std::uint32_t kernel_in_flight_ = 0;  // pieces in the private ring
+  std::vector<ChainSegment> chain_;     // scratch, capacity fixed at create()
+  std::vector<ValidatedRequest> pieces_;
+  std::atomic<bool> enabled_{true};
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::chrono::milliseconds> drain_{std::chrono::milliseconds(0)};
+  std::optional<BlkQueueStopReport> stopped_;
+
+  std::atomic<std::uint64_t> requests_{0}, completed_{0}, kernel_ios_{0}, io_errors_{0}, notifications_{0}, in_flight_{0};
+  std::array<std::atomic<std::uint64_t>, kBlkRefusalCount> refused_{};
+  BrokenFlag broken_;
+  std::thread thread_;
+};
+
+}  // namespace rf::virtio
