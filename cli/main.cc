@@ -11,6 +11,7 @@
 #include "cli/fuzz_command.h"
 #include "cli/policy_command.h"
 #include "cli/probe_command.h"
+#include "cli/vhost_user_blk_command.h"
 #include "cli/vmm_command.h"
 #include "ring/kernel_facts.h"
 
@@ -135,6 +136,23 @@ int main(int argc, char** argv) {
   vmm->add_option("--timeout", vmm_args.timeout_s, "Seconds each guest boot may run")->check(CLI::Range(1.0, 86400.0))
       ->capture_default_str();
   vmm->add_flag("--log", vmm_args.log, "Print every guest's debug-port lines (printed anyway on a failure)");
+  rf::cli::VhostUserBlkArgs vub_args;
+  auto* vub = app.add_subcommand("vhost-user-blk", "Serve a disk to vhost-user front-ends (QEMU's vhost-user-blk-pci, "
+                                                   "cloud-hypervisor, crosvm, Firecracker) on a UNIX socket: an unmodified "
+                                                   "guest's virtio-blk requests are validated and go through a restricted "
+                                                   "private io_uring; runs until SIGINT or SIGTERM (docs/vhost-user.md)");
+  vub->add_option("--socket", vub_args.socket, "The UNIX socket to listen on (a stale socket file is replaced)")->required();
+  vub->add_option("--disk", vub_args.disk, "The disk image or block device to serve")->required();
+  vub->add_flag("--read-only", vub_args.read_only, "Serve the disk read-only (VIRTIO_BLK_F_RO; writes fail)");
+  vub->add_option("--queues", vub_args.queues, "Virtqueues (the guest maps one per vCPU); each has its own thread "
+                                               "and private ring")
+      ->check(CLI::Range(1u, 64u))
+      ->capture_default_str();
+  vub->add_option("--policy", vub_args.policy, "The restriction policy of every private ring: a built-in mediated "
+                                               "policy's name or a policy file")
+      ->capture_default_str();
+  vub->add_option("--serial", vub_args.serial, "The serial number the guest reads (VIRTIO_BLK_T_GET_ID, 20 bytes at most)")
+      ->capture_default_str();
   auto* audit = app.add_subcommand("audit", "Build a ring for each built-in policy, run its self-check and print the "
                                             "enforcement matrix (exit 1 if any check fails)");
 
@@ -161,6 +179,7 @@ int main(int argc, char** argv) {
     if (bench->parsed()) return rf::cli::run_bench(bench_args);
     if (fuzz->parsed()) return rf::cli::run_fuzz(fuzz_args);
     if (vmm->parsed()) return rf::cli::run_vmm(vmm_args);
+    if (vub->parsed()) return rf::cli::run_vhost_user_blk(vub_args);
   } catch (const std::exception& e) {
     std::cerr << "ringfence: " << e.what() << "\n";
     return 1;

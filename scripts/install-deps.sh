@@ -25,6 +25,14 @@ packages=(
   libclang-rt-14-dev   # libFuzzer and the sanitizer runtimes for clang-14 (only recommended by clang-14)
   bindgen              # the C API's Rust bindings, as docs/integration.md generates them (CApiRust.Bindgen)
   rustc                # builds the Rust program that uses them
+  # Real guests (`ringfence vhost-user-blk` under QEMU, tests/guest-linux):
+  qemu-system-x86      # QEMU 7.2: the VMM that speaks vhost-user-blk (run with -accel tcg)
+  qemu-system-common   # qemu-storage-daemon, the peer backend in the side-by-side bench
+  linux-image-amd64    # the guest kernel and its virtio_blk module (its version is discovered, never named)
+  linux-headers-amd64  # for guest modules built against that kernel
+  busybox-static       # the guest initramfs's shell and tools
+  cpio                 # packs the initramfs
+  kmod                 # modinfo: finds the virtio modules' dependencies for the initramfs
 )
 
 missing=()

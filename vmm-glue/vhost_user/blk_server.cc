@@ -45,8 +45,8 @@ Result<void, std::string> clear_stale_socket(const std::string& path, const sock
   return {};
 }
 
-void set_timeouts(int fd) {
-  timeval tv{static_cast<time_t>(kMessageTimeout.count()), 0};
+void set_timeouts(int fd, std::chrono::milliseconds timeout) {
+  timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
@@ -112,7 +112,7 @@ void BlkServer::run() {
 void BlkServer::serve(UniqueFd connection) {
   const std::uint64_t number = connections_.fetch_add(1) + 1;
   log(fmt::format("front-end connected (connection {})", number));
-  set_timeouts(connection.get());
+  set_timeouts(connection.get(), options_.message_timeout);
   Channel channel(std::move(connection));
   BlkBackend backend(disk_, options_.backend);
   std::string reason;
@@ -123,8 +123,12 @@ void BlkServer::serve(UniqueFd connection) {
       reason = "the back-end is stopping";
       break;
     }
-    if ((fds[1].revents & POLLIN) != 0) turn_away();
-    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) {
+      // Only while this connection is alive: one that just ended is handled first, so that
+      // the front-end waiting behind it (QEMU reconnecting) is served, not turned away.
+      if ((fds[1].revents & POLLIN) != 0) turn_away();
+      continue;
+    }
     auto message = channel.receive();
     if (!message) {
       if (message.error().code != ChannelErrc::Closed) refused_messages_.fetch_add(1);

@@ -6,7 +6,7 @@
 // that connects while one is served is told nothing and closed at once, with a log line.
 //
 // A front-end that stops in the middle of a message cannot hold the server: a message must
-// arrive whole within kMessageTimeout once its first byte has.
+// arrive whole within the message timeout (kMessageTimeout by default) once its first byte has.
 #pragma once
 
 #include <atomic>
@@ -28,6 +28,7 @@ struct BlkServerOptions {
   std::string socket_path;
   BlkBackendConfig backend;
   std::function<void(std::string_view)> log;  // one line per event; may be empty
+  std::chrono::milliseconds message_timeout = kMessageTimeout;
 };
 
 struct BlkServerStats {

@@ -25,6 +25,11 @@ Result<void, ChannelError> read_rest(int fd, std::byte* out, std::size_t bytes, 
   while (have < bytes) {
     const ssize_t n = ::recv(fd, out + have, bytes - have, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return unexpected(ChannelError{ChannelErrc::Truncated, 0,
+                                     fmt::format("the front-end sent {} of the {}-byte payload of {} and then nothing within "
+                                                 "the message timeout", have, bytes, request_name(request))});
+    }
     if (n < 0) return unexpected(io_error("reading a vhost-user payload"));
     if (n == 0) {
       return unexpected(ChannelError{ChannelErrc::Truncated, 0,
@@ -51,6 +56,9 @@ Result<Message, ChannelError> Channel::receive() {
   do {
     n = ::recvmsg(socket_.get(), &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
   } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    return unexpected(ChannelError{ChannelErrc::Truncated, 0, "a message began but its header did not arrive within the message timeout"});
+  }
   if (n < 0) return unexpected(io_error("reading a vhost-user message"));
   if (n == 0) return unexpected(ChannelError{ChannelErrc::Closed, 0, "the front-end closed the connection"});
   // Take ownership of every fd that arrived before looking at anything else, so that a refused
@@ -69,7 +77,8 @@ Result<Message, ChannelError> Channel::receive() {
   }
   if (static_cast<std::size_t>(n) < sizeof m.header) {
     return unexpected(ChannelError{ChannelErrc::Truncated, 0,
-                                   fmt::format("the connection ended {} bytes into a 12-byte message header", n)});
+                                   fmt::format("only {} bytes of a 12-byte message header arrived (the front-end closed "
+                                               "the connection or stopped sending)", n)});
   }
   const MessageHeader& h = m.header;
   if ((h.flags & kVersionMask) != kVersion) {

@@ -1,0 +1,89 @@
+#include "cli/vhost_user_blk_command.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include "disk/disk.h"
+#include "restrictions/diagnostic.h"
+#include "restrictions/policy_compiler.h"
+#include "restrictions/policy_loader.h"
+#include "ring/kernel_facts.h"
+#include "vhost_user/blk_server.h"
+
+namespace rf::cli {
+
+namespace {
+
+void log_line(std::string_view line) {
+  const auto now = std::chrono::system_clock::now();
+  std::cerr << fmt::format("{:%H:%M:%S} ringfence vhost-user-blk: {}\n", std::chrono::floor<std::chrono::seconds>(now), line)
+            << std::flush;
+}
+
+int fail(std::string_view message) {
+  std::cerr << "ringfence vhost-user-blk: " << message << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int run_vhost_user_blk(const VhostUserBlkArgs& args) {
+  if (const auto why = io_uring_unavailable()) return fail(fmt::format("cannot start: {}", *why));
+  auto policy = policy::load_checked_policy(args.policy, nullptr);
+  if (!policy) {
+    std::string all;
+    for (const auto& d : policy.error()) all += "\n  " + policy::format_diagnostic(d);
+    return fail(fmt::format("the policy '{}' is refused:{}", args.policy, all));
+  }
+  if (policy->policy.mode != policy::Mode::Mediated) {
+    return fail(fmt::format("the policy '{}' is for passthrough rings; every virtio request goes through the back-end's "
+                            "private ring, which takes a mediated policy (blk-mediated, or a file with mode = \"mediated\")",
+                            args.policy));
+  }
+  DiskOptions disk_options;
+  disk_options.read_only = args.read_only;
+  auto disk = Disk::open(args.disk, disk_options);
+  if (!disk) return fail(fmt::format("the disk: {}", disk.error().message));
+
+  // Signals go to one thread that asks the server to stop; every other thread (the queues'
+  // included, which inherit the mask) has them blocked.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  vhost_user::BlkServerOptions options;
+  options.socket_path = args.socket;
+  options.backend.queues = args.queues;
+  options.backend.restrictions = policy::compile_policy(policy->policy);
+  options.backend.serial = args.serial;
+  options.log = log_line;
+  auto server = vhost_user::BlkServer::listen(*disk, std::move(options));
+  if (!server) return fail(server.error());
+  log_line(fmt::format("serving {} on {} with {} queue{}, policy {}", disk->describe(), args.socket, args.queues,
+                       args.queues == 1 ? "" : "s", policy->policy.name));
+
+  std::thread waiter([&signals, &server] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    log_line(fmt::format("{}: stopping", signal == SIGINT ? "SIGINT" : "SIGTERM"));
+    (*server)->stop();
+  });
+  (*server)->run();
+  // run() only returns after stop(): the waiter has its signal.
+  waiter.join();
+  const auto stats = (*server)->stats();
+  log_line(fmt::format("stopped after {} connection{} ({} closed for a refused message, {} turned away)", stats.connections,
+                       stats.connections == 1 ? "" : "s", stats.refused_messages, stats.turned_away));
+  return 0;
+}
+
+}  // namespace rf::cli

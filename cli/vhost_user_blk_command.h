@@ -1,0 +1,22 @@
+#pragma once
+
+#include <string>
+
+namespace rf::cli {
+
+struct VhostUserBlkArgs {
+  std::string socket;
+  std::string disk;
+  bool read_only = false;
+  unsigned queues = 1;
+  std::string policy = "blk-mediated";
+  std::string serial = "ringfence";
+};
+
+// `ringfence vhost-user-blk`: serves the disk to vhost-user front-ends (QEMU's vhost-user-blk-pci
+// and the other VMMs that speak vhost-user-blk) on the socket, one connection after another,
+// every request through a restricted private ring, until SIGINT or SIGTERM. Exit status 0 after
+// a signal, 1 when it cannot start (the message says why and what to do).
+int run_vhost_user_blk(const VhostUserBlkArgs& args);
+
+}  // namespace rf::cli

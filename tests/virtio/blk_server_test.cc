@@ -1,0 +1,394 @@
+// The vhost-user-blk back-end over a real socket, driven by a test front-end: the well-behaved
+// path in QEMU's order, and every kind of bad message a front-end can send, each of which must
+// close that connection with a reason while the server goes on serving the next.
+#include "vhost_user/blk_server.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "device/guest_device.h"
+#include "support/kernel_caps.h"
+#include "support/test_disk.h"
+#include "support/vhost_user_front_end.h"
+#include "util/mmap_region.h"
+
+namespace rf::vhost_user {
+namespace {
+
+using namespace std::chrono_literals;
+using test::FrontEnd;
+using test::FrontEndRam;
+using test::TestVirtqueue;
+
+constexpr std::uint64_t kDiskBytes = 1 << 20;
+constexpr std::uint16_t kSize = 16;
+constexpr std::uint64_t kDesc = 0x1000, kAvail = 0x2000, kUsed = 0x3000, kHeader = 0x10000, kStatus = 0x11000;
+constexpr std::uint64_t kData = FrontEndRam::kHighBase;  // data in the second region
+
+class BlkServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    RF_REQUIRE(test::restrictions_feature());
+    RF_REQUIRE(test::loop_device_feature());
+    image_ = test::make_image(dir_, "disk.img", kDiskBytes);
+    auto disk = Disk::open(image_, {});
+    ASSERT_TRUE(disk) << disk.error().message;
+    disk_.emplace(std::move(*disk));
+    socket_ = dir_.path() + "/vub.sock";
+    BlkServerOptions options;
+    options.socket_path = socket_;
+    options.backend.queues = 2;
+    auto policy = device_restrictions(std::nullopt, "blk-mediated");
+    ASSERT_TRUE(policy);
+    options.backend.restrictions = *policy;
+    options.backend.serial = "test";
+    options.log = [this](std::string_view line) {
+      std::lock_guard lock(log_mutex_);
+      log_.emplace_back(line);
+      log_cv_.notify_all();
+    };
+    options.message_timeout = 300ms;
+    auto server = BlkServer::listen(*disk_, std::move(options));
+    ASSERT_TRUE(server) << server.error();
+    server_ = std::move(*server);
+    thread_ = std::thread([this] { server_->run(); });
+  }
+  void TearDown() override {
+    if (server_) server_->stop();
+    if (thread_.joinable()) thread_.join();
+    if (HasFailure()) {
+      for (const auto& line : log_) std::cerr << "  server: " << line << "\n";
+    }
+  }
+  // Waits for a log line containing `text`; returns it (empty on timeout).
+  std::string wait_log(const std::string& text, std::chrono::milliseconds timeout = 5s) {
+    std::unique_lock lock(log_mutex_);
+    std::string found;
+    log_cv_.wait_for(lock, timeout, [&] {
+      for (const auto& line : log_) {
+        if (line.find(text) != std::string::npos) found = line;
+      }
+      return !found.empty();
+    });
+    return found;
+  }
+  FrontEnd connect() {
+    auto fe = FrontEnd::connect(socket_);
+    if (!fe) throw std::runtime_error("connect");
+    return std::move(*fe);
+  }
+  // A request on queue `vq`: OUT or IN of 4 KiB at `sector`, status at kStatus + slot.
+  std::uint16_t post(TestVirtqueue& vq, unsigned slot, std::uint32_t type, std::uint64_t sector) {
+    virtio::BlkRequestHeader h{type, 0, sector};
+    std::memcpy(vq.view().at(kHeader + 16 * slot, 16), &h, 16);
+    *vq.view().at(kStatus + slot) = std::byte{0xff};
+    const TestVirtqueue::Part parts[] = {
+        {kHeader + 16 * slot, 16, false}, {kData + 4096 * slot, 4096, type == virtio::kBlkIn}, {kStatus + slot, 1, true}};
+    const std::uint16_t head = vq.chain(static_cast<std::uint16_t>(3 * slot), parts);
+    vq.publish(head);
+    return head;
+  }
+  static std::optional<virtio::UsedElement> wait_used(TestVirtqueue& vq) {
+    const auto end = std::chrono::steady_clock::now() + 5s;
+    while (std::chrono::steady_clock::now() < end) {
+      if (auto e = vq.pop_used()) return e;
+      std::this_thread::sleep_for(1ms);
+    }
+    return std::nullopt;
+  }
+  // The connection is closed by the server, and the log says why.
+  void expect_refused(FrontEnd& fe, const std::string& reason) {
+    EXPECT_TRUE(fe.closed_by_peer()) << "the connection stayed open";
+    EXPECT_FALSE(wait_log(reason).empty()) << "no log line says: " << reason;
+  }
+  // And a new front-end is served as if nothing happened.
+  void expect_still_serving() {
+    FrontEnd fe = connect();
+    EXPECT_TRUE(fe.handshake()) << "the server stopped serving after a refused connection";
+  }
+
+  TempDir dir_{"rf-vhost-user"};
+  std::string image_;
+  std::optional<Disk> disk_;
+  std::string socket_;
+  std::unique_ptr<BlkServer> server_;
+  std::thread thread_;
+  std::mutex log_mutex_;
+  std::condition_variable log_cv_;
+  std::vector<std::string> log_;
+};
+
+TEST_F(BlkServerTest, ServesAGuestInQemusOrderAndAgainAfterAReconnect) {
+  const std::size_t mappings_before = MmapRegion::live_count();
+  for (int connection = 0; connection < 2; ++connection) {
+    FrontEndRam ram;
+    FrontEnd fe = connect();
+    std::uint64_t features = 0;
+    ASSERT_TRUE(fe.handshake(&features));
+    EXPECT_NE(features & virtio::feature_bit(virtio::kBlkFeatureMultiQueue), 0u);
+    EXPECT_EQ(features & virtio::feature_bit(virtio::kBlkFeatureReadOnly), 0u);
+    // GET_CONFIG, as QEMU asks it: the header and 60 zero bytes.
+    std::vector<std::byte> ask(12 + 60);
+    const ConfigHeader h{0, 60, 0};
+    std::memcpy(ask.data(), &h, sizeof h);
+    ASSERT_TRUE(fe.send(kGetConfig, ask));
+    auto config = fe.receive();
+    ASSERT_TRUE(config);
+    ASSERT_EQ(config->payload.size(), 72u);
+    virtio::BlkConfig space{};
+    std::memcpy(&space, config->payload.data() + 12, 60);
+    EXPECT_EQ(space.capacity, kDiskBytes / 512);
+    EXPECT_EQ(space.num_queues, 2);
+    EXPECT_EQ(space.blk_size, 512u);
+
+    ASSERT_TRUE(fe.set_mem_table(ram));
+    TestVirtqueue vq(ram.view(), kDesc, kAvail, kUsed, kSize);
+    UniqueFd kick(::eventfd(0, EFD_CLOEXEC)), call(::eventfd(0, EFD_CLOEXEC));
+    ASSERT_TRUE(fe.start_queue(0, vq, ram, kick.get(), call.get()));
+    std::memset(vq.view().at(kData, 4096), 0x30 + connection, 4096);
+    post(vq, 0, virtio::kBlkOut, 16);
+    ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
+    ASSERT_TRUE(wait_used(vq));
+    post(vq, 1, virtio::kBlkIn, 16);
+    ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
+    auto used = wait_used(vq);
+    ASSERT_TRUE(used);
+    EXPECT_EQ(used->len, 4097u);
+    EXPECT_EQ(*vq.view().at(kStatus + 1), std::byte{0});
+    EXPECT_EQ(std::memcmp(vq.view().at(kData + 4096, 4096), vq.view().at(kData, 4096), 4096), 0);
+    // The guest was notified through the call eventfd.
+    eventfd_t calls = 0;
+    EXPECT_EQ(::eventfd_read(call.get(), &calls), 0);
+    EXPECT_GE(calls, 1u);
+    // GET_VRING_BASE stops the queue and says where the guest's next request is.
+    ASSERT_TRUE(fe.send_value(kGetVringBase, VringState{0, 0}));
+    auto base = fe.receive();
+    ASSERT_TRUE(base);
+    VringState state{};
+    std::memcpy(&state, base->payload.data(), sizeof state);
+    EXPECT_EQ(state.num, 2u);
+  }
+  // Both connections are over (the second one's close is seen by the server): nothing of
+  // either is left mapped.
+  EXPECT_FALSE(wait_log("connection 2 closed").empty());
+  EXPECT_EQ(MmapRegion::live_count(), mappings_before);
+}
+
+TEST_F(BlkServerTest, AFrontEndThatDiesWithRequestsInFlightLeavesNothingBehind) {
+  const std::size_t mappings_before = MmapRegion::live_count();
+  {
+    FrontEndRam ram;
+    FrontEnd fe = connect();
+    ASSERT_TRUE(fe.handshake());
+    ASSERT_TRUE(fe.set_mem_table(ram));
+    TestVirtqueue vq(ram.view(), kDesc, kAvail, kUsed, kSize);
+    UniqueFd kick(::eventfd(0, EFD_CLOEXEC)), call(::eventfd(0, EFD_CLOEXEC));
+    ASSERT_TRUE(fe.start_queue(0, vq, ram, kick.get(), call.get()));
+    for (unsigned i = 0; i < 5; ++i) post(vq, i, virtio::kBlkIn, i * 8);
+    ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
+  }  // the front-end goes away without a word, as a QEMU killed with SIGKILL does
+  EXPECT_FALSE(wait_log("connection 1 closed").empty());
+  EXPECT_EQ(MmapRegion::live_count(), mappings_before);
+  expect_still_serving();
+}
+
+TEST_F(BlkServerTest, ASecondFrontEndIsTurnedAwayWhileOneIsServed) {
+  FrontEnd first = connect();
+  ASSERT_TRUE(first.handshake());
+  FrontEnd second = connect();
+  EXPECT_TRUE(second.closed_by_peer());
+  EXPECT_FALSE(wait_log("turned away").empty());
+  EXPECT_EQ(server_->stats().turned_away, 1u);
+  ASSERT_TRUE(first.send_empty(kGetQueueNum));
+  EXPECT_EQ(first.receive_u64(), 2u) << "the first front-end is still served";
+}
+
+TEST_F(BlkServerTest, ReplyAckAnswersWhatAsksForIt) {
+  FrontEnd fe = connect();
+  ASSERT_TRUE(fe.handshake());
+  FrontEndRam ram;
+  ASSERT_TRUE(fe.set_mem_table(ram, kVersion | kFlagNeedReply));
+  EXPECT_EQ(fe.receive_u64(), 0u);
+}
+
+// Each bad message: what is sent, and the reason the log must give.
+TEST_F(BlkServerTest, TruncatedMessagesAreRefused) {
+  {
+    FrontEnd fe = connect();
+    const std::byte half[4] = {};
+    ASSERT_TRUE(fe.send(kSetFeatures, half, {}, 8));  // says 8 bytes, sends 4
+    expect_refused(fe, "sent 4 of the 8-byte payload of SET_FEATURES");
+  }
+  {
+    FrontEnd fe = connect();
+    const std::byte header_part[6] = {};
+    ASSERT_EQ(::send(fe.fd(), header_part, sizeof header_part, MSG_NOSIGNAL), 6);
+    expect_refused(fe, "only 6 bytes of a 12-byte message header arrived");
+  }
+  expect_still_serving();
+}
+
+TEST_F(BlkServerTest, OversizedAndMisflaggedMessagesAreRefused) {
+  {
+    FrontEnd fe = connect();
+    ASSERT_TRUE(fe.send(kSetMemTable, {}, {}, 100000));
+    expect_refused(fe, "declares a 100000-byte payload");
+  }
+  {
+    FrontEnd fe = connect();
+    ASSERT_TRUE(fe.send(kGetFeatures, {}, {}, std::nullopt, 2));
+    expect_refused(fe, "version bits 2");
+  }
+  {
+    FrontEnd fe = connect();
+    ASSERT_TRUE(fe.send(kGetFeatures, {}, {}, std::nullopt, kVersion | kFlagReply));
+    expect_refused(fe, "reply flag");
+  }
+  {
+    FrontEnd fe = connect();
+    ASSERT_TRUE(fe.send(99, {}));
+    expect_refused(fe, "not supported");
+  }
+  {
+    FrontEnd fe = connect();
+    ASSERT_TRUE(fe.send_value(kGetFeatures, std::uint64_t{0}));  // GET_FEATURES takes no payload
+    expect_refused(fe, "it takes none");
+  }
+  expect_still_serving();
+}
+
+TEST_F(BlkServerTest, WrongFdCountsAreRefusedAndTheirFdsClosed) {
+  FrontEndRam ram;
+  {
+    FrontEnd fe = connect();
+    ASSERT_TRUE(fe.handshake());
+    const auto regions = ram.regions();
+    std::vector<std::byte> payload(8 + 64);
+    const std::uint32_t count = 2;
+    std::memcpy(payload.data(), &count, 4);
+    std::memcpy(payload.data() + 8, regions.data(), 64);
+    const int one[] = {ram.fd()};
+    ASSERT_TRUE(fe.send(kSetMemTable, payload, one));
+    expect_refused(fe, "lists 2 regions but carries 1 fds");
+  }
+  {
+    FrontEnd fe = connect();
+    const int nine[] = {ram.fd(), ram.fd(), ram.fd(), ram.fd(), ram.fd(), ram.fd(), ram.fd(), ram.fd(), ram.fd()};
+    ASSERT_TRUE(fe.send(kGetFeatures, {}, nine));
+    expect_refused(fe, "more than 8 fds");
+  }
+  {
+    FrontEnd fe = connect();
+    const int one[] = {ram.fd()};
+    ASSERT_TRUE(fe.send_value(kSetVringCall, std::uint64_t{0} | kVringNoFd, one));
+    expect_refused(fe, "carries 1 fds; it takes 0");
+  }
+  expect_still_serving();
+}
+
+TEST_F(BlkServerTest, BadMemoryTablesAreRefused) {
+  const auto refuse_table = [&](std::vector<MemoryRegion> regions, int fd, const std::string& reason) {
+    FrontEnd fe = connect();
+    ASSERT_TRUE(fe.handshake());
+    std::vector<std::byte> payload(8 + 32 * regions.size());
+    const auto count = static_cast<std::uint32_t>(regions.size());
+    std::memcpy(payload.data(), &count, 4);
+    if (!regions.empty()) std::memcpy(payload.data() + 8, regions.data(), 32 * regions.size());
+    std::vector<int> fds(regions.size(), fd);
+    ASSERT_TRUE(fe.send(kSetMemTable, payload, fds));
+    expect_refused(fe, reason);
+  };
+  FrontEndRam ram;
+  const auto ok = ram.regions();
+  refuse_table({}, ram.fd(), "lists 0 regions");
+  refuse_table({ok[0], {0x80000, 1 << 20, ram.user_addr(0x80000) + (8 << 20), 0}}, ram.fd(), "overlap in guest-physical");
+  refuse_table({ok[0], {8 << 20, 4096, ok[0].userspace_addr + 4096, 0}}, ram.fd(), "overlap in the front-end's address space");
+  refuse_table({{0, 1 << 20, ok[0].userspace_addr, 16 << 20}}, ram.fd(), "the file has");
+  refuse_table({{0, 1000, ok[0].userspace_addr, 0}}, ram.fd(), "not page-aligned");
+  refuse_table({{~std::uint64_t{0} - 4095, 8192, ok[0].userspace_addr, 0}}, ram.fd(), "passes 2^64");
+  FrontEndRam unsealed(false);
+  refuse_table({unsealed.regions()[0]}, unsealed.fd(), "not sealed against shrinking");
+  UniqueFd not_memory(::eventfd(0, EFD_CLOEXEC));
+  refuse_table({ok[0]}, not_memory.get(), "not a memory file");
+  expect_still_serving();
+}
+
+TEST_F(BlkServerTest, BadVringMessagesAreRefused) {
+  FrontEndRam ram;
+  const auto session = [&](auto&& body, const std::string& reason) {
+    FrontEnd fe = connect();
+    ASSERT_TRUE(fe.handshake());
+    ASSERT_TRUE(fe.set_mem_table(ram));
+    body(fe);
+    expect_refused(fe, reason);
+  };
+  session([](FrontEnd& fe) { fe.send_value(kSetVringNum, VringState{0, 3}); }, "power of two");
+  session([](FrontEnd& fe) { fe.send_value(kSetVringNum, VringState{0, 65536}); }, "power of two");
+  session([](FrontEnd& fe) { fe.send_value(kSetVringNum, VringState{5, 16}); }, "names queue 5");
+  session([](FrontEnd& fe) { fe.send_value(kSetVringBase, VringState{0, 70000}); }, "past 16 bits");
+  session([](FrontEnd& fe) { fe.send_value(kSetVringEnable, VringState{0, 2}); }, "(0 or 1)");
+  session([](FrontEnd& fe) { fe.send_value(kSetVringKick, std::uint64_t{0} | kVringNoFd); }, "poll its ring");
+  session([](FrontEnd& fe) { fe.send_value(kSetVringKick, std::uint64_t{0x1200}); }, "unknown bits");
+  session([](FrontEnd& fe) { fe.send_value(kSetFeatures, std::uint64_t{1} << 33); }, "never offered");
+  session([](FrontEnd& fe) { fe.send_value(kSetProtocolFeatures, std::uint64_t{1} << 40); }, "never offered");
+  session([](FrontEnd& fe) { fe.send_value(kSetVringAddr, VringAddr{0, 1, 0, 0, 0, 0}); }, "dirty logging");
+  session(
+      [&](FrontEnd& fe) {
+        // A kick before the queue's size and addresses.
+        UniqueFd kick(::eventfd(0, EFD_CLOEXEC));
+        const int fd[] = {kick.get()};
+        fe.send_value(kSetVringKick, std::uint64_t{1}, fd);
+      },
+      "got its kick fd before its size");
+  session(
+      [&](FrontEnd& fe) {
+        // A descriptor table across two regions (adjacent in the front-end's address space,
+        // not in guest-physical memory).
+        fe.send_value(kSetVringNum, VringState{0, kSize});
+        const std::uint64_t across = ram.user_addr(FrontEndRam::kLow - 64);
+        fe.send_value(kSetVringAddr, VringAddr{0, 0, across, ram.user_addr(kUsed), ram.user_addr(kAvail), 0});
+        UniqueFd kick(::eventfd(0, EFD_CLOEXEC));
+        const int fd[] = {kick.get()};
+        fe.send_value(kSetVringKick, std::uint64_t{0}, fd);
+      },
+      "descriptor table");
+  session(
+      [&](FrontEnd& fe) {
+        // A used ring that runs off the end of RAM.
+        fe.send_value(kSetVringNum, VringState{0, kSize});
+        const std::uint64_t last = ram.user_addr(FrontEndRam::kHighBase + FrontEndRam::kHigh - 8);
+        fe.send_value(kSetVringAddr, VringAddr{0, 0, ram.user_addr(kDesc), last, ram.user_addr(kAvail), 0});
+        UniqueFd kick(::eventfd(0, EFD_CLOEXEC));
+        const int fd[] = {kick.get()};
+        fe.send_value(kSetVringKick, std::uint64_t{0}, fd);
+      },
+      "used ring");
+  session(
+      [](FrontEnd& fe) {
+        std::vector<std::byte> ask(12 + 8);
+        const ConfigHeader h{250, 8, 0};
+        std::memcpy(ask.data(), &h, sizeof h);
+        fe.send(kGetConfig, ask);
+      },
+      "GET_CONFIG asks for 8 bytes at offset 250");
+  expect_still_serving();
+}
+
+TEST_F(BlkServerTest, ASecondListenerOnTheSameSocketIsRefused) {
+  BlkServerOptions options;
+  options.socket_path = socket_;
+  options.backend.queues = 1;
+  auto second = BlkServer::listen(*disk_, std::move(options));
+  ASSERT_FALSE(second);
+  EXPECT_NE(second.error().find("another back-end is listening"), std::string::npos) << second.error();
+  expect_still_serving();
+}
+
+}  // namespace
+}  // namespace rf::vhost_user
