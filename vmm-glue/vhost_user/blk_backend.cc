@@ -71,6 +71,7 @@ BlkBackend::BlkBackend(const Disk& disk, BlkBackendConfig config) : disk_(disk),
   config_space_.blk_size = disk_.logical_block_size();
   config_space_.num_queues = static_cast<std::uint16_t>(config_.queues);
   vrings_.resize(config_.queues);
+  finished_requests_.resize(config_.queues);
 }
 
 BlkBackend::~BlkBackend() { reset(); }
@@ -120,10 +121,19 @@ virtio::BlkQueueCounters BlkBackend::counters() const {
   return sum;
 }
 
+std::vector<std::uint64_t> BlkBackend::requests_per_queue() const {
+  std::vector<std::uint64_t> out = finished_requests_;
+  for (std::size_t i = 0; i < vrings_.size(); ++i) {
+    if (vrings_[i].queue) out[i] += vrings_[i].queue->counters().requests;
+  }
+  return out;
+}
+
 std::uint16_t BlkBackend::stop_queue(Vring& v) {
   if (!v.queue) return v.base;
   const virtio::BlkQueueStopReport report = v.queue->stop(config_.drain);
   collect(*v.queue);
+  finished_requests_[static_cast<std::size_t>(&v - vrings_.data())] += v.queue->counters().requests;
   v.queue.reset();
   v.base = report.next_avail;
   return report.next_avail;

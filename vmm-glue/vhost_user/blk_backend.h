@@ -64,8 +64,10 @@ class BlkBackend {
   // The configuration space GET_CONFIG reads from.
   const virtio::BlkConfig& config_space() const { return config_space_; }
   unsigned running_queues() const;
-  // The summed counters of the queues that ran since the last reset().
+  // The summed counters of every queue that ran on this back-end.
   virtio::BlkQueueCounters counters() const;
+  // Requests each queue took, over every time it ran.
+  std::vector<std::uint64_t> requests_per_queue() const;
 
  private:
   struct Vring {
@@ -98,6 +100,7 @@ class BlkBackend {
   std::optional<FrontEndMemory> memory_;
   std::vector<Vring> vrings_;
   virtio::BlkQueueCounters finished_;  // counters of queues already stopped
+  std::vector<std::uint64_t> finished_requests_;  // per queue, of its runs already stopped
 };
 
 }  // namespace rf::vhost_user

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "device/eventfd.h"
 #include "device/guest_device.h"
@@ -152,8 +153,9 @@ void BlkServer::serve(UniqueFd connection) {
   backend.reset();  // stops the queues (drained), unmaps guest memory
   const virtio::BlkQueueCounters c = backend.counters();
   const bool broken = c.broken != BrokenReason::None;
-  log(fmt::format("connection {} closed: {} ({} requests, {} completed, {} I/O errors{}{})", number, reason, c.requests,
-                  c.completed, c.io_errors, broken ? "; " : "", broken ? c.broken_detail : ""));
+  log(fmt::format("connection {} closed: {} ({} requests, {} completed, {} I/O errors; per queue: {}{}{})", number, reason,
+                  c.requests, c.completed, c.io_errors, fmt::join(backend.requests_per_queue(), " "), broken ? "; " : "",
+                  broken ? c.broken_detail : ""));
 }
 
 }  // namespace rf::vhost_user

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Boots Debian's kernel in QEMU (TCG) on a disk served by `ringfence vhost-user-blk` and runs a
+# guest scenario (tests/qemu/guest/*.sh); passes when the guest prints "RF-RESULT: PASS" and the
+# back-end, seen from the host, kept its promises: still running, nothing of a finished
+# connection left behind (no guest-memory mapping, no thread, no fd), and once stopped, its
+# loop device gone.
+#
+#   run-guest.sh --ringfence BIN --work DIR --scenario NAME [--args A,B,...] [--queues N] [--smp N]
+#                [--reboot] [--kill-qemu] [--then SCENARIO:ARGS]
+#
+#   --reboot     let the guest reboot (the device is reset and set up again on the same back-end)
+#   --kill-qemu  SIGKILL QEMU once the guest prints "rf: fio running", check the back-end let go
+#                of everything, then boot again with --then's scenario against the same back-end
+#
+# Exits 77 with the reason when QEMU, the kernel image, busybox or fio is missing (the install
+# script installs them all).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+ringfence="" work="" scenario="" args="" queues=1 smp=1 reboot=0 kill_qemu=0 then=""
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --ringfence) ringfence=$2; shift 2 ;;
+    --work) work=$2; shift 2 ;;
+    --scenario) scenario=$2; shift 2 ;;
+    --args) args=$2; shift 2 ;;
+    --queues) queues=$2; shift 2 ;;
+    --smp) smp=$2; shift 2 ;;
+    --reboot) reboot=1; shift ;;
+    --kill-qemu) kill_qemu=1; shift ;;
+    --then) then=$2; shift 2 ;;
+    *) echo "run-guest.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[[ -n "$ringfence" && -n "$work" && -n "$scenario" ]] || { echo "run-guest.sh: --ringfence, --work and --scenario are required" >&2; exit 2; }
+
+if ! command -v qemu-system-x86_64 >/dev/null; then
+  echo "skip: qemu-system-x86_64 is not installed (scripts/install-deps.sh installs qemu-system-x86)"
+  exit 77
+fi
+# The initramfs is shared by every QEMU test of this build; building it twice at once is
+# serialised by a lock.
+mkdir -p "$work"
+shared=$(dirname "$work")/guest-image
+mkdir -p "$shared"
+rc=0
+flock "$shared/.lock" "$here/make-initramfs.sh" "$shared" || rc=$?
+[[ $rc -eq 77 ]] && exit 77
+[[ $rc -ne 0 ]] && { echo "FAIL: building the guest initramfs failed ($rc)"; exit 1; }
+
+run=$(mktemp -d "$work/run.XXXXXX")
+daemon_pid=""
+qemu_pid=""
+cleanup() {
+  [[ -n "$qemu_pid" ]] && kill -9 "$qemu_pid" 2>/dev/null || true
+  [[ -n "$daemon_pid" ]] && kill -9 "$daemon_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$run"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*"
+  echo "--- guest console (last 40 lines)"; tail -n 40 "$run"/console*.log 2>/dev/null || true
+  echo "--- back-end log"; cat "$run/daemon.log" 2>/dev/null || true
+  exit 1
+}
+
+image=$run/disk.img
+truncate -s 32M "$image"
+socket=$run/vub.sock
+"$ringfence" vhost-user-blk --socket "$socket" --disk "$image" --queues "$queues" >"$run/daemon.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 1 100); do [[ -S "$socket" ]] && break; sleep 0.1; done
+[[ -S "$socket" ]] || fail "the back-end did not create its socket"
+
+# What the back-end holds with no front-end connected: its baseline.
+fds() { ls "/proc/$daemon_pid/fd" | wc -l; }
+threads() { awk '/^Threads:/{print $2}' "/proc/$daemon_pid/status"; }
+guest_maps() { grep -c "memfd:" "/proc/$daemon_pid/maps" || true; }
+base_fds=$(fds)
+base_threads=$(threads)
+
+boot() {  # boot CONSOLE SCENARIO ARGS [extra QEMU options]: starts QEMU in the background
+  local console=$1 name=$2 scenario_args=$3
+  shift 3
+  qemu-system-x86_64 -accel tcg -m 512 -smp "$smp" -nographic -nodefaults -serial "file:$console" \
+    -object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem \
+    -chardev socket,id=vub0,path="$socket" -device vhost-user-blk-pci,chardev=vub0,num-queues="$queues" \
+    -kernel "$shared/vmlinuz" -initrd "$shared/initramfs.cpio" \
+    -append "console=ttyS0 quiet panic=-1 rf.scenario=$name rf.args=$scenario_args" "$@" >"$console.qemu" 2>&1 &
+  qemu_pid=$!
+}
+wait_qemu() {  # waits up to $1 seconds for QEMU to exit
+  local deadline=$((SECONDS + $1))
+  while kill -0 "$qemu_pid" 2>/dev/null; do
+    (( SECONDS < deadline )) || { kill -9 "$qemu_pid"; wait "$qemu_pid" 2>/dev/null || true; qemu_pid=""; fail "the guest did not finish in $1 s"; }
+    sleep 0.5
+  done
+  wait "$qemu_pid" 2>/dev/null || true
+  qemu_pid=""
+}
+expect_pass() {  # the console shows the scenario passed
+  grep -q "RF-RESULT: PASS" "$1" || fail "the guest did not pass: $(grep -a 'RF-RESULT' "$1" || echo 'no result line')"
+}
+expect_released() {  # after connection N closed: nothing of it is left in the back-end
+  local n=$1
+  for _ in $(seq 1 100); do grep -q "connection $n closed" "$run/daemon.log" && break; sleep 0.1; done
+  grep -q "connection $n closed" "$run/daemon.log" || fail "the back-end never saw connection $n close"
+  kill -0 "$daemon_pid" 2>/dev/null || fail "the back-end died"
+  [[ $(guest_maps) -eq 0 ]] || fail "the back-end still maps guest memory after connection $n: $(grep memfd: /proc/$daemon_pid/maps)"
+  [[ $(threads) -eq $base_threads ]] || fail "the back-end has $(threads) threads after connection $n, $base_threads before"
+  [[ $(fds) -eq $base_fds ]] || fail "the back-end has $(fds) fds after connection $n, $base_fds before"
+  echo "connection $n: released (no guest memory mapped, $(threads) threads, $(fds) fds, as before)"
+}
+
+reboot_flag=(-no-reboot)
+[[ $reboot -eq 1 ]] && reboot_flag=()
+boot "$run/console1.log" "$scenario" "$args" "${reboot_flag[@]}"
+connection=1
+if [[ $kill_qemu -eq 1 ]]; then
+  for _ in $(seq 1 600); do grep -q "rf: fio running" "$run/console1.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q "rf: fio running" "$run/console1.log" || fail "the guest never started fio"
+  sleep 3
+  kill -9 "$qemu_pid"
+  wait "$qemu_pid" 2>/dev/null || true
+  qemu_pid=""
+  echo "QEMU killed with SIGKILL during fio"
+  expect_released 1
+  [[ -n "$then" ]] || fail "--kill-qemu needs --then SCENARIO:ARGS"
+  connection=2
+  boot "$run/console2.log" "${then%%:*}" "${then#*:}" -no-reboot
+  wait_qemu 300
+  expect_pass "$run/console2.log"
+else
+  wait_qemu 300
+  expect_pass "$run/console1.log"
+  if [[ $reboot -eq 1 ]]; then
+    grep -q "rf: rebooting" "$run/console1.log" || fail "the guest never rebooted"
+  fi
+fi
+grep -h -a -E "^rf: |IOPS=" "$run"/console*.log | sed 's/^/guest: /' || true
+expect_released $connection
+if [[ $queues -gt 1 ]]; then
+  # Every queue carried requests: blk-mq spread them as the guest's CPUs ran.
+  per_queue=$(grep -o "per queue: [0-9 ]*" "$run/daemon.log" | tail -n 1 | cut -d: -f2)
+  for n in $per_queue; do [[ $n -gt 0 ]] || fail "a queue carried no request (per queue:$per_queue)"; done
+  echo "requests per queue:$per_queue"
+fi
+
+# Stopped, the back-end exits 0 and its loop device goes with it.
+kill -TERM "$daemon_pid"
+rc=0
+wait "$daemon_pid" || rc=$?
+daemon_pid=""
+[[ $rc -eq 0 ]] || fail "the back-end exited $rc after SIGTERM"
+[[ ! -e "$socket" ]] || fail "the back-end left its socket behind"
+[[ -z "$(losetup -j "$image")" ]] || fail "a loop device still holds the image: $(losetup -j "$image")"
+tail -n 3 "$run/daemon.log"
+echo "PASS"
