@@ -33,7 +33,9 @@ bool contains(const std::string& s, const std::string& needle) { return s.find(n
 TEST(CliTest, HelpListsTheCommands) {
   const CliRun run = ringfence("--help");
   EXPECT_EQ(run.status, 0);
-  for (const char* cmd : {"probe", "policy", "demo", "audit", "bench", "fuzz"}) EXPECT_TRUE(contains(run.output, cmd)) << run.output;
+  for (const char* cmd : {"probe", "policy", "demo", "audit", "bench", "fuzz", "vmm", "vhost-user-blk"}) {
+    EXPECT_TRUE(contains(run.output, cmd)) << run.output;
+  }
   const CliRun policy_help = ringfence("policy --help");
   for (const char* cmd : {"check", "explain", "list", "names"}) EXPECT_TRUE(contains(policy_help.output, cmd));
 }
@@ -273,6 +275,31 @@ TEST(CliTest, BenchRefusesAMissingTargetAndUnknownRows) {
   const CliRun none = ringfence("bench --rows none --runtime 0.1");
   EXPECT_EQ(none.status, 2) << none.output;
   EXPECT_TRUE(contains(none.output, "--scale")) << none.output;
+}
+
+TEST(CliTest, VhostUserBlkRefusesWhatItCannotServeAndSaysWhy) {
+  rf::TempDir dir("rf-cli-vub");
+  const std::string socket = dir.path() + "/vub.sock";
+  // No disk at that path.
+  CliRun run = ringfence("vhost-user-blk --socket " + socket + " --disk " + dir.path() + "/missing.img");
+  EXPECT_EQ(run.status, 1);
+  EXPECT_TRUE(contains(run.output, "missing.img")) << run.output;
+  // A passthrough policy for the private rings.
+  const std::string image = dir.path() + "/disk.img";
+  ASSERT_EQ(rf::test::run_command("truncate -s 1M " + image).status, 0);
+  run = ringfence("vhost-user-blk --socket " + socket + " --disk " + image + " --policy blk-passthrough");
+  EXPECT_EQ(run.status, 1);
+  EXPECT_TRUE(contains(run.output, "mediated policy")) << run.output;
+  // A socket path that is some other file: never removed.
+  run = ringfence("vhost-user-blk --socket " + image + " --disk " + image);
+  EXPECT_EQ(run.status, 1);
+  EXPECT_TRUE(contains(run.output, "not a socket")) << run.output;
+  EXPECT_EQ(rf::test::run_command("test -f " + image).status, 0);
+  // Out-of-range queues, from the argument parser.
+  run = ringfence("vhost-user-blk --socket " + socket + " --disk " + image + " --queues 0");
+  EXPECT_NE(run.status, 0);
+  EXPECT_TRUE(contains(run.output, "--queues")) << run.output;
+  EXPECT_FALSE(contains(rf::test::run_command("ls " + dir.path()).output, "vub.sock")) << "a refused start leaves no socket";
 }
 
 TEST(CliTest, DemoRefusesBadOptions) {
