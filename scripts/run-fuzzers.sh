@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-if [[ ${#targets[@]} -eq 0 ]]; then targets=(policy_parser guest_memory sqe_validator mediator_ring); fi
+if [[ ${#targets[@]} -eq 0 ]]; then targets=(policy_parser guest_memory sqe_validator mediator_ring virtqueue); fi
 if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [[ "$seconds" -eq 0 ]]; then
   echo "run-fuzzers: SECONDS must be a whole number above 0 (got '$seconds')" >&2
   exit 2
@@ -36,7 +36,7 @@ for target in "${targets[@]}"; do
   exe=build-fuzz/tests/fuzzers/fuzz_$target
   seeds=tests/fuzzers/corpus/$target
   if [[ ! -x "$exe" || ! -d "$seeds" ]]; then
-    echo "run-fuzzers: no target '$target' (the targets are: policy_parser guest_memory sqe_validator mediator_ring)" >&2
+    echo "run-fuzzers: no target '$target' (the targets are: policy_parser guest_memory sqe_validator mediator_ring virtqueue)" >&2
     exit 2
   fi
   mkdir -p "build-fuzz/corpus/$target" "build-fuzz/findings/$target"

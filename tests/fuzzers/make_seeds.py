@@ -127,3 +127,46 @@ write("mediator_ring", "scribble-owned-words", bytes([4]) + bytes([4, 2]) + stru
       struct.pack("<I", 5) + put(0, 0, 0, 0, 0, 0, 0, 0) + publish(1) + bytes([5, 1]) + POLL + REAP)
 write("mediator_ring", "write-past-the-end", bytes([4]) + put(0, 2, 0, 200, 1, 0, 0, 0) + put(1, 2, 0, 127, 1, 0, 0, 0) +
       publish(2) + POLL + WAIT + POLL + REAP)
+
+
+# --- virtqueue: [size exponent, indirect], descriptors [addr kind, u16 offset, (u64), len kind,
+# (len bytes), flags, raw-flags flag, next], indirect table count and descriptors (the first
+# after a misalignment byte), headers [count; type selector, type, sector flag, sector, address],
+# then u16 heads. Address kind 0 is writable RAM at the offset; length kind 0 is 16 bytes, 1 is one
+# byte, 2 is 512 * (1 + b % 16). ---
+def vq_desc(offset, len_kind, flags, nxt, len_extra=b"", addr_kind=0):
+    return bytes([addr_kind]) + struct.pack("<H", offset) + bytes([len_kind]) + len_extra + bytes([flags, 0, nxt])
+
+
+def vq_header(typ, sector, at):
+    return bytes([0, typ, 0]) + struct.pack("<H", sector) + bytes([0]) + struct.pack("<H", at)
+
+
+NEXT, WRITE, INDIRECT = 1, 2, 4
+filler = vq_desc(0x6000, 0, 0, 0)
+
+
+def vq_input(descs, table=(), misalign=0, headers=(), heads=(0,), size_exp=3, indirect=1):
+    descs = list(descs) + [filler] * ((1 << size_exp) - len(descs))
+    out = bytes([size_exp, indirect]) + b"".join(descs) + bytes([len(table)])
+    for i, d in enumerate(table):
+        out += (bytes([misalign]) if i == 0 else b"") + d
+    out += bytes([len(headers)]) + b"".join(headers)
+    return out + b"".join(struct.pack("<H", h) for h in heads)
+
+
+read_chain = [vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x7000, 2, NEXT | WRITE, 2, bytes([7])), vq_desc(0x9000, 1, WRITE, 0)]
+write("virtqueue", "read", vq_input(read_chain, headers=[vq_header(0, 8, 0x6000)]))
+write("virtqueue", "write", vq_input([vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x7000, 2, NEXT, 2, bytes([0])),
+                                      vq_desc(0x9000, 1, WRITE, 0)], headers=[vq_header(1, 0, 0x6000)]))
+write("virtqueue", "flush-and-get-id", vq_input([vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x9000, 1, WRITE, 0),
+                                                 vq_desc(0x6100, 0, NEXT, 3), vq_desc(0x7000, 3, NEXT | WRITE, 4, struct.pack("<H", 20)),
+                                                 vq_desc(0x9001, 1, WRITE, 0)],
+                                                headers=[vq_header(4, 0, 0x6000), vq_header(8, 0, 0x6100)], heads=(0, 2)))
+write("virtqueue", "indirect", vq_input([vq_desc(0, 0, INDIRECT, 0, addr_kind=6)],
+                                        table=[vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x7000, 2, NEXT | WRITE, 2, bytes([1])),
+                                               vq_desc(0x9000, 1, WRITE, 0)],
+                                        headers=[vq_header(0, 0, 0x6000)]))
+write("virtqueue", "loop", vq_input([vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x7000, 0, NEXT, 0)]))
+write("virtqueue", "across-buffers", vq_input([vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x3e00, 2, NEXT | WRITE, 2, bytes([7])),
+                                               vq_desc(0x9000, 1, WRITE, 0)], headers=[vq_header(0, 0, 0x6000)]))
