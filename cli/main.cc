@@ -44,8 +44,8 @@ int main(int argc, char** argv) {
   explain->add_flag("--offline", policy_args.offline, "Explain against ringfence's opcode tables, not this kernel's");
   auto* list = policy->add_subcommand("list", "List the built-in policies");
   auto* names = policy->add_subcommand("names", "List the opcode and flag names a policy file can use");
-  auto* seccomp = policy->add_subcommand("seccomp", "Print the process guest's seccomp allow list and why each "
-                                                    "entry is there");
+  auto* seccomp = policy->add_subcommand("seccomp", "Print the seccomp allow lists of the process guest and of "
+                                                    "vhost-user-blk's queue threads, and why each entry is there");
 
   rf::cli::DemoArgs demo_args;
   auto* demo = app.add_subcommand("demo", "Run a sandboxed guest process on its own restricted ring (passthrough): "

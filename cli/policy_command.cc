@@ -11,6 +11,7 @@
 #include "restrictions/guest_seccomp.h"
 #include "restrictions/opcode_safety.h"
 #include "restrictions/policy_explainer.h"
+#include "restrictions/queue_thread_seccomp.h"
 #include "restrictions/policy_loader.h"
 #include "restrictions/policy_parser.h"
 #include "ring/opcodes.h"
@@ -131,6 +132,35 @@ int run_policy_seccomp() {
                    std::string(allow.reason)});
   }
   std::cout << table.render();
+
+  std::cout << "\nThe seccomp filter of each virtio queue thread of `ringfence vhost-user-blk` (installed by the thread "
+               "on itself before it touches guest memory; default action: kill the process; each descriptor is the "
+               "queue's own):\n\n";
+  MarkdownTable queue_table({"system call", "argument", "why"});
+  const policy::QueueThreadFds names{1, 2, 3, 4, 5};
+  const auto fd_name = [](int fd) {
+    switch (fd) {
+      case 1: return "its private ring";
+      case 2: return "the kick eventfd";
+      case 3: return "the ring's completion eventfd";
+      case 4: return "its wake-up eventfd";
+      default: return "the call eventfd";
+    }
+  };
+  for (const auto& allow : policy::queue_thread_allow_list(names)) {
+    std::string argument = "any";
+    if (!allow.first_argument_in.empty()) {
+      argument = "fd is ";
+      for (std::size_t i = 0; i < allow.first_argument_in.size(); ++i) {
+        argument += (i == 0 ? "" : i + 1 == allow.first_argument_in.size() ? " or " : ", ");
+        argument += fd_name(allow.first_argument_in[i]);
+      }
+    } else if (allow.no_exec_protection) {
+      argument = "prot without PROT_EXEC";
+    }
+    queue_table.add_row({std::string(allow.syscall), argument, std::string(allow.reason)});
+  }
+  std::cout << queue_table.render();
   return 0;
 }
 

@@ -335,12 +335,7 @@ Result<void, std::string> BlkBackend::set_vring_fd(Message& m) {
       v.kick = std::move(fd);
       return start_if_ready(*index);
     case kSetVringCall:
-      if (v.queue) {
-        // The queue notifies through its own duplicate, swapped under its lock.
-        UniqueFd copy = fd ? UniqueFd(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0)) : UniqueFd{};
-        if (fd && !copy) return unexpected(fmt::format("duplicating queue {}'s call fd: {}", *index, std::strerror(errno)));
-        v.queue->set_call(std::move(copy));
-      }
+      if (v.queue) v.queue->set_call(fd);  // the queue's own number now refers to it too
       v.call = std::move(fd);
       return {};
     default:

@@ -1,15 +1,19 @@
 #include "virtio/blk_queue.h"
 
+#include <fcntl.h>
 #include <poll.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 
 #include <fmt/format.h>
 
 #include "device/device_thread.h"
 #include "device/eventfd.h"
 #include "device/guest_device.h"
+#include "restrictions/queue_thread_seccomp.h"
 
 namespace rf::virtio {
 
@@ -56,9 +60,13 @@ Result<std::unique_ptr<BlkQueue>, DeviceError> BlkQueue::create(GuestMemoryMap m
   if (!ring) return unexpected(std::move(ring).error());
   release->forget_registered();  // the ring holds it now
 
+  // The call eventfd's stable number: the front-end's, or a placeholder until it sends one.
+  auto stable_call = make_eventfd("the call eventfd's placeholder");
+  if (!stable_call) return unexpected(std::move(stable_call).error());
   std::unique_ptr<BlkQueue> q(new BlkQueue(std::move(memory), std::move(*ring), std::move(disks[0]), *queue, std::move(config)));
   q->kick_ = std::move(kick);
-  q->call_ = std::move(call);
+  q->call_ = std::move(*stable_call);
+  q->set_call(call);
   q->ring_eventfd_ = std::move(*ring_eventfd);
   q->stop_ = std::move(*stop);
   q->release_ = std::move(*release);
@@ -86,15 +94,34 @@ BlkQueue::~BlkQueue() { stop(std::chrono::milliseconds(0)); }
 
 Result<void, DeviceError> BlkQueue::start() {
   if (thread_.joinable() || stopped_) return unexpected(DeviceError{DeviceErrc::WrongState, 0, "the queue was started already"});
+  std::future<int> sandboxed = sandboxed_.get_future();
   auto thread = start_device_thread([this] { run(); }, config_.cpu, "a virtio queue thread");
   if (!thread) return unexpected(std::move(thread).error());
   thread_ = std::move(*thread);
+  const int rc = sandboxed.get();
+  if (rc != 0) {
+    thread_.join();  // it ended without touching guest memory
+    stopped_ = BlkQueueStopReport{last_avail_, 0, false};
+    return unexpected(DeviceError{DeviceErrc::System, -rc,
+                                  fmt::format("queue {}: installing the queue thread's seccomp filter: {}", config_.index,
+                                              std::strerror(-rc))});
+  }
   return {};
 }
 
-void BlkQueue::set_call(UniqueFd call) {
-  std::lock_guard lock(call_mutex_);
-  call_ = std::move(call);
+void BlkQueue::set_call(const UniqueFd& call) {
+  if (!call) {
+    has_call_.store(false, std::memory_order_release);
+    return;
+  }
+  // SAFETY: dup3 atomically makes call_'s number refer to the new eventfd; a write the thread
+  // makes at the same moment reaches the old one or the new one, both of which the guest's
+  // front-end handed over for this queue.
+  if (::dup3(call.get(), call_.get(), O_CLOEXEC) < 0) {
+    has_call_.store(false, std::memory_order_release);
+    return;
+  }
+  has_call_.store(true, std::memory_order_release);
 }
 
 void BlkQueue::set_enabled(bool enabled) {
@@ -107,6 +134,11 @@ void BlkQueue::mark_broken(BrokenReason reason, std::string detail) {
 }
 
 void BlkQueue::run() {
+  const int sandboxed =
+      config_.seccomp ? policy::install_queue_thread_seccomp({ring_.fd(), kick_.get(), ring_eventfd_.get(), stop_.get(), call_.get()})
+                      : 0;
+  sandboxed_.set_value(sandboxed);
+  if (sandboxed != 0) return;
   while (!stopping_.load(std::memory_order_acquire)) {
     if (!round()) sleep();
   }
@@ -251,12 +283,9 @@ void BlkQueue::publish_and_notify() {
   } else {
     notify = (queue_.load_avail_flags() & kAvailNoInterrupt) == 0;
   }
-  if (!notify) return;
-  std::lock_guard lock(call_mutex_);
-  if (call_) {
-    signal_eventfd(call_.get());
-    notifications_.fetch_add(1, std::memory_order_relaxed);
-  }
+  if (!notify || !has_call_.load(std::memory_order_acquire)) return;
+  signal_eventfd(call_.get());
+  notifications_.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool BlkQueue::avail_waiting() {

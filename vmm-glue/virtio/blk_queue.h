@@ -24,7 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
+#include <future>
 #include <optional>
 #include <string>
 #include <thread>
@@ -51,6 +51,9 @@ struct BlkQueueConfig {
   RestrictionSet restrictions;  // for the private ring and for the validator
   std::string serial;
   std::optional<unsigned> cpu;
+  // The thread installs its seccomp filter (restrictions/queue_thread_seccomp.h) before it
+  // touches guest memory; off only for tests that look at the queue from inside the process.
+  bool seccomp = true;
 };
 
 struct BlkQueueCounters {
@@ -83,9 +86,12 @@ class BlkQueue {
   BlkQueue(const BlkQueue&) = delete;
   BlkQueue& operator=(const BlkQueue&) = delete;
 
+  // Starts the thread and returns once it runs under its seccomp filter (or why it could not).
   Result<void, DeviceError> start();
-  // A new call eventfd (the front-end may change it at any time); empty: stop notifying.
-  void set_call(UniqueFd call);
+  // A new call eventfd (the front-end may change it at any time); empty: stop notifying. The
+  // thread keeps writing to one descriptor number, which the new eventfd replaces (dup3), so
+  // its filter can name it and no lock is shared with the thread.
+  void set_call(const UniqueFd& call);
   // A disabled queue takes no new requests but finishes the ones it has (SET_VRING_ENABLE).
   void set_enabled(bool enabled);
   // Takes nothing more, waits up to `drain` for what is in flight, joins the thread and closes the
@@ -128,8 +134,8 @@ class BlkQueue {
   UniqueFd ring_eventfd_;
   UniqueFd stop_;
   std::optional<ReleaseProbe> release_;
-  std::mutex call_mutex_;  // this queue's only lock: the front-end thread swaps the fd under it
-  UniqueFd call_;
+  UniqueFd call_;  // a stable number: set_call() puts the front-end's eventfd behind it
+  std::atomic<bool> has_call_{false};
 
   // Private state: never read back from guest memory.
   std::uint16_t last_avail_ = 0;
@@ -143,6 +149,7 @@ class BlkQueue {
   std::atomic<bool> enabled_{true};
   std::atomic<bool> stopping_{false};
   std::atomic<std::chrono::milliseconds> drain_{std::chrono::milliseconds(0)};
+  std::promise<int> sandboxed_;  // the thread's seccomp result: 0 or -errno
   std::optional<BlkQueueStopReport> stopped_;
 
   std::atomic<std::uint64_t> requests_{0}, completed_{0}, kernel_ios_{0}, io_errors_{0}, notifications_{0}, in_flight_{0};
