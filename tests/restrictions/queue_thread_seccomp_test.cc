@@ -47,11 +47,15 @@ TEST(QueueThreadSeccompTest, AnyOtherCallKillsTheProcess) {
 }
 
 TEST(QueueThreadSeccompTest, AListedCallOnAnotherDescriptorKillsTheProcess) {
+#if !defined(__SANITIZE_ADDRESS__)
+  // (AddressSanitizer builds let read and write take any descriptor: the runtime's memory probe
+  // writes into a pipe of its own. Release builds name the call eventfd.)
   EXPECT_EXIT(in_filtered_thread([](const QueueThreadFds&) {
                 const char byte = 'x';
                 ::syscall(SYS_write, 2, &byte, 1);  // stderr is not the call eventfd
               }),
               ::testing::KilledBySignal(SIGSYS), "");
+#endif
   EXPECT_EXIT(in_filtered_thread([](const QueueThreadFds& fds) { ::syscall(SYS_io_uring_enter, fds.kick, 0, 0, 0, nullptr, 0); }),
               ::testing::KilledBySignal(SIGSYS), "");
 }
