@@ -151,6 +151,10 @@ int main(int argc, char** argv) {
   vub->add_option("--policy", vub_args.policy, "The restriction policy of every private ring: a built-in mediated "
                                                "policy's name or a policy file")
       ->capture_default_str();
+  vub->add_option("--mode", vub_args.mode, "The shared ring a ringfence-aware guest attaches on a queue (docs/abi.md): "
+                                           "passthrough (the guest's own restricted kernel ring) or mediated")
+      ->check(CLI::IsMember({"passthrough", "mediated"}))
+      ->capture_default_str();
   vub->add_option("--serial", vub_args.serial, "The serial number the guest reads (VIRTIO_BLK_T_GET_ID, 20 bytes at most)")
       ->capture_default_str();
   auto* audit = app.add_subcommand("audit", "Build a ring for each built-in policy, run its self-check and print the "

@@ -65,11 +65,12 @@ int run_vhost_user_blk(const VhostUserBlkArgs& args) {
   options.backend.queues = args.queues;
   options.backend.restrictions = policy::compile_policy(policy->policy);
   options.backend.serial = args.serial;
+  options.backend.attach_mode = args.mode == "passthrough" ? virtio::AttachMode::Passthrough : virtio::AttachMode::Mediated;
   options.log = log_line;
   auto server = vhost_user::BlkServer::listen(*disk, std::move(options));
   if (!server) return fail(server.error());
-  log_line(fmt::format("serving {} on {} with {} queue{}, policy {}", disk->describe(), args.socket, args.queues,
-                       args.queues == 1 ? "" : "s", policy->policy.name));
+  log_line(fmt::format("serving {} on {} with {} queue{}, policy {}; a ringfence-aware guest may attach a {} ring",
+                       disk->describe(), args.socket, args.queues, args.queues == 1 ? "" : "s", policy->policy.name, args.mode));
 
   std::thread waiter([&signals, &server] {
     int signal = 0;

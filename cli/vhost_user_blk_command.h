@@ -11,6 +11,7 @@ struct VhostUserBlkArgs {
   unsigned queues = 1;
   std::string policy = "blk-mediated";
   std::string serial = "ringfence";
+  std::string mode = "mediated";  // the shared ring a ringfence-aware guest attaches: passthrough or mediated
 };
 
 // `ringfence vhost-user-blk`: serves the disk to vhost-user front-ends (QEMU's vhost-user-blk-pci

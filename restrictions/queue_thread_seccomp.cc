@@ -13,10 +13,13 @@ std::vector<QueueThreadAllowance> queue_thread_allow_list(const QueueThreadFds& 
   std::vector<QueueThreadAllowance> list{
       {"io_uring_enter", {fds.ring}, false,
        "handing validated pieces of guest requests to the queue's private ring (it never waits in the kernel)"},
-      {"read", {fds.kick, fds.ring_eventfd, fds.stop}, false,
-       "taking the count of the kick, completion and wake-up eventfds after poll said they are readable"},
-      {"write", {fds.call}, false, "notifying the guest through the call eventfd (one stable descriptor number)"},
-      {"poll", {}, false, "sleeping on the kick, completion and wake-up eventfds when there is nothing to do"},
+      {"read", {fds.kick, fds.ring_eventfd, fds.stop, fds.device_notify}, false,
+       "taking the count of the kick, completion, wake-up and attached ring's notification eventfds after poll said "
+       "they are readable"},
+      {"write", {fds.call, fds.device_kick, fds.control}, false,
+       "notifying the guest through the call eventfd, ringing an attached ring's doorbell, asking the main thread to "
+       "attach or detach one (each a stable descriptor number)"},
+      {"poll", {}, false, "sleeping on those eventfds when there is nothing to do"},
       {"ppoll", {}, false, "the same, where the C library implements poll() with ppoll"},
       {"restart_syscall", {}, false, "the kernel resuming a poll that a signal to the process interrupted"},
       {"futex", {}, false, "the thread's own lock (the broken flag's reason) and the C library's internal locks"},

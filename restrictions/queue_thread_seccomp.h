@@ -18,6 +18,9 @@ struct QueueThreadFds {
   int ring_eventfd = -1;  // the private ring's completion eventfd (read)
   int stop = -1;          // the queue's own wake-up eventfd (read)
   int call = -1;          // the call eventfd's stable number (write)
+  int device_kick = -1;    // an attached shared ring's doorbell, a stable number (write)
+  int device_notify = -1;  // its notification eventfd, a stable number (read)
+  int control = -1;        // the owner's wake-up for an attach or detach (write)
 };
 
 // One rule: the call, the descriptor its first argument must be (if any), whether it may map

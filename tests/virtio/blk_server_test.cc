@@ -3,6 +3,8 @@
 // close that connection with a reason while the server goes on serving the next.
 #include "vhost_user/blk_server.h"
 
+#include <fcntl.h>
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -16,6 +18,7 @@
 #include "support/kernel_caps.h"
 #include "support/test_disk.h"
 #include "support/vhost_user_front_end.h"
+#include "guest/driver.h"
 #include "util/mmap_region.h"
 
 namespace rf::vhost_user {
@@ -54,11 +57,13 @@ class BlkServerTest : public ::testing::Test {
       log_cv_.notify_all();
     };
     options.message_timeout = 300ms;
+    configure(options);
     auto server = BlkServer::listen(*disk_, std::move(options));
     ASSERT_TRUE(server) << server.error();
     server_ = std::move(*server);
     thread_ = std::thread([this] { server_->run(); });
   }
+  virtual void configure(BlkServerOptions&) {}
   void TearDown() override {
     if (server_) server_->stop();
     if (thread_.joinable()) thread_.join();
@@ -389,6 +394,195 @@ TEST_F(BlkServerTest, ASecondListenerOnTheSameSocketIsRefused) {
   EXPECT_NE(second.error().find("another back-end is listening"), std::string::npos) << second.error();
   expect_still_serving();
 }
+
+// The shared-ring attach, played from the guest side: the ATTACH request on a virtqueue, the
+// ring descriptor in the window the guest chose, the reference driver doing verified I/O on the
+// ring with the virtqueue's kick as its doorbell and NOTIFY requests as its interrupts, then
+// DETACH. Both modes.
+class AttachTest : public BlkServerTest, public ::testing::WithParamInterface<virtio::AttachMode> {
+ protected:
+  static constexpr std::uint64_t kRequest = 0x12000, kReply = 0x13000, kNotifyHeader = 0x14000, kNotifyStatus = 0x15000;
+  static constexpr std::uint64_t kWindow = 0x40000, kWindowBytes = 0x40000, kBuffers = 0x80000;
+  static constexpr std::uint16_t kAttachHead = 0, kNotifyHead = 8, kDetachHead = 10;
+
+  void SetUp() override {
+    if (GetParam() == virtio::AttachMode::Passthrough) {
+      RF_REQUIRE(test::no_mmap_feature());
+      RF_REQUIRE(test::no_sqarray_feature());
+    }
+    BlkServerTest::SetUp();
+  }
+  void configure(BlkServerOptions& options) override { options.backend.attach_mode = GetParam(); }
+
+  // ATTACH with `request`; returns the status byte and fills `reply`.
+  std::uint8_t attach(TestVirtqueue& vq, int kick, const virtio::AttachRequest& request, virtio::AttachReply& reply) {
+    virtio::BlkRequestHeader h{virtio::kBlkRingfenceAttach, 0, 0};
+    std::memcpy(vq.view().at(kHeader, 16), &h, 16);
+    std::memcpy(vq.view().at(kRequest, sizeof request), &request, sizeof request);
+    *vq.view().at(kStatus) = std::byte{0xff};
+    const TestVirtqueue::Part parts[] = {
+        {kHeader, 16, false}, {kRequest, 32, false}, {kReply, 32, true}, {kStatus, 1, true}};
+    vq.publish(vq.chain(kAttachHead, parts));
+    EXPECT_EQ(::eventfd_write(kick, 1), 0);
+    auto used = wait_used(vq);
+    EXPECT_TRUE(used);
+    if (used) {
+      EXPECT_EQ(used->id, kAttachHead);
+    }
+    std::memcpy(&reply, vq.view().at(kReply, sizeof reply), sizeof reply);
+    return static_cast<std::uint8_t>(*vq.view().at(kStatus));
+  }
+  static virtio::AttachRequest request(std::uint64_t window = kWindow, std::uint64_t bytes = kWindowBytes) {
+    return virtio::AttachRequest{virtio::kAttachMagic, virtio::kAttachMajor, virtio::kAttachMinor, window, bytes, 16, 0};
+  }
+};
+
+// What the reference driver needs from its platform: the doorbell is a kick of the virtqueue;
+// waiting is waiting for the used entry of the NOTIFY request the test keeps posted.
+struct AttachedPlatform {
+  TestVirtqueue* vq;
+  int kick;
+  std::uint16_t notify_head;
+  std::uint64_t notifications = 0;
+  static void kick_fn(void* self) { ::eventfd_write(static_cast<AttachedPlatform*>(self)->kick, 1); }
+  static void wait_fn(void* self) {
+    auto* p = static_cast<AttachedPlatform*>(self);
+    const auto end = std::chrono::steady_clock::now() + 5s;
+    while (std::chrono::steady_clock::now() < end) {
+      if (auto used = p->vq->pop_used()) {
+        if (used->id == p->notify_head) {
+          ++p->notifications;
+          p->vq->publish(p->notify_head);  // post it again for the next interrupt
+          ::eventfd_write(p->kick, 1);
+        }
+        return;
+      }
+      std::this_thread::sleep_for(50us);
+    }
+  }
+};
+
+TEST_P(AttachTest, AGuestAttachesARingOnItsVirtqueueAndDoesVerifiedIoOnIt) {
+  FrontEndRam ram;
+  FrontEnd fe = connect();
+  ASSERT_TRUE(fe.handshake());
+  ASSERT_TRUE(fe.set_mem_table(ram));
+  TestVirtqueue vq(ram.view(), kDesc, kAvail, kUsed, kSize);
+  UniqueFd kick(::eventfd(0, EFD_CLOEXEC)), call(::eventfd(0, EFD_CLOEXEC));
+  ASSERT_TRUE(fe.start_queue(0, vq, ram, kick.get(), call.get()));
+
+  virtio::AttachReply reply{};
+  ASSERT_EQ(attach(vq, kick.get(), request(), reply), virtio::kBlkStatusOk) << "result " << reply.result;
+  EXPECT_EQ(reply.result, 0u);
+  EXPECT_EQ(reply.mode, static_cast<std::uint32_t>(GetParam()));
+  EXPECT_EQ(reply.descriptor_gpa, kWindow);
+  EXPECT_GT(reply.needed_bytes, 0u);
+  EXPECT_LE(reply.needed_bytes, kWindowBytes);
+
+  // The NOTIFY request the device completes when it has completions to signal.
+  virtio::BlkRequestHeader nh{virtio::kBlkRingfenceNotify, 0, 0};
+  std::memcpy(vq.view().at(kNotifyHeader, 16), &nh, 16);
+  const TestVirtqueue::Part notify_parts[] = {{kNotifyHeader, 16, false}, {kNotifyStatus, 1, true}};
+  vq.publish(vq.chain(kNotifyHead, notify_parts));
+  ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
+
+  // The reference driver on the ring in the window: guest RAM's first region as its memory.
+  AttachedPlatform platform{&vq, kick.get(), kNotifyHead};
+  guest::Platform p{&platform, &AttachedPlatform::kick_fn, &AttachedPlatform::wait_fn,
+                    reinterpret_cast<std::uintptr_t>(vq.view().at(0)),  // SAFETY: an address for the driver's arithmetic
+                    FrontEndRam::kLow};
+  guest::Driver driver;
+  ASSERT_EQ(driver.attach(p, reply.descriptor_gpa), guest::AttachStatus::Ok);
+  EXPECT_EQ(driver.header().mode, GetParam() == virtio::AttachMode::Passthrough ? abi::Mode::Passthrough : abi::Mode::Mediated);
+  constexpr unsigned kBlocks = 32;
+  for (unsigned i = 0; i < kBlocks; ++i) std::memset(vq.view().at(kBuffers + 4096 * i, 4096), 0x40 + i, 4096);
+  guest::Completion done[kBlocks];
+  for (unsigned i = 0; i < kBlocks; ++i) {
+    ASSERT_EQ(driver.queue({guest::Op::Write, 0, 4096ull * i, kBuffers + 4096 * i, 4096, i}), guest::RequestStatus::Ok);
+    if (driver.in_flight() == driver.depth() || i + 1 == kBlocks) {
+      driver.submit();
+      while (driver.in_flight() != 0) {
+        const std::uint32_t n = driver.reap_wait(done, kBlocks);
+        for (std::uint32_t k = 0; k < n; ++k) ASSERT_EQ(done[k].result, 4096) << "write " << done[k].tag;
+      }
+    }
+  }
+  std::memset(vq.view().at(kBuffers, 4096), 0, 4096);
+  ASSERT_EQ(driver.queue({guest::Op::Read, 0, 4096ull * 7, kBuffers, 4096, 99}), guest::RequestStatus::Ok);
+  driver.submit();
+  ASSERT_EQ(driver.reap_wait(done, 1), 1u);
+  EXPECT_EQ(done[0].result, 4096);
+  EXPECT_EQ(*vq.view().at(kBuffers + 100), std::byte{0x47}) << "block 7 came back through the ring";
+  EXPECT_GT(platform.notifications, 0u) << "the driver waited, so completions came as NOTIFY used entries";
+  // The image itself has the data the ring wrote.
+  {
+    const int fd = ::open(image_.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    unsigned char byte = 0;
+    EXPECT_EQ(::pread(fd, &byte, 1, 4096 * 31 + 5), 1);
+    ::close(fd);
+    EXPECT_EQ(byte, 0x40 + 31);
+  }
+
+  // DETACH: the device stops; the held NOTIFY request ends.
+  virtio::BlkRequestHeader dh{virtio::kBlkRingfenceDetach, 0, 0};
+  std::memcpy(vq.view().at(kHeader, 16), &dh, 16);
+  *vq.view().at(kStatus) = std::byte{0xff};
+  const TestVirtqueue::Part detach_parts[] = {{kHeader, 16, false}, {kStatus, 1, true}};
+  vq.publish(vq.chain(kDetachHead, detach_parts));
+  ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
+  bool detached = false;
+  for (int i = 0; i < 3 && !detached; ++i) {
+    auto used = wait_used(vq);
+    ASSERT_TRUE(used);
+    detached = used->id == kDetachHead;
+  }
+  EXPECT_TRUE(detached);
+  EXPECT_EQ(*vq.view().at(kStatus), std::byte{0});
+  // Attached again after a detach: the window is free again.
+  ASSERT_EQ(attach(vq, kick.get(), request(), reply), virtio::kBlkStatusOk) << "result " << reply.result;
+}
+
+TEST_P(AttachTest, AttachRefusesWhatItCannotPlace) {
+  FrontEndRam ram;
+  FrontEnd fe = connect();
+  ASSERT_TRUE(fe.handshake());
+  ASSERT_TRUE(fe.set_mem_table(ram));
+  TestVirtqueue vq(ram.view(), kDesc, kAvail, kUsed, kSize);
+  UniqueFd kick(::eventfd(0, EFD_CLOEXEC)), call(::eventfd(0, EFD_CLOEXEC));
+  ASSERT_TRUE(fe.start_queue(0, vq, ram, kick.get(), call.get()));
+  virtio::AttachReply reply{};
+  // Too small a window: ENOSPC, and how much it needs.
+  EXPECT_EQ(attach(vq, kick.get(), request(kWindow, 4096), reply), virtio::kBlkStatusIoErr);
+  EXPECT_EQ(reply.result, static_cast<std::uint32_t>(ENOSPC));
+  EXPECT_GT(reply.needed_bytes, 4096u);
+  // In the hole between the regions, and not page-aligned.
+  EXPECT_EQ(attach(vq, kick.get(), request(FrontEndRam::kLow + 0x1000), reply), virtio::kBlkStatusIoErr);
+  EXPECT_EQ(reply.result, static_cast<std::uint32_t>(EINVAL));
+  EXPECT_EQ(attach(vq, kick.get(), request(kWindow + 8), reply), virtio::kBlkStatusIoErr);
+  EXPECT_EQ(reply.result, static_cast<std::uint32_t>(EINVAL));
+  // A newer major version of the handshake.
+  virtio::AttachRequest future = request();
+  future.major = 2;
+  EXPECT_EQ(attach(vq, kick.get(), future, reply), virtio::kBlkStatusIoErr);
+  EXPECT_EQ(reply.result, static_cast<std::uint32_t>(EPROTONOSUPPORT));
+  // Over the virtqueue's own rings: the window would hold them... it is the guest's memory, but
+  // a second attach over a live window is refused (EBUSY while one is attached).
+  ASSERT_EQ(attach(vq, kick.get(), request(), reply), virtio::kBlkStatusOk);
+  EXPECT_EQ(attach(vq, kick.get(), request(kWindow + kWindowBytes), reply), virtio::kBlkStatusIoErr);
+  EXPECT_EQ(reply.result, static_cast<std::uint32_t>(EBUSY));
+  // The plain virtio path still works beside the attached ring.
+  post(vq, 2, virtio::kBlkIn, 0);
+  ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
+  auto used = wait_used(vq);
+  ASSERT_TRUE(used);
+  EXPECT_EQ(*vq.view().at(kStatus + 2), std::byte{0});
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, AttachTest, ::testing::Values(virtio::AttachMode::Mediated, virtio::AttachMode::Passthrough),
+                         [](const ::testing::TestParamInfo<virtio::AttachMode>& param) {
+                           return std::string(param.param == virtio::AttachMode::Mediated ? "Mediated" : "Passthrough");
+                         });
 
 }  // namespace
 }  // namespace rf::vhost_user

@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 
 #include "device/guest_device.h"
+#include "mediated/mediated_device.h"
+#include "passthrough/passthrough_device.h"
 #include "util/checked_math.h"
 #include "virtio/virtio_spec.h"
 
@@ -119,6 +121,74 @@ virtio::BlkQueueCounters BlkBackend::counters() const {
     }
   }
   return sum;
+}
+
+std::vector<int> BlkBackend::control_fds() const {
+  std::vector<int> fds;
+  for (const Vring& v : vrings_) {
+    if (v.queue) fds.push_back(v.queue->control_fd());
+  }
+  return fds;
+}
+
+void BlkBackend::service_controls() {
+  for (Vring& v : vrings_) {
+    if (v.queue) v.queue->service_control([this](const virtio::AttachRequest& r) { return make_attached_device(r); });
+  }
+}
+
+// GUEST-CONTROLLED: `request` (a private copy); every field is checked here or by the device's
+// create(), which claims the window on the memory map.
+virtio::AttachOutcome BlkBackend::make_attached_device(const virtio::AttachRequest& request) {
+  virtio::AttachOutcome out;
+  out.reply.mode = static_cast<std::uint32_t>(*config_.attach_mode);
+  out.reply.descriptor_gpa = request.window_gpa;
+  if (request.flags != 0 || !is_power_of_two(request.queue_depth) || request.queue_depth > kMaxDeviceQueueDepth) {
+    out.reply.result = EINVAL;
+    return out;
+  }
+  auto handle = disk_.duplicate();
+  if (!handle) {
+    out.reply.result = ENOMEM;
+    return out;
+  }
+  std::vector<Disk> disks;
+  disks.push_back(std::move(*handle));
+  const GuestMemoryMap& memory = memory_->memory();
+  const GuestAddress window{request.window_gpa};
+  Result<std::uint64_t, DeviceError> needed = unexpected(DeviceError{DeviceErrc::InvalidConfig, 0, ""});
+  if (*config_.attach_mode == virtio::AttachMode::Mediated) {
+    MediatedConfig c;
+    c.device_window = window;
+    c.queue_depth = request.queue_depth;
+    needed = MediatedDevice::window_bytes(*memory, disks.size(), c);
+    if (needed && *needed <= request.window_bytes) {
+      auto device = MediatedDevice::create(memory, std::move(disks), c);
+      if (device) out.device = std::move(*device);
+    }
+  } else {
+    PassthroughConfig c;
+    c.device_window = window;
+    c.queue_depth = request.queue_depth;
+    needed = PassthroughDevice::window_bytes(*memory, disks.size(), c);
+    if (needed && *needed <= request.window_bytes) {
+      auto device = PassthroughDevice::create(memory, std::move(disks), c);
+      if (device) out.device = std::move(*device);
+    }
+  }
+  if (!needed) {
+    out.reply.result = EINVAL;
+    return out;
+  }
+  out.reply.needed_bytes = *needed;
+  if (*needed > request.window_bytes) {
+    out.reply.result = ENOSPC;
+  } else if (!out.device) {
+    // create() refused the window (not page-aligned, outside one writable region, overlapping
+    // another device's) or the kernel did.
+    out.reply.result = EINVAL;
+  }
+  return out;
 }
 
 std::vector<std::uint64_t> BlkBackend::requests_per_queue() const {
@@ -396,6 +466,7 @@ Result<void, std::string> BlkBackend::start_if_ready(unsigned index) {
   qc.indirect = (acked_features_ & feature_bit(virtio::kFeatureIndirectDesc)) != 0;
   qc.restrictions = config_.restrictions;
   qc.serial = config_.serial;
+  qc.attach = config_.attach_mode.has_value();
   auto kick = UniqueFd(::fcntl(v.kick.get(), F_DUPFD_CLOEXEC, 0));
   UniqueFd call = v.call ? UniqueFd(::fcntl(v.call.get(), F_DUPFD_CLOEXEC, 0)) : UniqueFd{};
   if (!kick || (v.call && !call)) return unexpected(fmt::format("duplicating queue {}'s eventfds: {}", index, std::strerror(errno)));

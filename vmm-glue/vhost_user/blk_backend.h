@@ -39,6 +39,9 @@ struct BlkBackendConfig {
   RestrictionSet restrictions;    // for every queue's private ring and its validator
   std::string serial;             // GET_ID's answer
   std::chrono::milliseconds drain{5000};  // how long GET_VRING_BASE waits for a queue's requests
+  // The device a ringfence-aware guest attaches on a queue (docs/abi.md, "Attaching over
+  // virtio-blk"), with the mode's built-in policy; nullopt: attach requests are refused.
+  std::optional<virtio::AttachMode> attach_mode = virtio::AttachMode::Mediated;
 };
 
 // What handle() answers: a reply payload, or nothing to send.
@@ -64,6 +67,10 @@ class BlkBackend {
   // The configuration space GET_CONFIG reads from.
   const virtio::BlkConfig& config_space() const { return config_space_; }
   unsigned running_queues() const;
+  // The running queues' control eventfds: when one is readable, call service_controls() (an
+  // attach or detach a guest asked for, done on the caller's thread).
+  std::vector<int> control_fds() const;
+  void service_controls();
   // The summed counters of every queue that ran on this back-end.
   virtio::BlkQueueCounters counters() const;
   // Requests each queue took, over every time it ran.
@@ -90,6 +97,7 @@ class BlkBackend {
   std::uint16_t stop_queue(Vring& v);  // returns the next avail position
   bool protocol_features_acked() const;
   void collect(const virtio::BlkQueue& q);
+  virtio::AttachOutcome make_attached_device(const virtio::AttachRequest& request);
 
   const Disk& disk_;
   BlkBackendConfig config_;

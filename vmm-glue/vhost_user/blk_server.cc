@@ -118,8 +118,16 @@ void BlkServer::serve(UniqueFd connection) {
   BlkBackend backend(disk_, options_.backend);
   std::string reason;
   for (;;) {
-    pollfd fds[3] = {{channel.fd(), POLLIN, 0}, {listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
-    if (::poll(fds, 3, -1) < 0) continue;  // EINTR
+    std::vector<pollfd> fds = {{channel.fd(), POLLIN, 0}, {listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+    for (const int control : backend.control_fds()) fds.push_back({control, POLLIN, 0});
+    if (::poll(fds.data(), fds.size(), -1) < 0) continue;  // EINTR
+    // A guest's attach or detach: the device is made (or stopped) here, off the queue threads.
+    for (std::size_t i = 3; i < fds.size(); ++i) {
+      if ((fds[i].revents & POLLIN) != 0) {
+        backend.service_controls();
+        break;
+      }
+    }
     if ((fds[2].revents & POLLIN) != 0) {
       reason = "the back-end is stopping";
       break;

@@ -1,6 +1,7 @@
 #include "virtio/blk_queue.h"
 
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -63,10 +64,19 @@ Result<std::unique_ptr<BlkQueue>, DeviceError> BlkQueue::create(GuestMemoryMap m
   // The call eventfd's stable number: the front-end's, or a placeholder until it sends one.
   auto stable_call = make_eventfd("the call eventfd's placeholder");
   if (!stable_call) return unexpected(std::move(stable_call).error());
+  auto device_kick = make_eventfd("the attached device's doorbell placeholder");
+  auto device_notify = make_eventfd("the attached device's notification placeholder");
+  auto control = make_eventfd("the queue's control signal");
+  if (!device_kick) return unexpected(std::move(device_kick).error());
+  if (!device_notify) return unexpected(std::move(device_notify).error());
+  if (!control) return unexpected(std::move(control).error());
   std::unique_ptr<BlkQueue> q(new BlkQueue(std::move(memory), std::move(*ring), std::move(disks[0]), *queue, std::move(config)));
   q->kick_ = std::move(kick);
   q->call_ = std::move(*stable_call);
   q->set_call(call);
+  q->device_kick_ = std::move(*device_kick);
+  q->device_notify_ = std::move(*device_notify);
+  q->control_ = std::move(*control);
   q->ring_eventfd_ = std::move(*ring_eventfd);
   q->stop_ = std::move(*stop);
   q->release_ = std::move(*release);
@@ -135,7 +145,8 @@ void BlkQueue::mark_broken(BrokenReason reason, std::string detail) {
 
 void BlkQueue::run() {
   const int sandboxed =
-      config_.seccomp ? policy::install_queue_thread_seccomp({ring_.fd(), kick_.get(), ring_eventfd_.get(), stop_.get(), call_.get()})
+      config_.seccomp ? policy::install_queue_thread_seccomp({ring_.fd(), kick_.get(), ring_eventfd_.get(), stop_.get(), call_.get(),
+                                                              device_kick_.get(), device_notify_.get(), control_.get()})
                       : 0;
   sandboxed_.set_value(sandboxed);
   if (sandboxed != 0) return;
@@ -157,6 +168,7 @@ void BlkQueue::run() {
 }
 
 bool BlkQueue::round() {
+  check_control();
   bool work = reap();
   if (enabled_.load(std::memory_order_acquire) && !broken_.is_set()) work = take() || work;
   publish_and_notify();
@@ -216,6 +228,13 @@ bool BlkQueue::take_one(std::uint16_t head) {
     return false;
   }
   requests_.fetch_add(1, std::memory_order_relaxed);
+  if (config_.attach) {
+    const std::uint32_t type = peek_type();
+    if (is_ringfence_request(type)) {
+      take_ringfence(head, type);
+      return true;
+    }
+  }
   ParsedBlkRequest request = parse_blk_request(chain_, target_, pieces_);
   if (request.refusal != BlkRefusal::None) {
     refused_[static_cast<std::size_t>(request.refusal)].fetch_add(1, std::memory_order_relaxed);
@@ -297,16 +316,193 @@ bool BlkQueue::avail_waiting() {
 
 void BlkQueue::sleep() {
   if (avail_waiting()) return;
-  pollfd fds[3] = {{kick_.get(), POLLIN, 0}, {ring_eventfd_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
-  // SAFETY: three pollfds on descriptors the queue owns for as long as the thread runs.
-  const int n = ::poll(fds, 3, -1);
+  pollfd fds[4] = {{kick_.get(), POLLIN, 0}, {ring_eventfd_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0},
+                   {device_notify_.get(), POLLIN, 0}};
+  // SAFETY: four pollfds on descriptors the queue owns for as long as the thread runs.
+  const int n = ::poll(fds, 4, -1);
   if (n <= 0) return;  // EINTR: look again
   for (const pollfd& p : fds) {
     if ((p.revents & POLLIN) != 0) drain_eventfd(p.fd);
   }
+  // With a ring attached, a kick of the virtqueue is the ring's doorbell too.
+  if ((fds[0].revents & POLLIN) != 0 && attached_.load(std::memory_order_acquire)) signal_eventfd(device_kick_.get());
+  if ((fds[3].revents & POLLIN) != 0) deliver_notification();
+}
+
+std::uint32_t BlkQueue::peek_type() const {
+  // GUEST-CONTROLLED: the type word, read once; the request is parsed in full afterwards.
+  if (chain_.empty() || chain_.front().device_writes || chain_.front().len < 4) return 0;
+  auto span = memory_->translate(chain_.front().gpa, 4, DeviceAccess::ReadsGuest);
+  if (!span) return 0;
+  std::uint32_t type = 0;
+  std::memcpy(&type, span->host, sizeof type);
+  return type;
+}
+
+void BlkQueue::answer_ringfence(std::uint16_t head, const RingfenceRequest& r, const AttachReply& reply) {
+  if (r.reply != nullptr) std::memcpy(r.reply, &reply, sizeof reply);
+  const bool ok = reply.result == 0;
+  // SAFETY: parse_ringfence_request translated the status byte as writable guest RAM of this map.
+  std::atomic_ref<unsigned char>(*reinterpret_cast<unsigned char*>(r.status))
+      .store(ok ? kBlkStatusOk : kBlkStatusIoErr, std::memory_order_relaxed);
+  post_used(head, r.reply != nullptr ? static_cast<std::uint32_t>(sizeof reply) + 1 : 1);
+}
+
+// GUEST-CONTROLLED: the chain at `head`; parse_ringfence_request validates it.
+void BlkQueue::take_ringfence(std::uint16_t head, std::uint32_t type) {
+  auto parsed = parse_ringfence_request(type, chain_, *memory_);
+  if (!parsed) {
+    refused_[static_cast<std::size_t>(BlkRefusal::BadLayout)].fetch_add(1, std::memory_order_relaxed);
+    post_used(head, 0);  // nowhere trustworthy to put a status
+    return;
+  }
+  AttachReply reply{};
+  reply.major = kAttachMajor;
+  reply.minor = kAttachMinor;
+  const bool attached = attached_.load(std::memory_order_acquire);
+  switch (type) {
+    case kBlkRingfenceNotify:
+      if (!attached) {
+        reply.result = ENOTCONN;
+      } else if (notify_pending_) {
+        notify_pending_ = false;  // a notification was waiting for a buffer: this one carries it
+      } else {
+        // Held until the device has something to signal; it takes one of the queue's slots.
+        const std::uint32_t slot = free_slots_.back();
+        free_slots_.pop_back();
+        slots_[slot] = Slot{head, 0, true, ParsedBlkRequest{}};
+        slots_[slot].request.status = parsed->status;
+        held_notify_.push_back(slot);
+        return;
+      }
+      answer_ringfence(head, *parsed, reply);
+      return;
+    case kBlkRingfenceAttach:
+      if (parsed->attach.magic != kAttachMagic || parsed->attach.major != kAttachMajor) {
+        reply.result = EPROTONOSUPPORT;
+      } else if (attached || pending_control_) {
+        reply.result = EBUSY;
+      }
+      break;
+    default:  // DETACH
+      if (!attached || pending_control_) reply.result = attached ? EBUSY : ENOTCONN;
+      break;
+  }
+  if (reply.result != 0) {
+    answer_ringfence(head, *parsed, reply);
+    return;
+  }
+  {
+    std::lock_guard lock(control_mutex_);
+    control_state_ = type == kBlkRingfenceAttach ? Control::AttachAsked : Control::DetachAsked;
+    control_request_ = parsed->attach;
+  }
+  pending_control_ = parsed;
+  pending_head_ = head;
+  signal_eventfd(control_.get());
+}
+
+void BlkQueue::check_control() {
+  if (!pending_control_) return;
+  AttachReply reply;
+  {
+    std::lock_guard lock(control_mutex_);
+    if (control_state_ != Control::Done) return;
+    control_state_ = Control::None;
+    reply = control_reply_;
+  }
+  // A detach, or an attach that failed, leaves no device: the held NOTIFY requests end.
+  if (!attached_.load(std::memory_order_acquire)) fail_held_notifications();
+  answer_ringfence(pending_head_, *pending_control_, reply);
+  pending_control_.reset();
+}
+
+void BlkQueue::deliver_notification() {
+  if (!attached_.load(std::memory_order_acquire)) return;
+  if (held_notify_.empty()) {
+    notify_pending_ = true;  // the next NOTIFY the guest posts carries it
+    return;
+  }
+  const std::uint32_t slot = held_notify_.back();
+  held_notify_.pop_back();
+  finish(slot);  // status OK, a used entry: the guest's virtqueue callback runs
+}
+
+void BlkQueue::fail_held_notifications() {
+  for (const std::uint32_t slot : held_notify_) {
+    slots_[slot].ok = false;
+    finish(slot);
+  }
+  held_notify_.clear();
+  notify_pending_ = false;
+}
+
+void BlkQueue::service_control(const AttachFactory& make_device) {
+  drain_eventfd(control_.get());
+  Control asked;
+  AttachRequest request;
+  {
+    std::lock_guard lock(control_mutex_);
+    asked = control_state_;
+    request = control_request_;
+  }
+  if (asked != Control::AttachAsked && asked != Control::DetachAsked) return;
+  AttachReply reply{};
+  if (asked == Control::AttachAsked) {
+    AttachOutcome outcome;
+    if (make_device) {
+      outcome = make_device(request);
+    } else {
+      outcome.reply.result = EOPNOTSUPP;
+    }
+    reply = outcome.reply;
+    if (outcome.device && reply.result == 0) {
+      auto started = outcome.device->start();
+      // SAFETY: dup3 puts the device's eventfds behind the numbers the queue thread polls and
+      // writes; the device keeps its own descriptors open as long as it lives.
+      if (!started || ::dup3(outcome.device->kick_fd(), device_kick_.get(), O_CLOEXEC) < 0 ||
+          ::dup3(outcome.device->notify_fd(), device_notify_.get(), O_CLOEXEC) < 0) {
+        outcome.device->stop(std::chrono::milliseconds(0));
+        reply.result = started ? static_cast<std::uint32_t>(errno) : EIO;
+      } else {
+        device_ = std::move(outcome.device);
+        attached_.store(true, std::memory_order_release);
+      }
+    } else if (reply.result == 0) {
+      reply.result = EIO;
+    }
+  } else {
+    detach_device();
+  }
+  reply.major = kAttachMajor;
+  reply.minor = kAttachMinor;
+  {
+    std::lock_guard lock(control_mutex_);
+    control_reply_ = reply;
+    control_state_ = Control::Done;
+  }
+  signal_eventfd(stop_.get());  // wake the queue thread to answer
+}
+
+void BlkQueue::detach_device() {
+  if (!device_) return;
+  attached_.store(false, std::memory_order_release);
+  device_->stop(kAttachDrain);
+  // Fresh placeholders behind the stable numbers: nothing of the old device is reachable.
+  UniqueFd kick(::eventfd(0, EFD_CLOEXEC)), notify(::eventfd(0, EFD_CLOEXEC));
+  if (kick) ::dup3(kick.get(), device_kick_.get(), O_CLOEXEC);
+  if (notify) ::dup3(notify.get(), device_notify_.get(), O_CLOEXEC);
+  device_.reset();
 }
 
 void BlkQueue::cancel_in_flight() {
+  fail_held_notifications();
+  if (pending_control_) {
+    AttachReply reply{};
+    reply.result = ECANCELED;
+    answer_ringfence(pending_head_, *pending_control_, reply);
+    pending_control_.reset();
+  }
   for (std::uint32_t i = 0; i < slots_.size(); ++i) {
     if (slots_[i].pieces_left == 0) continue;
     slots_[i].pieces_left = 0;
@@ -325,6 +521,7 @@ BlkQueueStopReport BlkQueue::stop(std::chrono::milliseconds drain) {
     signal_eventfd(stop_.get());
     thread_.join();
   }
+  detach_device();
   // Closing the ring makes the kernel cancel what is left; once it has freed the ring, nothing
   // of this queue can touch guest RAM, and what did not finish is failed to the guest.
   ring_.close();

@@ -24,13 +24,16 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <functional>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "device/broken_reason.h"
+#include "device/guest_device.h"
 #include "device/device_error.h"
 #include "device/release_probe.h"
 #include "disk/disk.h"
@@ -38,6 +41,7 @@
 #include "ring/ring.h"
 #include "util/unique_fd.h"
 #include "virtio/blk_request.h"
+#include "virtio/ringfence_attach.h"
 #include "virtio/split_queue.h"
 
 namespace rf::virtio {
@@ -54,7 +58,21 @@ struct BlkQueueConfig {
   // The thread installs its seccomp filter (restrictions/queue_thread_seccomp.h) before it
   // touches guest memory; off only for tests that look at the queue from inside the process.
   bool seccomp = true;
+  // Whether a ringfence-aware guest may attach a shared ring on this queue (ringfence_attach.h);
+  // the owner makes the device (service_control).
+  bool attach = false;
 };
+
+// What the owner makes for an ATTACH: the device (created, not started), or no device and the
+// reply's errno (and, with ENOSPC, the bytes the window would need).
+// How long a DETACH (or the queue's stop) waits for the attached ring's requests.
+inline constexpr std::chrono::milliseconds kAttachDrain{5000};
+
+struct AttachOutcome {
+  std::unique_ptr<GuestDevice> device;
+  AttachReply reply{};
+};
+using AttachFactory = std::function<AttachOutcome(const AttachRequest&)>;
 
 struct BlkQueueCounters {
   std::uint64_t requests = 0;   // heads taken from the avail ring
@@ -99,6 +117,20 @@ class BlkQueue {
   BlkQueueStopReport stop(std::chrono::milliseconds drain);
   BlkQueueCounters counters() const;
 
+  // The shared-ring attach. The queue thread's filter allows no device creation, so it leaves an
+  // ATTACH or DETACH in a mailbox and signals control_fd(); the owner then calls
+  // service_control() on its own thread, which makes (or stops) the device and hands the
+  // outcome back. The device's doorbell and notification eventfds are put behind two descriptor
+  // numbers the queue thread had from the start (dup3): it forwards the guest's virtqueue kicks
+  // to the device and turns the device's notifications into used entries of the NOTIFY
+  // requests the guest keeps posted (Linux's vring_interrupt ignores an interrupt that brings
+  // no used entry).
+  int control_fd() const { return control_.get(); }
+  void service_control(const AttachFactory& make_device);
+  bool attached() const { return attached_.load(std::memory_order_acquire); }
+  // The attached device, for the owner's thread only (tests look at its counters).
+  const GuestDevice* attached_device() const { return device_.get(); }
+
  private:
   struct Slot {
     std::uint16_t head = 0;
@@ -120,6 +152,14 @@ class BlkQueue {
   void sleep();
   void mark_broken(BrokenReason reason, std::string detail);
   void cancel_in_flight();
+  // The shared-ring attach, on the queue thread.
+  void take_ringfence(std::uint16_t head, std::uint32_t type);
+  void answer_ringfence(std::uint16_t head, const RingfenceRequest& r, const AttachReply& reply);
+  void check_control();
+  void deliver_notification();
+  void fail_held_notifications();
+  void detach_device();  // the owner's thread
+  std::uint32_t peek_type() const;  // the request type in chain_'s header, or 0
 
   // Declared in reverse teardown order: the thread (last member) is joined before anything it
   // uses goes away; the ring is closed before the memory map it registered can be released.
@@ -136,6 +176,23 @@ class BlkQueue {
   std::optional<ReleaseProbe> release_;
   UniqueFd call_;  // a stable number: set_call() puts the front-end's eventfd behind it
   std::atomic<bool> has_call_{false};
+  // The shared-ring attach: stable numbers for the device's eventfds (placeholders when none is
+  // attached), the owner's wake-up, and the mailbox, the only state both threads touch.
+  UniqueFd device_kick_;
+  UniqueFd device_notify_;
+  UniqueFd control_;
+  enum class Control { None, AttachAsked, DetachAsked, Done };
+  std::mutex control_mutex_;
+  Control control_state_ = Control::None;  // guarded by control_mutex_
+  AttachRequest control_request_{};        // guarded
+  AttachReply control_reply_{};            // guarded
+  std::unique_ptr<GuestDevice> device_;    // the owner's thread only
+  std::atomic<bool> attached_{false};
+  // The queue thread's side: the request waiting for the owner, and the NOTIFY requests held.
+  std::optional<RingfenceRequest> pending_control_;
+  std::uint16_t pending_head_ = 0;
+  std::vector<std::uint32_t> held_notify_;  // slots
+  bool notify_pending_ = false;
 
   // Private state: never read back from guest memory.
   std::uint16_t last_avail_ = 0;
