@@ -155,6 +155,9 @@ int main(int argc, char** argv) {
                                            "passthrough (the guest's own restricted kernel ring) or mediated")
       ->check(CLI::IsMember({"passthrough", "mediated"}))
       ->capture_default_str();
+  vub->add_option("--sqpoll-cpu", vub_args.sqpoll_cpu, "With --mode passthrough: attached rings are served by the "
+                                                       "kernel's SQPOLL thread on this CPU (opt-in and unbounded, under a "
+                                                       "watchdog), one thread shared by every ring of a connection");
   vub->add_option("--serial", vub_args.serial, "The serial number the guest reads (VIRTIO_BLK_T_GET_ID, 20 bytes at most)")
       ->capture_default_str();
   auto* audit = app.add_subcommand("audit", "Build a ring for each built-in policy, run its self-check and print the "

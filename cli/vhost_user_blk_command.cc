@@ -10,6 +10,7 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include "device/device_thread.h"
 #include "disk/disk.h"
 #include "restrictions/diagnostic.h"
 #include "restrictions/policy_compiler.h"
@@ -47,6 +48,12 @@ int run_vhost_user_blk(const VhostUserBlkArgs& args) {
                             "private ring, which takes a mediated policy (blk-mediated, or a file with mode = \"mediated\")",
                             args.policy));
   }
+  if (args.sqpoll_cpu && args.mode != "passthrough") {
+    return fail("--sqpoll-cpu pins the kernel SQPOLL thread of passthrough rings; it needs --mode passthrough");
+  }
+  if (args.sqpoll_cpu) {
+    if (auto cpu = check_device_cpu(*args.sqpoll_cpu); !cpu) return fail(fmt::format("--sqpoll-cpu: {}", cpu.error().message));
+  }
   DiskOptions disk_options;
   disk_options.read_only = args.read_only;
   auto disk = Disk::open(args.disk, disk_options);
@@ -66,6 +73,7 @@ int run_vhost_user_blk(const VhostUserBlkArgs& args) {
   options.backend.restrictions = policy::compile_policy(policy->policy);
   options.backend.serial = args.serial;
   options.backend.attach_mode = args.mode == "passthrough" ? virtio::AttachMode::Passthrough : virtio::AttachMode::Mediated;
+  options.backend.sqpoll_cpu = args.sqpoll_cpu;
   options.log = log_line;
   auto server = vhost_user::BlkServer::listen(*disk, std::move(options));
   if (!server) return fail(server.error());

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 
 namespace rf::cli {
@@ -11,7 +12,8 @@ struct VhostUserBlkArgs {
   unsigned queues = 1;
   std::string policy = "blk-mediated";
   std::string serial = "ringfence";
-  std::string mode = "mediated";  // the shared ring a ringfence-aware guest attaches: passthrough or mediated
+  std::string mode = "mediated";
+  std::optional<unsigned> sqpoll_cpu;  // passthrough attaches: the kernel SQPOLL thread, on this CPU  // the shared ring a ringfence-aware guest attaches: passthrough or mediated
 };
 
 // `ringfence vhost-user-blk`: serves the disk to vhost-user front-ends (QEMU's vhost-user-blk-pci

@@ -295,6 +295,10 @@ TEST(CliTest, VhostUserBlkRefusesWhatItCannotServeAndSaysWhy) {
   EXPECT_EQ(run.status, 1);
   EXPECT_TRUE(contains(run.output, "not a socket")) << run.output;
   EXPECT_EQ(rf::test::run_command("test -f " + image).status, 0);
+  // --sqpoll-cpu is for passthrough rings.
+  run = ringfence("vhost-user-blk --socket " + socket + " --disk " + image + " --sqpoll-cpu 0");
+  EXPECT_EQ(run.status, 1);
+  EXPECT_TRUE(contains(run.output, "needs --mode passthrough")) << run.output;
   // Out-of-range queues, from the argument parser.
   run = ringfence("vhost-user-blk --socket " + socket + " --disk " + image + " --queues 0");
   EXPECT_NE(run.status, 0);

@@ -6,8 +6,10 @@
 # loop device gone.
 #
 #   run-guest.sh --ringfence BIN --work DIR --scenario NAME [--args A,B,...] [--queues N] [--smp N]
-#                [--reboot] [--kill-qemu] [--then SCENARIO:ARGS]
+#                [--mode passthrough|mediated] [--reboot] [--kill-qemu] [--then SCENARIO:ARGS]
 #
+#   --mode       the back-end's --mode (what a ringfence-aware guest could attach; a stock guest
+#                runs the same virtio path in both)
 #   --reboot     let the guest reboot (the device is reset and set up again on the same back-end)
 #   --kill-qemu  SIGKILL QEMU once the guest prints "rf: fio running", check the back-end let go
 #                of everything, then boot again with --then's scenario against the same back-end
@@ -17,7 +19,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-ringfence="" work="" scenario="" args="" queues=1 smp=1 reboot=0 kill_qemu=0 then=""
+ringfence="" work="" scenario="" args="" queues=1 smp=1 mode=mediated reboot=0 kill_qemu=0 then=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --ringfence) ringfence=$2; shift 2 ;;
@@ -26,6 +28,7 @@ while [[ $# -gt 0 ]]; do
     --args) args=$2; shift 2 ;;
     --queues) queues=$2; shift 2 ;;
     --smp) smp=$2; shift 2 ;;
+    --mode) mode=$2; shift 2 ;;
     --reboot) reboot=1; shift ;;
     --kill-qemu) kill_qemu=1; shift ;;
     --then) then=$2; shift 2 ;;
@@ -68,7 +71,7 @@ fail() {
 image=$run/disk.img
 truncate -s 32M "$image"
 socket=$run/vub.sock
-"$ringfence" vhost-user-blk --socket "$socket" --disk "$image" --queues "$queues" >"$run/daemon.log" 2>&1 &
+"$ringfence" vhost-user-blk --socket "$socket" --disk "$image" --queues "$queues" --mode "$mode" >"$run/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 1 100); do [[ -S "$socket" ]] && break; sleep 0.1; done
 [[ -S "$socket" ]] || fail "the back-end did not create its socket"

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <optional>
 #include <span>
@@ -123,10 +124,15 @@ class FrontEnd {
     std::memcpy(&v, r->payload.data(), 8);
     return v;
   }
-  // True once the back-end has closed the connection (a read returns end-of-file).
+  // True once the back-end has closed the connection (a read returns end-of-file, or the
+  // connection was reset because the back-end closed it with bytes unread).
   bool closed_by_peer() {
     char byte;
-    return ::recv(fd_.get(), &byte, 1, 0) == 0;
+    for (;;) {
+      const ssize_t n = ::recv(fd_.get(), &byte, 1, 0);
+      if (n < 0 && errno == EINTR) continue;
+      return n == 0 || (n < 0 && errno == ECONNRESET);
+    }
   }
 
   // QEMU's steps up to a running queue, for `queues` queues over `ram`. Returns false (with

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -578,6 +580,47 @@ TEST_P(AttachTest, AttachRefusesWhatItCannotPlace) {
   ASSERT_TRUE(used);
   EXPECT_EQ(*vq.view().at(kStatus + 2), std::byte{0});
 }
+
+// --sqpoll-cpu: passthrough rings attached on two queues are served by one kernel SQPOLL thread.
+class SqpollAttachTest : public AttachTest {
+ protected:
+  void configure(BlkServerOptions& options) override {
+    options.backend.attach_mode = virtio::AttachMode::Passthrough;
+    options.backend.sqpoll_cpu = 0;
+  }
+  static unsigned sqpoll_threads() {
+    unsigned n = 0;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      std::getline(comm, name);
+      if (name.rfind("iou-sqp-", 0) == 0) ++n;
+    }
+    return n;
+  }
+};
+
+TEST_P(SqpollAttachTest, RingsAttachedOnTwoQueuesShareOneSqpollThread) {
+  RF_REQUIRE(test::sqpoll_feature());
+  const unsigned before = sqpoll_threads();
+  FrontEndRam ram;
+  FrontEnd fe = connect();
+  ASSERT_TRUE(fe.handshake());
+  ASSERT_TRUE(fe.set_mem_table(ram));
+  // Two virtqueues, each with its own rings and its own window.
+  TestVirtqueue vq0(ram.view(), kDesc, kAvail, kUsed, kSize);
+  TestVirtqueue vq1(ram.view(), kDesc + 0x4000, kAvail + 0x4000, kUsed + 0x4000, kSize);
+  UniqueFd kick0(::eventfd(0, EFD_CLOEXEC)), call0(::eventfd(0, EFD_CLOEXEC));
+  UniqueFd kick1(::eventfd(0, EFD_CLOEXEC)), call1(::eventfd(0, EFD_CLOEXEC));
+  ASSERT_TRUE(fe.start_queue(0, vq0, ram, kick0.get(), call0.get()));
+  ASSERT_TRUE(fe.start_queue(1, vq1, ram, kick1.get(), call1.get()));
+  virtio::AttachReply reply{};
+  ASSERT_EQ(attach(vq0, kick0.get(), request(kWindow), reply), virtio::kBlkStatusOk) << reply.result;
+  ASSERT_EQ(attach(vq1, kick1.get(), request(kWindow + kWindowBytes), reply), virtio::kBlkStatusOk) << reply.result;
+  EXPECT_EQ(sqpoll_threads(), before + 1) << "both rings are served by one SQPOLL thread";
+}
+
+INSTANTIATE_TEST_SUITE_P(Passthrough, SqpollAttachTest, ::testing::Values(virtio::AttachMode::Passthrough));
 
 INSTANTIATE_TEST_SUITE_P(Modes, AttachTest, ::testing::Values(virtio::AttachMode::Mediated, virtio::AttachMode::Passthrough),
                          [](const ::testing::TestParamInfo<virtio::AttachMode>& param) {

@@ -170,6 +170,11 @@ virtio::AttachOutcome BlkBackend::make_attached_device(const virtio::AttachReque
     PassthroughConfig c;
     c.device_window = window;
     c.queue_depth = request.queue_depth;
+    if (config_.sqpoll_cpu) {
+      c.submitter = PassthroughSubmitter::KernelSqpoll;
+      c.cpu = config_.sqpoll_cpu;
+      c.share_sqpoll_with = live_sqpoll_device();
+    }
     needed = PassthroughDevice::window_bytes(*memory, disks.size(), c);
     if (needed && *needed <= request.window_bytes) {
       auto device = PassthroughDevice::create(memory, std::move(disks), c);
@@ -189,6 +194,17 @@ virtio::AttachOutcome BlkBackend::make_attached_device(const virtio::AttachReque
     out.reply.result = EINVAL;
   }
   return out;
+}
+
+const PassthroughDevice* BlkBackend::live_sqpoll_device() const {
+  for (const Vring& v : vrings_) {
+    if (!v.queue) continue;
+    // SAFETY (lifetime): attached devices are made and destroyed on this thread only, so the one
+    // found stays alive through the caller's create().
+    const auto* device = dynamic_cast<const PassthroughDevice*>(v.queue->attached_device());
+    if (device != nullptr && device->submitter() == PassthroughSubmitter::KernelSqpoll) return device;
+  }
+  return nullptr;
 }
 
 std::vector<std::uint64_t> BlkBackend::requests_per_queue() const {

@@ -26,6 +26,7 @@
 
 #include "disk/disk.h"
 #include "ring/restriction.h"
+#include "passthrough/passthrough_device.h"
 #include "vhost_user/front_end_memory.h"
 #include "vhost_user/vhost_user_channel.h"
 #include "virtio/blk_queue.h"
@@ -42,6 +43,11 @@ struct BlkBackendConfig {
   // The device a ringfence-aware guest attaches on a queue (docs/abi.md, "Attaching over
   // virtio-blk"), with the mode's built-in policy; nullopt: attach requests are refused.
   std::optional<virtio::AttachMode> attach_mode = virtio::AttachMode::Mediated;
+  // Passthrough attaches only: the rings are served by the kernel's SQPOLL thread pinned to this
+  // CPU (the opt-in, unbounded submitter with its watchdog), one thread shared by every ring
+  // attached on the connection (IORING_SETUP_ATTACH_WQ). nullopt: each ring's own device thread
+  // submits, bounded.
+  std::optional<unsigned> sqpoll_cpu;
 };
 
 // What handle() answers: a reply payload, or nothing to send.
@@ -98,6 +104,8 @@ class BlkBackend {
   bool protocol_features_acked() const;
   void collect(const virtio::BlkQueue& q);
   virtio::AttachOutcome make_attached_device(const virtio::AttachRequest& request);
+  // An attached ring already served by the kernel's SQPOLL thread, to share it with.
+  const PassthroughDevice* live_sqpoll_device() const;
 
   const Disk& disk_;
   BlkBackendConfig config_;
