@@ -6,10 +6,12 @@
 #include <locale>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cli/markdown_table.h"
 #include "fuzz/live/campaign.h"
 #include "fuzz/live/fuzz_report.h"
+#include "fuzz/virtio/virtio_campaign.h"
 
 namespace rf::cli {
 
@@ -112,8 +114,70 @@ void print_report(const CampaignReport& r, const FuzzRigConfig& config, const Fu
 
 }  // namespace
 
+// --mode virtio: a hostile virtio guest against the vhost-user back-end's queues.
+int run_fuzz_virtio(const FuzzArgs& args) {
+  VirtioCampaignConfig config;
+  config.duration = std::chrono::milliseconds(static_cast<std::int64_t>(args.seconds * 1000));
+  config.seed = args.seed ? *args.seed : static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  config.max_episodes = args.episodes;
+  auto last_print = std::chrono::steady_clock::now();
+  config.progress = [&](std::uint32_t episodes, std::uint64_t requests) {
+    if (std::chrono::steady_clock::now() - last_print < std::chrono::seconds(1)) return;
+    last_print = std::chrono::steady_clock::now();
+    std::cerr << fmt::format("\rringfence fuzz: {} episodes, {} requests   ", episodes, requests);
+  };
+  std::cerr << fmt::format("ringfence fuzz: virtio mode, seed {}, {:.0f} s\n", config.seed, args.seconds);
+  const VirtioCampaignReport r = run_virtio_campaign(config);
+  std::cerr << "\r" << std::string(70, ' ') << "\r";
+  if (!r.harness_error.empty()) {
+    std::cerr << "ringfence fuzz: could not run: " << r.harness_error << "\n";
+    return 2;
+  }
+  const double seconds = std::chrono::duration<double>(r.elapsed).count();
+  std::cout << fmt::format("virtio mode, seed {}: {} episodes in {:.1f} s, {} guest actions, {} requests ({:.0f}/s), {} used "
+                           "entries, {} kernel I/Os, {} I/O errors, max RSS {} MiB\n\n",
+                           r.seed, r.episodes, seconds, r.actions, r.requests, seconds > 0 ? static_cast<double>(r.requests) / seconds : 0.0,
+                           r.completed, r.kernel_ios, r.io_errors, r.max_rss_kib / 1024);
+  MarkdownTable refusals({"refused before the kernel", "requests"});
+  for (const auto& [why, n] : r.refused) refusals.add_row({why, std::to_string(n)});
+  std::cout << refusals.render() << "\n";
+  MarkdownTable broken({"queue broken by the guest", "episodes"});
+  for (const auto& [why, n] : r.broken) broken.add_row({why, std::to_string(n)});
+  std::cout << broken.render() << "\n";
+  MarkdownTable invariants({"invariant", "checked", "violated"});
+  for (std::size_t i = 0; i < kVirtioInvariantCount; ++i) {
+    invariants.add_row({kVirtioInvariantNames[i], std::to_string(r.checked[i]), std::to_string(r.violated[i])});
+  }
+  std::cout << invariants.render();
+  if (!args.json_path.empty()) {
+    nlohmann::json j;
+    j["version"] = args.version;
+    j["mode"] = "virtio";
+    j["seed"] = r.seed;
+    j["episodes"] = r.episodes;
+    j["requests"] = r.requests;
+    j["used"] = r.completed;
+    j["kernel_ios"] = r.kernel_ios;
+    j["refused"] = r.refused;
+    j["broken"] = r.broken;
+    for (std::size_t i = 0; i < kVirtioInvariantCount; ++i) {
+      j["invariants"][kVirtioInvariantNames[i]] = {{"checked", r.checked[i]}, {"violated", r.violated[i]}};
+    }
+    if (r.failed_episode) j["failure"] = {{"episode", *r.failed_episode}, {"what", r.failure}};
+    if (!write_json(args.json_path, j)) return 2;
+  }
+  if (r.failed_episode) {
+    std::cout << fmt::format("\nVIOLATION in episode {}: {}\n`ringfence fuzz --mode virtio --seed {} --episodes {}` runs it "
+                             "again (episodes are drawn from the seed).\n",
+                             *r.failed_episode, r.failure, r.seed, *r.failed_episode + 1);
+    return 1;
+  }
+  return 0;
+}
+
 int run_fuzz(const FuzzArgs& args) {
   if (!args.replay_path.empty()) return replay(args);
+  if (args.mode == "virtio") return run_fuzz_virtio(args);
   FuzzRigConfig config;
   if (!set_mode(args.mode, config)) {
     std::cerr << "ringfence fuzz: --mode passthrough, passthrough-sqpoll or mediated is required (or --replay FILE)\n";

@@ -105,8 +105,9 @@ int main(int argc, char** argv) {
                                           "structure-aware SQEs, ring scribbles, tail jumps, never reaping) while the VMM "
                                           "checks its invariants after every episode; exit 1 on a violation");
   fuzz->add_option("--mode", fuzz_args.mode, "passthrough (the device thread submits, bounded), passthrough-sqpoll "
-                                             "(the opt-in, unbounded SQPOLL thread, watched) or mediated")
-      ->check(CLI::IsMember({"passthrough", "passthrough-sqpoll", "mediated"}));
+                                             "(the opt-in, unbounded SQPOLL thread, watched), mediated, or virtio (a "
+                                             "hostile virtio guest against vhost-user-blk's queues)")
+      ->check(CLI::IsMember({"passthrough", "passthrough-sqpoll", "mediated", "virtio"}));
   fuzz->add_option("--seconds", fuzz_args.seconds, "How long to run")->check(CLI::Range(0.1, 86400.0))->capture_default_str();
   fuzz->add_option("--seed", fuzz_args.seed, "Seed of every episode's program (default: from the clock; printed)");
   fuzz->add_option("--episodes", fuzz_args.episodes, "Stop after this many episodes")->check(CLI::Range(1u, 100000000u));
