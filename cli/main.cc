@@ -141,7 +141,8 @@ int main(int argc, char** argv) {
   auto* vub = app.add_subcommand("vhost-user-blk", "Serve a disk to vhost-user front-ends (QEMU's vhost-user-blk-pci, "
                                                    "cloud-hypervisor, crosvm, Firecracker) on a UNIX socket: an unmodified "
                                                    "guest's virtio-blk requests are validated and go through a restricted "
-                                                   "private io_uring; runs until SIGINT or SIGTERM (docs/vhost-user.md)");
+                                                   "private io_uring; runs until SIGINT or SIGTERM, and logs each queue's state on "
+                                                   "SIGUSR1 (docs/vhost-user.md)");
   vub->add_option("--socket", vub_args.socket, "The UNIX socket to listen on (a stale socket file is replaced)")->required();
   vub->add_option("--disk", vub_args.disk, "The disk image or block device to serve")->required();
   vub->add_flag("--read-only", vub_args.read_only, "Serve the disk read-only (VIRTIO_BLK_F_RO; writes fail)");

@@ -65,6 +65,7 @@ int run_vhost_user_blk(const VhostUserBlkArgs& args) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   vhost_user::BlkServerOptions options;
@@ -81,10 +82,17 @@ int run_vhost_user_blk(const VhostUserBlkArgs& args) {
                        disk->describe(), args.socket, args.queues, args.queues == 1 ? "" : "s", policy->policy.name, args.mode));
 
   std::thread waiter([&signals, &server] {
-    int signal = 0;
-    sigwait(&signals, &signal);
-    log_line(fmt::format("{}: stopping", signal == SIGINT ? "SIGINT" : "SIGTERM"));
-    (*server)->stop();
+    for (;;) {
+      int signal = 0;
+      sigwait(&signals, &signal);
+      if (signal == SIGUSR1) {  // a state dump, for a stalled guest's diagnosis
+        (*server)->log_state();
+        continue;
+      }
+      log_line(fmt::format("{}: stopping", signal == SIGINT ? "SIGINT" : "SIGTERM"));
+      (*server)->stop();
+      return;
+    }
   });
   (*server)->run();
   // run() only returns after stop(): the waiter has its signal.

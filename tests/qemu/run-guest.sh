@@ -96,7 +96,13 @@ boot() {  # boot CONSOLE SCENARIO ARGS [extra QEMU options]: starts QEMU in the 
 wait_qemu() {  # waits up to $1 seconds for QEMU to exit
   local deadline=$((SECONDS + $1))
   while kill -0 "$qemu_pid" 2>/dev/null; do
-    (( SECONDS < deadline )) || { kill -9 "$qemu_pid"; wait "$qemu_pid" 2>/dev/null || true; qemu_pid=""; fail "the guest did not finish in $1 s"; }
+    if (( SECONDS >= deadline )); then
+      # The back-end's view of its queues, for the diagnosis, before anything is torn down.
+      kill -USR1 "$daemon_pid" 2>/dev/null || true
+      sleep 1
+      kill -9 "$qemu_pid"; wait "$qemu_pid" 2>/dev/null || true; qemu_pid=""
+      fail "the guest did not finish in $1 s"
+    fi
     sleep 0.5
   done
   wait "$qemu_pid" 2>/dev/null || true

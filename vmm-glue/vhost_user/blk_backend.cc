@@ -123,6 +123,14 @@ virtio::BlkQueueCounters BlkBackend::counters() const {
   return sum;
 }
 
+std::vector<std::string> BlkBackend::describe_queues() const {
+  std::vector<std::string> lines;
+  for (const Vring& v : vrings_) {
+    if (v.queue) lines.push_back(v.queue->describe());
+  }
+  return lines;
+}
+
 std::vector<int> BlkBackend::control_fds() const {
   std::vector<int> fds;
   for (const Vring& v : vrings_) {

@@ -79,6 +79,8 @@ class BlkBackend {
   void service_controls();
   // The summed counters of every queue that ran on this back-end.
   virtio::BlkQueueCounters counters() const;
+  // A line per running queue (BlkQueue::describe).
+  std::vector<std::string> describe_queues() const;
   // Requests each queue took, over every time it ran.
   std::vector<std::uint64_t> requests_per_queue() const;
 

@@ -73,6 +73,9 @@ Result<std::unique_ptr<BlkServer>, std::string> BlkServer::listen(const Disk& di
   auto stop = make_eventfd("the server's stop signal");
   if (!stop) return unexpected(stop.error().message);
   server->stop_ = std::move(*stop);
+  auto dump = make_eventfd("the server's state-dump signal");
+  if (!dump) return unexpected(dump.error().message);
+  server->dump_ = std::move(*dump);
   return server;
 }
 
@@ -88,6 +91,8 @@ BlkServerStats BlkServer::stats() const {
   return BlkServerStats{connections_.load(), turned_away_.load(), refused_messages_.load()};
 }
 
+void BlkServer::log_state() { signal_eventfd(dump_.get()); }
+
 void BlkServer::stop() { signal_eventfd(stop_.get()); }
 
 void BlkServer::turn_away() {
@@ -99,9 +104,13 @@ void BlkServer::turn_away() {
 
 void BlkServer::run() {
   for (;;) {
-    pollfd fds[2] = {{listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) continue;  // EINTR
+    pollfd fds[3] = {{listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}, {dump_.get(), POLLIN, 0}};
+    if (::poll(fds, 3, -1) < 0) continue;  // EINTR
     if ((fds[1].revents & POLLIN) != 0) return;
+    if ((fds[2].revents & POLLIN) != 0) {
+      drain_eventfd(dump_.get());
+      log("no front-end is connected");
+    }
     if ((fds[0].revents & POLLIN) == 0) continue;
     UniqueFd connection(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!connection) continue;
@@ -118,11 +127,18 @@ void BlkServer::serve(UniqueFd connection) {
   BlkBackend backend(disk_, options_.backend);
   std::string reason;
   for (;;) {
-    std::vector<pollfd> fds = {{channel.fd(), POLLIN, 0}, {listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+    std::vector<pollfd> fds = {{channel.fd(), POLLIN, 0}, {listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0},
+                               {dump_.get(), POLLIN, 0}};
     for (const int control : backend.control_fds()) fds.push_back({control, POLLIN, 0});
     if (::poll(fds.data(), fds.size(), -1) < 0) continue;  // EINTR
+    if ((fds[3].revents & POLLIN) != 0) {
+      drain_eventfd(dump_.get());
+      const auto lines = backend.describe_queues();
+      if (lines.empty()) log(fmt::format("connection {}: no queue is running", number));
+      for (const auto& line : lines) log(fmt::format("connection {}: {}", number, line));
+    }
     // A guest's attach or detach: the device is made (or stopped) here, off the queue threads.
-    for (std::size_t i = 3; i < fds.size(); ++i) {
+    for (std::size_t i = 4; i < fds.size(); ++i) {
       if ((fds[i].revents & POLLIN) != 0) {
         backend.service_controls();
         break;

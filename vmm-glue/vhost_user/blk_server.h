@@ -47,6 +47,8 @@ class BlkServer {
   // Serves connections until stop() is called (from any thread, or a signal handler's thread).
   void run();
   void stop();
+  // Logs each running queue's state (BlkQueue::describe) from the serving thread; from any thread.
+  void log_state();
   BlkServerStats stats() const;
 
  private:
@@ -59,6 +61,7 @@ class BlkServer {
   BlkServerOptions options_;
   UniqueFd listener_;
   UniqueFd stop_;
+  UniqueFd dump_;  // log_state()'s wake-up
   std::atomic<std::uint64_t> connections_{0}, turned_away_{0}, refused_messages_{0};
 };
 

@@ -157,6 +157,7 @@ void BlkQueue::run() {
   // time stop() gave is up (stop() then closes the ring and fails the rest).
   const auto deadline = std::chrono::steady_clock::now() + drain_.load(std::memory_order_acquire);
   while (kernel_in_flight_ != 0 && !broken_.is_set() && std::chrono::steady_clock::now() < deadline) {
+    submit_queued();  // what the kernel could not take before
     if (!reap()) {
       pollfd fd{ring_eventfd_.get(), POLLIN, 0};
       // SAFETY: one pollfd on the ring's completion eventfd, which the queue owns.
@@ -193,6 +194,23 @@ bool BlkQueue::reap() {
   return any;
 }
 
+bool BlkQueue::has_room() const {
+  return !free_slots_.empty() && kernel_in_flight_ + kMaxPiecesPerRequest <= kPrivateCqEntries;
+}
+
+bool BlkQueue::submit_queued() {
+  // Pushed or published, and not consumed by the kernel yet.
+  if (ring_.sq().space_left() == ring_.sq().entries()) return true;
+  auto sent = ring_.submit();
+  if (sent) return true;
+  // The kernel could not take them now (no memory for requests, a signal): they stay in the SQ
+  // and go with the next round. Anything else is a broken private ring.
+  const int err = sent.error().sys_errno;
+  if (err == EAGAIN || err == EBUSY || err == EINTR || err == ENOMEM) return false;
+  mark_broken(BrokenReason::KernelRing, fmt::format("submitting to the private ring: {}", sent.error().message));
+  return false;
+}
+
 bool BlkQueue::take() {
   const std::uint16_t avail = queue_.load_avail_idx();  // GUEST-CONTROLLED: checked below
   const auto waiting = static_cast<std::uint16_t>(avail - last_avail_);
@@ -202,19 +220,13 @@ bool BlkQueue::take() {
     return false;
   }
   unsigned taken = 0;
-  bool submitted = false;
-  while (last_avail_ != avail && taken < kRequestsPerRound) {
-    if (free_slots_.empty() || kernel_in_flight_ + kMaxPiecesPerRequest > kPrivateCqEntries) break;
+  while (last_avail_ != avail && taken < kRequestsPerRound && has_room()) {
     const std::uint16_t head = queue_.load_avail_entry(last_avail_);  // GUEST-CONTROLLED: read_chain checks it
     if (!take_one(head)) break;
-    submitted = true;
     ++last_avail_;
     ++taken;
   }
-  if (submitted) {
-    auto sent = ring_.submit();
-    if (!sent) mark_broken(BrokenReason::KernelRing, fmt::format("submitting to the private ring: {}", sent.error().message));
-  }
+  submit_queued();
   return taken != 0;
 }
 
@@ -256,10 +268,12 @@ bool BlkQueue::take_one(std::uint16_t head) {
     const Sqe sqe = kernel_sqe(piece).with_user_data(piece_user_data(slot, piece.len));
     while (!ring_.try_push(sqe)) {
       // The SQ is full: hand what is queued to the kernel, which takes it at once (no SQPOLL).
-      auto sent = ring_.submit();
-      if (!sent) {
-        mark_broken(BrokenReason::KernelRing, fmt::format("submitting to the private ring: {}", sent.error().message));
-        return true;  // the slot stays taken; stop() cancels it
+      // If it cannot right now, wait for a completion to free what it needs.
+      if (!submit_queued()) {
+        if (broken_.is_set()) return true;  // the slot stays taken; stop() cancels it
+        pollfd fd{ring_eventfd_.get(), POLLIN, 0};
+        // SAFETY: one pollfd on the ring's completion eventfd, which the queue owns.
+        ::poll(&fd, 1, 1);
       }
     }
     ++kernel_in_flight_;
@@ -287,7 +301,9 @@ void BlkQueue::post_used(std::uint16_t head, std::uint32_t len) {
 }
 
 void BlkQueue::publish_and_notify() {
+  last_avail_mirror_.store(last_avail_, std::memory_order_relaxed);
   if (used_idx_ == published_used_) return;
+  used_mirror_.store(used_idx_, std::memory_order_relaxed);
   const std::uint16_t old = published_used_;
   queue_.publish_used_idx(used_idx_);
   published_used_ = used_idx_;
@@ -315,11 +331,15 @@ bool BlkQueue::avail_waiting() {
 }
 
 void BlkQueue::sleep() {
-  if (avail_waiting()) return;
+  // Requests waiting and room to take them: no sleep. Waiting without room (every slot or the
+  // private CQ in use): sleep until a completion frees some, like any other wake-up.
+  if (avail_waiting() && has_room()) return;
+  // SQEs the kernel could not take yet: look again within a millisecond.
+  const int timeout = ring_.sq().space_left() != ring_.sq().entries() ? 1 : -1;
   pollfd fds[4] = {{kick_.get(), POLLIN, 0}, {ring_eventfd_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0},
                    {device_notify_.get(), POLLIN, 0}};
   // SAFETY: four pollfds on descriptors the queue owns for as long as the thread runs.
-  const int n = ::poll(fds, 4, -1);
+  const int n = ::poll(fds, 4, timeout);
   if (n <= 0) return;  // EINTR: look again
   for (const pollfd& p : fds) {
     if ((p.revents & POLLIN) != 0) drain_eventfd(p.fd);
@@ -534,6 +554,18 @@ BlkQueueStopReport BlkQueue::stop(std::chrono::milliseconds drain) {
   report.next_avail = last_avail_;
   stopped_ = report;
   return report;
+}
+
+std::string BlkQueue::describe() const {
+  const BlkQueueCounters c = counters();
+  // GUEST-CONTROLLED: the guest's words, read for a log line only.
+  return fmt::format("queue {}: size {}, taken up to avail {} (guest's avail idx {}), used {} published, {} in flight, "
+                     "{} requests, {} completed, {} notifications, used_event {}, avail flags {:#x}, event_idx {}, {}{}",
+                     config_.index, queue_.size(), last_avail_mirror_.load(std::memory_order_relaxed), queue_.load_avail_idx(),
+                     used_mirror_.load(std::memory_order_relaxed), c.in_flight, c.requests, c.completed, c.notifications,
+                     queue_.load_used_event(), queue_.load_avail_flags(), config_.event_idx,
+                     has_call_.load(std::memory_order_relaxed) ? "call set" : "no call fd",
+                     c.broken != BrokenReason::None ? "; broken: " + c.broken_detail : "");
 }
 
 BlkQueueCounters BlkQueue::counters() const {

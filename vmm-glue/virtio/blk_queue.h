@@ -116,6 +116,9 @@ class BlkQueue {
   // private ring; idempotent (a second call returns the first report).
   BlkQueueStopReport stop(std::chrono::milliseconds drain);
   BlkQueueCounters counters() const;
+  // One line for a stalled guest's diagnosis: counters, the queue's own positions and what the
+  // guest's avail index and suppression words say now (a snapshot, read from any thread).
+  std::string describe() const;
 
   // The shared-ring attach. The queue thread's filter allows no device creation, so it leaves an
   // ATTACH or DETACH in a mailbox and signals control_fd(); the owner then calls
@@ -145,6 +148,10 @@ class BlkQueue {
   bool reap();
   bool take();
   bool take_one(std::uint16_t head);
+  bool has_room() const;  // a free slot, and private CQ room for a request of the most pieces
+  // Hands the private SQ's queued entries to the kernel; false when it could not take them yet
+  // (they stay queued) or the ring failed (the queue is then broken).
+  bool submit_queued();
   void finish(std::uint32_t slot_index);
   void post_used(std::uint16_t head, std::uint32_t len);
   void publish_and_notify();
@@ -209,6 +216,8 @@ class BlkQueue {
   std::promise<int> sandboxed_;  // the thread's seccomp result: 0 or -errno
   std::optional<BlkQueueStopReport> stopped_;
 
+  // Mirrors of the thread's private positions, for describe() only.
+  std::atomic<std::uint16_t> last_avail_mirror_{0}, used_mirror_{0};
   std::atomic<std::uint64_t> requests_{0}, completed_{0}, kernel_ios_{0}, io_errors_{0}, notifications_{0}, in_flight_{0};
   std::array<std::atomic<std::uint64_t>, kBlkRefusalCount> refused_{};
   BrokenFlag broken_;
