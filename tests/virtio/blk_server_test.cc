@@ -345,35 +345,28 @@ TEST_F(BlkServerTest, BadVringMessagesAreRefused) {
   session([](FrontEnd& fe) { fe.send_value(kSetFeatures, std::uint64_t{1} << 33); }, "never offered");
   session([](FrontEnd& fe) { fe.send_value(kSetProtocolFeatures, std::uint64_t{1} << 40); }, "never offered");
   session([](FrontEnd& fe) { fe.send_value(kSetVringAddr, VringAddr{0, 1, 0, 0, 0, 0}); }, "dirty logging");
+  // SET_VRING_KICK with a fresh eventfd (the back-end keeps its own copy).
+  const auto send_kick = [](FrontEnd& fe, std::uint64_t index) {
+    UniqueFd kick(::eventfd(0, EFD_CLOEXEC));
+    const int fd[] = {kick.get()};
+    fe.send_value(kSetVringKick, index, fd);
+  };
+  // Queue 0's size and ring parts (front-end addresses), then its kick, which starts it.
+  const auto place_queue = [&](FrontEnd& fe, std::uint64_t desc, std::uint64_t used, std::uint64_t avail) {
+    fe.send_value(kSetVringNum, VringState{0, kSize});
+    fe.send_value(kSetVringAddr, VringAddr{0, 0, desc, used, avail, 0});
+    send_kick(fe, 0);
+  };
+  // A kick before the queue's size and addresses.
+  session([&](FrontEnd& fe) { send_kick(fe, 1); }, "got its kick fd before its size");
+  // A descriptor table across two regions (adjacent in the front-end's address space, not in
+  // guest-physical memory).
+  session([&](FrontEnd& fe) { place_queue(fe, ram.user_addr(FrontEndRam::kLow - 64), ram.user_addr(kUsed), ram.user_addr(kAvail)); },
+          "descriptor table");
+  // A used ring that runs off the end of RAM.
   session(
       [&](FrontEnd& fe) {
-        // A kick before the queue's size and addresses.
-        UniqueFd kick(::eventfd(0, EFD_CLOEXEC));
-        const int fd[] = {kick.get()};
-        fe.send_value(kSetVringKick, std::uint64_t{1}, fd);
-      },
-      "got its kick fd before its size");
-  session(
-      [&](FrontEnd& fe) {
-        // A descriptor table across two regions (adjacent in the front-end's address space,
-        // not in guest-physical memory).
-        fe.send_value(kSetVringNum, VringState{0, kSize});
-        const std::uint64_t across = ram.user_addr(FrontEndRam::kLow - 64);
-        fe.send_value(kSetVringAddr, VringAddr{0, 0, across, ram.user_addr(kUsed), ram.user_addr(kAvail), 0});
-        UniqueFd kick(::eventfd(0, EFD_CLOEXEC));
-        const int fd[] = {kick.get()};
-        fe.send_value(kSetVringKick, std::uint64_t{0}, fd);
-      },
-      "descriptor table");
-  session(
-      [&](FrontEnd& fe) {
-        // A used ring that runs off the end of RAM.
-        fe.send_value(kSetVringNum, VringState{0, kSize});
-        const std::uint64_t last = ram.user_addr(FrontEndRam::kHighBase + FrontEndRam::kHigh - 8);
-        fe.send_value(kSetVringAddr, VringAddr{0, 0, ram.user_addr(kDesc), last, ram.user_addr(kAvail), 0});
-        UniqueFd kick(::eventfd(0, EFD_CLOEXEC));
-        const int fd[] = {kick.get()};
-        fe.send_value(kSetVringKick, std::uint64_t{0}, fd);
+        place_queue(fe, ram.user_addr(kDesc), ram.user_addr(FrontEndRam::kHighBase + FrontEndRam::kHigh - 8), ram.user_addr(kAvail));
       },
       "used ring");
   session(

@@ -58,6 +58,25 @@ Result<void, std::string> expect_empty(const Message& m) {
   return expect_fds(m, 0);
 }
 
+// Adds a queue's running totals (everything but what is in flight now) to `sum`; the first
+// broken reason stays.
+void add_totals(virtio::BlkQueueCounters& sum, const virtio::BlkQueueCounters& c) {
+  sum.requests += c.requests;
+  sum.completed += c.completed;
+  sum.kernel_ios += c.kernel_ios;
+  sum.io_errors += c.io_errors;
+  for (std::size_t i = 0; i < c.refused.size(); ++i) sum.refused[i] += c.refused[i];
+  sum.notifications += c.notifications;
+  if (sum.broken == BrokenReason::None && c.broken != BrokenReason::None) {
+    sum.broken = c.broken;
+    sum.broken_detail = c.broken_detail;
+  }
+}
+
+std::string while_running(std::uint32_t request, std::uint32_t index) {
+  return fmt::format("{} for queue {} while it runs", request_name(request), index);
+}
+
 }  // namespace
 
 BlkBackend::BlkBackend(const Disk& disk, BlkBackendConfig config) : disk_(disk), config_(std::move(config)) {
@@ -89,36 +108,15 @@ unsigned BlkBackend::running_queues() const {
   return static_cast<unsigned>(std::count_if(vrings_.begin(), vrings_.end(), [](const Vring& v) { return v.queue != nullptr; }));
 }
 
-void BlkBackend::collect(const virtio::BlkQueue& q) {
-  const virtio::BlkQueueCounters c = q.counters();
-  finished_.requests += c.requests;
-  finished_.completed += c.completed;
-  finished_.kernel_ios += c.kernel_ios;
-  finished_.io_errors += c.io_errors;
-  for (std::size_t i = 0; i < c.refused.size(); ++i) finished_.refused[i] += c.refused[i];
-  finished_.notifications += c.notifications;
-  if (finished_.broken == BrokenReason::None && c.broken != BrokenReason::None) {
-    finished_.broken = c.broken;
-    finished_.broken_detail = c.broken_detail;
-  }
-}
+void BlkBackend::collect(const virtio::BlkQueue& q) { add_totals(finished_, q.counters()); }
 
 virtio::BlkQueueCounters BlkBackend::counters() const {
   virtio::BlkQueueCounters sum = finished_;
   for (const Vring& v : vrings_) {
     if (!v.queue) continue;
     const virtio::BlkQueueCounters c = v.queue->counters();
-    sum.requests += c.requests;
-    sum.completed += c.completed;
-    sum.kernel_ios += c.kernel_ios;
-    sum.io_errors += c.io_errors;
-    for (std::size_t i = 0; i < c.refused.size(); ++i) sum.refused[i] += c.refused[i];
-    sum.notifications += c.notifications;
-    sum.in_flight += c.in_flight;
-    if (sum.broken == BrokenReason::None && c.broken != BrokenReason::None) {
-      sum.broken = c.broken;
-      sum.broken_detail = c.broken_detail;
-    }
+    add_totals(sum, c);
+    sum.in_flight += c.in_flight;  // only running queues have requests in flight
   }
   return sum;
 }
@@ -243,6 +241,16 @@ void BlkBackend::reset() {
   acked_protocol_features_ = 0;
 }
 
+template <typename T>
+Result<BlkBackend::VringMessage<T>, std::string> BlkBackend::vring_message(const Message& m) const {
+  RF_TRY_VOID(expect_fds(m, 0));
+  auto payload = payload_as<T>(m);
+  if (!payload) return unexpected(std::move(payload).error());
+  auto index = queue_index(payload->index, m.header.request);
+  if (!index) return unexpected(std::move(index).error());
+  return VringMessage<T>{*payload, *index};
+}
+
 Result<std::uint32_t, std::string> BlkBackend::queue_index(std::uint64_t index, std::uint32_t request) const {
   if (index >= vrings_.size()) {
     return unexpected(fmt::format("{} names queue {}; this device has {} (--queues)", request_name(request), index, vrings_.size()));
@@ -313,45 +321,38 @@ Result<Reply, std::string> BlkBackend::dispatch(Message& m) {
       RF_TRY_VOID(set_mem_table(m));
       return Reply{};
     case kSetVringNum: {
-      RF_TRY_VOID(expect_fds(m, 0));
-      auto state = payload_as<VringState>(m);
+      auto state = vring_message<VringState>(m);
       if (!state) return unexpected(std::move(state).error());
-      auto index = queue_index(state->index, request);
-      if (!index) return unexpected(std::move(index).error());
-      Vring& v = vrings_[*index];
-      if (v.queue) return unexpected(fmt::format("SET_VRING_NUM for queue {} while it runs", *index));
-      if (!is_power_of_two(state->num) || state->num > virtio::kMaxQueueSize) {
+      Vring& v = vrings_[state->index];
+      if (v.queue) return unexpected(while_running(request, state->index));
+      if (!is_power_of_two(state->payload.num) || state->payload.num > virtio::kMaxQueueSize) {
         return unexpected(fmt::format("SET_VRING_NUM gives queue {} size {}; a split queue's size is a power of two up to {}",
-                                      *index, state->num, virtio::kMaxQueueSize));
+                                      state->index, state->payload.num, virtio::kMaxQueueSize));
       }
-      v.size = state->num;
+      v.size = state->payload.num;
       return Reply{};
     }
     case kSetVringBase: {
-      RF_TRY_VOID(expect_fds(m, 0));
-      auto state = payload_as<VringState>(m);
+      auto state = vring_message<VringState>(m);
       if (!state) return unexpected(std::move(state).error());
-      auto index = queue_index(state->index, request);
-      if (!index) return unexpected(std::move(index).error());
-      Vring& v = vrings_[*index];
-      if (v.queue) return unexpected(fmt::format("SET_VRING_BASE for queue {} while it runs", *index));
-      if (state->num > 0xffff) return unexpected(fmt::format("SET_VRING_BASE gives queue {} base {}, past 16 bits", *index, state->num));
-      v.base = static_cast<std::uint16_t>(state->num);
+      Vring& v = vrings_[state->index];
+      if (v.queue) return unexpected(while_running(request, state->index));
+      if (state->payload.num > 0xffff) {
+        return unexpected(fmt::format("SET_VRING_BASE gives queue {} base {}, past 16 bits", state->index, state->payload.num));
+      }
+      v.base = static_cast<std::uint16_t>(state->payload.num);
       return Reply{};
     }
     case kSetVringAddr: {
-      RF_TRY_VOID(expect_fds(m, 0));
-      auto addr = payload_as<VringAddr>(m);
+      auto addr = vring_message<VringAddr>(m);
       if (!addr) return unexpected(std::move(addr).error());
-      auto index = queue_index(addr->index, request);
-      if (!index) return unexpected(std::move(index).error());
-      Vring& v = vrings_[*index];
-      if (v.queue) return unexpected(fmt::format("SET_VRING_ADDR for queue {} while it runs", *index));
-      if ((addr->flags & 1u) != 0) {
+      Vring& v = vrings_[addr->index];
+      if (v.queue) return unexpected(while_running(request, addr->index));
+      if ((addr->payload.flags & 1u) != 0) {
         return unexpected(fmt::format("SET_VRING_ADDR asks queue {} to log its used ring (dirty logging for migration is "
-                                      "not supported yet)", *index));
+                                      "not supported yet)", addr->index));
       }
-      v.addr = *addr;
+      v.addr = addr->payload;
       return Reply{};
     }
     case kGetVringBase:
@@ -362,14 +363,13 @@ Result<Reply, std::string> BlkBackend::dispatch(Message& m) {
       RF_TRY_VOID(set_vring_fd(m));
       return Reply{};
     case kSetVringEnable: {
-      RF_TRY_VOID(expect_fds(m, 0));
-      auto state = payload_as<VringState>(m);
+      auto state = vring_message<VringState>(m);
       if (!state) return unexpected(std::move(state).error());
-      auto index = queue_index(state->index, request);
-      if (!index) return unexpected(std::move(index).error());
-      if (state->num > 1) return unexpected(fmt::format("SET_VRING_ENABLE gives queue {} the value {} (0 or 1)", *index, state->num));
-      Vring& v = vrings_[*index];
-      v.enabled = state->num == 1;
+      if (state->payload.num > 1) {
+        return unexpected(fmt::format("SET_VRING_ENABLE gives queue {} the value {} (0 or 1)", state->index, state->payload.num));
+      }
+      Vring& v = vrings_[state->index];
+      v.enabled = state->payload.num == 1;
       if (v.queue) v.queue->set_enabled(v.enabled);
       return Reply{};
     }
@@ -397,16 +397,13 @@ Result<void, std::string> BlkBackend::set_mem_table(Message& m) {
 }
 
 Result<Reply, std::string> BlkBackend::get_vring_base(const Message& m) {
-  RF_TRY_VOID(expect_fds(m, 0));
-  auto state = payload_as<VringState>(m);
+  auto state = vring_message<VringState>(m);
   if (!state) return unexpected(std::move(state).error());
-  auto index = queue_index(state->index, m.header.request);
-  if (!index) return unexpected(std::move(index).error());
-  Vring& v = vrings_[*index];
+  Vring& v = vrings_[state->index];
   const std::uint16_t next = stop_queue(v);
   // The ring is stopped until the next SET_VRING_KICK.
   v.kick.reset();
-  return Reply{bytes_of(VringState{*index, next})};
+  return Reply{bytes_of(VringState{state->index, next})};
 }
 
 Result<void, std::string> BlkBackend::set_vring_fd(Message& m) {
@@ -425,7 +422,7 @@ Result<void, std::string> BlkBackend::set_vring_fd(Message& m) {
   switch (request) {
     case kSetVringKick:
       if (no_fd) return unexpected(fmt::format("SET_VRING_KICK without an fd asks queue {} to poll its ring, which this back-end does not do", *index));
-      if (v.queue) return unexpected(fmt::format("SET_VRING_KICK for queue {} while it runs", *index));
+      if (v.queue) return unexpected(while_running(request, *index));
       v.kick = std::move(fd);
       return start_if_ready(*index);
     case kSetVringCall:

@@ -102,6 +102,15 @@ class BlkBackend {
   Result<Reply, std::string> get_config(const Message& m);
   Result<void, std::string> start_if_ready(unsigned index);
   Result<std::uint32_t, std::string> queue_index(std::uint64_t index, std::uint32_t request) const;
+  // A per-queue message (VringState, VringAddr): no fds, exactly its payload, a queue index below
+  // --queues.
+  template <typename T>
+  struct VringMessage {
+    T payload;
+    std::uint32_t index;
+  };
+  template <typename T>
+  Result<VringMessage<T>, std::string> vring_message(const Message& m) const;
   std::uint16_t stop_queue(Vring& v);  // returns the next avail position
   bool protocol_features_acked() const;
   void collect(const virtio::BlkQueue& q);

@@ -27,6 +27,14 @@ constexpr unsigned kPrivateCqEntries = 2 * kPrivateSqEntries;
 static_assert(kMaxPiecesPerRequest <= kPrivateCqEntries);
 constexpr unsigned kRequestsPerRound = 256;
 
+// A request's status byte, in guest RAM the guest may be reading at the same time.
+void write_status(std::byte* status, std::uint8_t value) {
+  // SAFETY: every status pointer comes from parse_blk_request or parse_ringfence_request, which
+  // translated it as one writable byte of the queue's guest memory map; the queue keeps the map
+  // alive.
+  std::atomic_ref<unsigned char>(*reinterpret_cast<unsigned char*>(status)).store(value, std::memory_order_relaxed);
+}
+
 // Kernel user_data: the slot in the low half, the piece's expected result in the high half.
 constexpr std::uint64_t piece_user_data(std::uint32_t slot, std::uint32_t expected) {
   return (std::uint64_t{expected} << 32) | slot;
@@ -240,22 +248,19 @@ bool BlkQueue::take_one(std::uint16_t head) {
     return false;
   }
   requests_.fetch_add(1, std::memory_order_relaxed);
-  if (config_.attach) {
-    const std::uint32_t type = peek_type();
-    if (is_ringfence_request(type)) {
-      take_ringfence(head, type);
-      return true;
-    }
-  }
   ParsedBlkRequest request = parse_blk_request(chain_, target_, pieces_);
+  // The ringfence vendor types are not virtio-blk's: the parser calls them unsupported, and an
+  // attach-enabled queue takes them from there (its header was read once, by the parser).
+  if (config_.attach && request.refusal == BlkRefusal::Unsupported && is_ringfence_request(request.type)) {
+    take_ringfence(head, request.type);
+    return true;
+  }
   if (request.refusal != BlkRefusal::None) {
     refused_[static_cast<std::size_t>(request.refusal)].fetch_add(1, std::memory_order_relaxed);
   }
   if (pieces_.empty()) {  // answered at once
     if (request.status != nullptr) {
-      // SAFETY: parse_blk_request translated the status byte as writable guest RAM of this map.
-      std::atomic_ref<unsigned char>(*reinterpret_cast<unsigned char*>(request.status))
-          .store(request.status_value, std::memory_order_relaxed);
+      write_status(request.status, request.status_value);
     }
     post_used(head, blk_used_len(request, request.status_value == kBlkStatusOk));
     return true;
@@ -285,10 +290,7 @@ bool BlkQueue::take_one(std::uint16_t head) {
 void BlkQueue::finish(std::uint32_t slot_index) {
   Slot& s = slots_[slot_index];
   if (!s.ok) io_errors_.fetch_add(1, std::memory_order_relaxed);
-  // SAFETY: parse_blk_request translated the status byte as writable guest RAM of this map,
-  // which the queue keeps alive.
-  std::atomic_ref<unsigned char>(*reinterpret_cast<unsigned char*>(s.request.status))
-      .store(s.ok ? kBlkStatusOk : kBlkStatusIoErr, std::memory_order_relaxed);
+  write_status(s.request.status, s.ok ? kBlkStatusOk : kBlkStatusIoErr);
   post_used(s.head, blk_used_len(s.request, s.ok));
   free_slots_.push_back(slot_index);
   in_flight_.fetch_sub(1, std::memory_order_relaxed);
@@ -349,22 +351,10 @@ void BlkQueue::sleep() {
   if ((fds[3].revents & POLLIN) != 0) deliver_notification();
 }
 
-std::uint32_t BlkQueue::peek_type() const {
-  // GUEST-CONTROLLED: the type word, read once; the request is parsed in full afterwards.
-  if (chain_.empty() || chain_.front().device_writes || chain_.front().len < 4) return 0;
-  auto span = memory_->translate(chain_.front().gpa, 4, DeviceAccess::ReadsGuest);
-  if (!span) return 0;
-  std::uint32_t type = 0;
-  std::memcpy(&type, span->host, sizeof type);
-  return type;
-}
-
 void BlkQueue::answer_ringfence(std::uint16_t head, const RingfenceRequest& r, const AttachReply& reply) {
   if (r.reply != nullptr) std::memcpy(r.reply, &reply, sizeof reply);
   const bool ok = reply.result == 0;
-  // SAFETY: parse_ringfence_request translated the status byte as writable guest RAM of this map.
-  std::atomic_ref<unsigned char>(*reinterpret_cast<unsigned char*>(r.status))
-      .store(ok ? kBlkStatusOk : kBlkStatusIoErr, std::memory_order_relaxed);
+  write_status(r.status, ok ? kBlkStatusOk : kBlkStatusIoErr);
   post_used(head, r.reply != nullptr ? static_cast<std::uint32_t>(sizeof reply) + 1 : 1);
 }
 

@@ -166,7 +166,6 @@ class BlkQueue {
   void deliver_notification();
   void fail_held_notifications();
   void detach_device();  // the owner's thread
-  std::uint32_t peek_type() const;  // the request type in chain_'s header, or 0
 
   // Declared in reverse teardown order: the thread (last member) is joined before anything it
   // uses goes away; the ring is closed before the memory map it registered can be released.
