@@ -33,6 +33,23 @@ int fail(std::string_view message) {
   return 1;
 }
 
+// Which of DISCARD and WRITE_ZEROES the guest is offered, and why not.
+std::string describe_zeroing(const Disk& disk, const RestrictionSet& restrictions, std::string_view policy) {
+  const virtio::BlkZeroing offered = vhost_user::offered_zeroing(disk, restrictions);
+  if (!restrictions.allows(SqeOpcode::Fallocate)) {
+    return fmt::format("DISCARD and WRITE_ZEROES are not offered: the policy {} does not allow FALLOCATE", policy);
+  }
+  if (!offered.write_zeroes) {
+    return fmt::format("DISCARD and WRITE_ZEROES are not offered: the disk is {}",
+                       disk.read_only() ? "read-only" : "a file registered directly");
+  }
+  if (!offered.discard) {
+    return "WRITE_ZEROES is offered (the kernel writes zero pages); DISCARD is not: the device cannot zero by itself "
+           "(its queue/write_zeroes_max_bytes is 0)";
+  }
+  return "DISCARD and WRITE_ZEROES are offered (the device zeroes and may deallocate)";
+}
+
 }  // namespace
 
 int run_vhost_user_blk(const VhostUserBlkArgs& args) {
@@ -45,7 +62,7 @@ int run_vhost_user_blk(const VhostUserBlkArgs& args) {
   }
   if (policy->policy.mode != policy::Mode::Mediated) {
     return fail(fmt::format("the policy '{}' is for passthrough rings; every virtio request goes through the back-end's "
-                            "private ring, which takes a mediated policy (blk-mediated, or a file with mode = \"mediated\")",
+                            "private ring, which takes a mediated policy (blk-virtio, blk-mediated, or a file with mode = \"mediated\")",
                             args.policy));
   }
   if (args.sqpoll_cpu && args.mode != "passthrough") {
@@ -76,10 +93,12 @@ int run_vhost_user_blk(const VhostUserBlkArgs& args) {
   options.backend.attach_mode = args.mode == "passthrough" ? virtio::AttachMode::Passthrough : virtio::AttachMode::Mediated;
   options.backend.sqpoll_cpu = args.sqpoll_cpu;
   options.log = log_line;
+  const std::string zeroing = describe_zeroing(*disk, options.backend.restrictions, policy->policy.name);
   auto server = vhost_user::BlkServer::listen(*disk, std::move(options));
   if (!server) return fail(server.error());
   log_line(fmt::format("serving {} on {} with {} queue{}, policy {}; a ringfence-aware guest may attach a {} ring",
                        disk->describe(), args.socket, args.queues, args.queues == 1 ? "" : "s", policy->policy.name, args.mode));
+  log_line(zeroing);
 
   std::thread waiter([&signals, &server] {
     for (;;) {

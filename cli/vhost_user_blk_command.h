@@ -10,7 +10,7 @@ struct VhostUserBlkArgs {
   std::string disk;
   bool read_only = false;
   unsigned queues = 1;
-  std::string policy = "blk-mediated";
+  std::string policy = "blk-virtio";
   std::string serial = "ringfence";
   std::string mode = "mediated";
   std::optional<unsigned> sqpoll_cpu;  // passthrough attaches: the kernel SQPOLL thread, on this CPU  // the shared ring a ringfence-aware guest attaches: passthrough or mediated

@@ -13,7 +13,8 @@
 //   unknown-risk             passthrough: an opcode ringfence cannot classify
 //   fixed-file-not-required  passthrough: FIXED_FILE is not required
 //   (the four opcode rules and fixed-file-not-required are warnings in mediated mode, where the
-//    mediator is the first guard and this ring is defence in depth)
+//    mediator is the first guard and this ring is defence in depth; FALLOCATE is not flagged
+//    there: the virtio-blk back-end submits it, validated, in size-keeping modes only)
 //   async-flag               warning: ASYNC lets the submitter force io-wq worker threads
 //   no-effect-register-op    warning: REGISTER_RESTRICTIONS / REGISTER_ENABLE_RINGS after enable
 //   empty-opcode-list        warning: the ring can do nothing

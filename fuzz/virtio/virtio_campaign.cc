@@ -62,7 +62,7 @@ struct World {
     auto opened = Disk::open(image, {});
     if (!opened) return "the disk: " + opened.error().message;
     disk.emplace(std::move(*opened));
-    auto restrictions = device_restrictions(std::nullopt, "blk-mediated");
+    auto restrictions = device_restrictions(std::nullopt, "blk-virtio");
     if (!restrictions) return restrictions.error().message;
     policy = *restrictions;
     return "";

@@ -35,6 +35,10 @@ Sqe Sqe::write_fixed(FileRef file, const void* buf, std::uint32_t len, std::uint
 
 Sqe Sqe::fsync(FileRef file) { return rw(SqeOpcode::Fsync, file, 0, 0, 0); }
 
+Sqe Sqe::fallocate(FileRef file, std::uint64_t offset, std::uint64_t len, std::uint32_t mode) {
+  return rw(SqeOpcode::Fallocate, file, len, mode, offset);
+}
+
 Sqe Sqe::readv(FileRef file, const iovec* iov, std::uint32_t count, std::uint64_t offset) {
   return rw(SqeOpcode::Readv, file, address_of(iov), count, offset);
 }

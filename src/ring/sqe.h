@@ -58,6 +58,8 @@ struct Sqe {
   static Sqe write_fixed(FileRef file, const void* buf, std::uint32_t len, std::uint64_t offset,
                          BufferIndex index);
   static Sqe fsync(FileRef file);
+  // FALLOCATE: the kernel takes the length from `addr` and the mode (FALLOC_FL_*) from `len`.
+  static Sqe fallocate(FileRef file, std::uint64_t offset, std::uint64_t len, std::uint32_t mode);
   static Sqe readv(FileRef file, const iovec* iov, std::uint32_t count, std::uint64_t offset);
   static Sqe writev(FileRef file, const iovec* iov, std::uint32_t count, std::uint64_t offset);
 

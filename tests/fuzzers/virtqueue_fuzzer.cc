@@ -49,7 +49,7 @@ struct World {
     auto created = GuestMemoryBuilder::create(regions, MemoryBacking::Anonymous, 16 * 1024);
     RF_FUZZ_CHECK(created.has_value(), "guest memory is created");
     memory = std::move(*created);
-    auto restrictions = device_restrictions(std::nullopt, "blk-mediated");
+    auto restrictions = device_restrictions(std::nullopt, "blk-virtio");
     RF_FUZZ_CHECK(restrictions.has_value(), "the built-in policy loads");
     policy = *restrictions;
   }

@@ -13,10 +13,10 @@
 namespace rf::policy {
 namespace {
 
-TEST(BuiltinPoliciesTest, TheThreeShippedPoliciesExist) {
+TEST(BuiltinPoliciesTest, TheFourShippedPoliciesExist) {
   std::vector<std::string> names;
   for (const auto& p : builtin_policies()) names.emplace_back(p.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"blk-mediated", "blk-passthrough", "blk-passthrough-ro"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"blk-mediated", "blk-passthrough", "blk-passthrough-ro", "blk-virtio"}));
   EXPECT_FALSE(builtin_policy_text("blk-nope"));
 }
 
@@ -50,6 +50,7 @@ TEST(BuiltinPoliciesTest, ModesMatchTheirDataPaths) {
   EXPECT_EQ(load_policy("blk-passthrough")->mode, Mode::Passthrough);
   EXPECT_EQ(load_policy("blk-passthrough-ro")->mode, Mode::Passthrough);
   EXPECT_EQ(load_policy("blk-mediated")->mode, Mode::Mediated);
+  EXPECT_EQ(load_policy("blk-virtio")->mode, Mode::Mediated);
 }
 
 }  // namespace

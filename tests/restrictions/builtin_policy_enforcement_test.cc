@@ -149,7 +149,7 @@ TEST_P(BuiltinPolicyEnforcement, WritesRoundTripOrAreRefused) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Builtins, BuiltinPolicyEnforcement,
-                         ::testing::Values("blk-passthrough", "blk-passthrough-ro", "blk-mediated"),
+                         ::testing::Values("blk-passthrough", "blk-passthrough-ro", "blk-mediated", "blk-virtio"),
                          [](const auto& param_info) {
                            std::string name = param_info.param;
                            for (char& c : name) c = c == '-' ? '_' : c;

@@ -114,6 +114,20 @@ TEST(PolicyLinterTest, MediatedModeWarnsInsteadOfRefusing) {
   expect_rule(all, "fixed-file-not-required", Severity::Warning, 7, "raw descriptors", "FIXED_FILE");
 }
 
+// FALLOCATE is the virtio-blk back-end's DISCARD and WRITE_ZEROES, validated before the private
+// ring sees it; FTRUNCATE, the other resizes-disk opcode, still warns.
+TEST(PolicyLinterTest, MediatedModeTakesFallocateButWarnsOnFtruncate) {
+  PolicyText t;
+  t.mode = "mediated";
+  t.ops = R"("READ_FIXED", "FALLOCATE", "FTRUNCATE")";
+  const auto all = lint(t);
+  EXPECT_FALSE(has_errors(all)) << test::dump(all);
+  const auto found = with_rule(all, "resizes-disk");
+  ASSERT_EQ(found.size(), 1U) << test::dump(all);
+  EXPECT_EQ(found[0].severity, Severity::Warning);
+  EXPECT_NE(found[0].message.find("FTRUNCATE"), std::string::npos);
+}
+
 TEST(PolicyLinterTest, DuplicateEntries) {
   PolicyText t;
   t.ops = R"("READ_FIXED", "FSYNC", "READ_FIXED")";

@@ -39,5 +39,15 @@ TEST(SqeTest, FsyncAndNop) {
   EXPECT_EQ(nop.addr, 0U);
 }
 
+TEST(SqeTest, FallocatePutsTheLengthInAddrAndTheModeInLen) {
+  // io_uring's FALLOCATE reads off = offset, addr = length, len = mode.
+  const Sqe sqe = Sqe::fallocate(FileRef::fixed({0}), 4096, std::uint64_t{5} << 32, 0x3);
+  EXPECT_EQ(sqe.opcode, SqeOpcode::Fallocate);
+  EXPECT_EQ(sqe.flags, sqe_flag::kFixedFile);
+  EXPECT_EQ(sqe.off, 4096U);
+  EXPECT_EQ(sqe.addr, std::uint64_t{5} << 32);
+  EXPECT_EQ(sqe.len, 0x3U);
+}
+
 }  // namespace
 }  // namespace rf

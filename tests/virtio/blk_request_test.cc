@@ -21,7 +21,7 @@ class BlkRequestTest : public ::testing::Test {
   void SetUp() override {
     memory_ = test::make_two_region_memory();
     view_ = test::view_of(*memory_);
-    auto policy = device_restrictions(std::nullopt, "blk-mediated");
+    auto policy = device_restrictions(std::nullopt, "blk-virtio");
     ASSERT_TRUE(policy.has_value());
     policy_ = *policy;
     limits_ = {DiskLimits{kDiskBytes, 512, false}};
@@ -31,6 +31,9 @@ class BlkRequestTest : public ::testing::Test {
   void header(std::uint32_t type, std::uint64_t sector, std::uint64_t at = kHeader) {
     BlkRequestHeader h{type, 0, sector};
     std::memcpy(view_.at(at, sizeof h), &h, sizeof h);
+  }
+  void segments(const std::vector<BlkZeroingSegment>& list, std::uint64_t at = kData) {
+    std::memcpy(view_.at(at, list.size() * sizeof(BlkZeroingSegment)), list.data(), list.size() * sizeof(BlkZeroingSegment));
   }
   ParsedBlkRequest parse(std::vector<ChainSegment> chain) { return parse_blk_request(chain, target_, pieces_); }
   static ChainSegment in(std::uint64_t gpa, std::uint32_t len) { return {GuestAddress{gpa}, len, true}; }
@@ -179,11 +182,132 @@ TEST_F(BlkRequestTest, GetIdWritesTheSerialAtOnce) {
 }
 
 TEST_F(BlkRequestTest, AnUnknownTypeIsUnsupported) {
-  header(11, 0);  // DISCARD: not offered
-  const auto p = parse({out(kHeader, 16), out(kData, 16), in(kStatus, 1)});
+  for (const std::uint32_t type : {kBlkDiscard, kBlkWriteZeroes, 7u, 0xffffffffu}) {  // zeroing: not negotiated
+    header(type, 0);
+    segments({{0, 8, 0}});
+    const auto p = parse({out(kHeader, 16), out(kData, 16), in(kStatus, 1)});
+    EXPECT_EQ(p.refusal, BlkRefusal::Unsupported) << type;
+    EXPECT_EQ(p.status_value, kBlkStatusUnsupported);
+    EXPECT_TRUE(pieces_.empty());
+  }
+}
+
+class BlkZeroingTest : public BlkRequestTest {
+ protected:
+  void SetUp() override {
+    BlkRequestTest::SetUp();
+    target_.zeroing = BlkZeroing{true, true, true};
+    target_.validation.max_zeroing = kMaxZeroingBytes;
+  }
+  // A request of `n` segments at kData, one descriptor each.
+  ParsedBlkRequest parse_segments(std::uint32_t type, std::vector<BlkZeroingSegment> list) {
+    header(type, 0);
+    segments(list);
+    std::vector<ChainSegment> chain{out(kHeader, 16)};
+    for (std::size_t i = 0; i < list.size(); ++i) chain.push_back(out(kData + 16 * i, 16));
+    chain.push_back(in(kStatus, 1));
+    return parse(chain);
+  }
+};
+
+TEST_F(BlkZeroingTest, DiscardPunchesAHoleForEachSegment) {
+  const auto p = parse_segments(kBlkDiscard, {{8, 8, 0}, {64, 16, 0}});
+  EXPECT_EQ(p.refusal, BlkRefusal::None);
+  ASSERT_EQ(pieces_.size(), 2u);
+  EXPECT_EQ(pieces_[0].op, SqeOpcode::Fallocate);
+  EXPECT_EQ(pieces_[0].fallocate_mode, kPunchHoleMode);
+  EXPECT_EQ(pieces_[0].offset, 4096u);
+  EXPECT_EQ(pieces_[0].len, 4096u);
+  EXPECT_EQ(pieces_[1].offset, 32768u);
+  EXPECT_EQ(pieces_[1].len, 8192u);
+  EXPECT_EQ(blk_used_len(p, true), 1u) << "zeroing writes nothing into the guest";
+}
+
+TEST_F(BlkZeroingTest, WriteZeroesPunchesOnlyWithUnmapAndWhereTheDiskCan) {
+  auto p = parse_segments(kBlkWriteZeroes, {{0, 8, 0}, {8, 8, kBlkZeroingFlagUnmap}});
+  EXPECT_EQ(p.refusal, BlkRefusal::None);
+  ASSERT_EQ(pieces_.size(), 2u);
+  EXPECT_EQ(pieces_[0].fallocate_mode, kZeroRangeMode);
+  EXPECT_EQ(pieces_[1].fallocate_mode, kPunchHoleMode);
+  target_.zeroing.may_unmap = false;
+  p = parse_segments(kBlkWriteZeroes, {{8, 8, kBlkZeroingFlagUnmap}});
+  ASSERT_EQ(pieces_.size(), 1u);
+  EXPECT_EQ(pieces_[0].fallocate_mode, kZeroRangeMode);
+}
+
+TEST_F(BlkZeroingTest, SegmentsAreReadWhereverTheDescriptorsCutThem) {
+  // Header and two segments in one descriptor, cut at odd places across three.
+  BlkRequestHeader h{kBlkWriteZeroes, 0, 0};
+  const BlkZeroingSegment list[2] = {{2, 4, 0}, {100, 2, 0}};
+  std::memcpy(view_.at(kData, 16), &h, 16);
+  std::memcpy(view_.at(kData + 16, 32), list, 32);
+  const auto p = parse({out(kData, 5), out(kData + 5, 20), out(kData + 25, 23), in(kStatus, 1)});
+  EXPECT_EQ(p.refusal, BlkRefusal::None);
+  ASSERT_EQ(pieces_.size(), 2u);
+  EXPECT_EQ(pieces_[0].offset, 1024u);
+  EXPECT_EQ(pieces_[0].len, 2048u);
+  EXPECT_EQ(pieces_[1].offset, 51200u);
+}
+
+// GUEST-CONTROLLED segments, each refused the way the spec says, and nothing of the request
+// reaches the kernel.
+TEST_F(BlkZeroingTest, HostileSegmentsFailTheWholeRequest) {
+  const auto refused = [&](std::uint32_t type, std::vector<BlkZeroingSegment> list) {
+    const auto p = parse_segments(type, list);
+    EXPECT_TRUE(pieces_.empty());
+    return p;
+  };
+  const BlkZeroingSegment good{0, 8, 0};
+  // Flags: unmap on a DISCARD, or a bit the spec does not define: UNSUPP.
+  auto p = refused(kBlkDiscard, {good, {8, 8, kBlkZeroingFlagUnmap}});
   EXPECT_EQ(p.refusal, BlkRefusal::Unsupported);
   EXPECT_EQ(p.status_value, kBlkStatusUnsupported);
-  EXPECT_TRUE(pieces_.empty());
+  EXPECT_EQ(refused(kBlkWriteZeroes, {{8, 8, 2}}).refusal, BlkRefusal::Unsupported);
+  EXPECT_EQ(refused(kBlkWriteZeroes, {{8, 8, 0x80000000u}}).refusal, BlkRefusal::Unsupported);
+  // The mediator's rules, IOERR.
+  const auto rule = [&](BlkZeroingSegment bad) {
+    const auto r = refused(kBlkWriteZeroes, {good, bad});
+    EXPECT_EQ(r.refusal, BlkRefusal::Rule);
+    EXPECT_EQ(r.status_value, kBlkStatusIoErr);
+    return r.rule;
+  };
+  EXPECT_EQ(rule({kDiskBytes / 512, 1, 0}), RefusalRule::Range) << "one sector past the end";
+  EXPECT_EQ(rule({kDiskBytes / 512 - 1, 2, 0}), RefusalRule::Range) << "straddling the end";
+  EXPECT_EQ(rule({std::uint64_t{1} << 56, 1, 0}), RefusalRule::Range) << "sector * 512 passes 2^64";
+  EXPECT_EQ(rule({~std::uint64_t{0} >> 9, 0xffffffffu, 0}), RefusalRule::Range) << "the end passes 2^64";
+  EXPECT_EQ(rule({0, 0, 0}), RefusalRule::Length) << "no sectors";
+  limits_[0].size_bytes = std::uint64_t{1} << 40;
+  EXPECT_EQ(rule({0, kMaxZeroingBytes / 512 + 1, 0}), RefusalRule::Length) << "past max_write_zeroes_sectors";
+  limits_[0].logical_block_size = 4096;
+  EXPECT_EQ(rule({1, 8, 0}), RefusalRule::Alignment);
+  EXPECT_EQ(rule({8, 9, 0}), RefusalRule::Alignment);
+  limits_[0].read_only = true;
+  EXPECT_EQ(rule({8, 8, 0}), RefusalRule::ReadOnly);
+}
+
+TEST_F(BlkZeroingTest, LayoutAndSegmentCountAreChecked) {
+  header(kBlkDiscard, 0);
+  segments({{0, 8, 0}, {8, 8, 0}});
+  EXPECT_EQ(parse({out(kHeader, 16), in(kStatus, 1)}).refusal, BlkRefusal::BadLayout) << "no segment";
+  EXPECT_EQ(parse({out(kHeader, 16), out(kData, 17), in(kStatus, 1)}).refusal, BlkRefusal::BadLayout) << "a partial segment";
+  EXPECT_EQ(parse({out(kHeader, 16), out(kData, 16), in(kData + 64, 8), in(kStatus, 1)}).refusal, BlkRefusal::BadLayout)
+      << "data for the device to write";
+  EXPECT_EQ(parse({out(kHeader, 16), out(kHole, 16), in(kStatus, 1)}).refusal, BlkRefusal::BadHeader)
+      << "a segment in the hole";
+  std::vector<BlkZeroingSegment> many(kMaxZeroingSegments + 1, BlkZeroingSegment{0, 8, 0});
+  EXPECT_EQ(parse_segments(kBlkDiscard, many).refusal, BlkRefusal::TooManyPieces);
+  many.pop_back();
+  EXPECT_EQ(parse_segments(kBlkDiscard, many).refusal, BlkRefusal::None);
+  EXPECT_EQ(pieces_.size(), kMaxZeroingSegments);
+}
+
+TEST_F(BlkZeroingTest, OnlyTheNegotiatedTypeIsServed) {
+  target_.zeroing.discard = false;
+  EXPECT_EQ(parse_segments(kBlkDiscard, {{0, 8, 0}}).refusal, BlkRefusal::Unsupported);
+  EXPECT_EQ(parse_segments(kBlkWriteZeroes, {{0, 8, 0}}).refusal, BlkRefusal::None);
+  target_.zeroing = BlkZeroing{true, false, false};
+  EXPECT_EQ(parse_segments(kBlkWriteZeroes, {{0, 8, 0}}).refusal, BlkRefusal::Unsupported);
+  EXPECT_EQ(parse_segments(kBlkDiscard, {{0, 8, 0}}).refusal, BlkRefusal::None);
 }
 
 TEST_F(BlkRequestTest, AFailedPolicyRuleStopsFlushToo) {

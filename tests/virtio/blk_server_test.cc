@@ -49,7 +49,7 @@ class BlkServerTest : public ::testing::Test {
     BlkServerOptions options;
     options.socket_path = socket_;
     options.backend.queues = 2;
-    auto policy = device_restrictions(std::nullopt, "blk-mediated");
+    auto policy = device_restrictions(std::nullopt, "blk-virtio");
     ASSERT_TRUE(policy);
     options.backend.restrictions = *policy;
     options.backend.serial = "test";
@@ -185,6 +185,37 @@ TEST_F(BlkServerTest, ServesAGuestInQemusOrderAndAgainAfterAReconnect) {
   // either is left mapped.
   EXPECT_FALSE(wait_log("connection 2 closed").empty());
   EXPECT_EQ(MmapRegion::live_count(), mappings_before);
+}
+
+// DISCARD and WRITE_ZEROES are offered only where the policy allows FALLOCATE and the disk can
+// be written, with limits in the configuration space the parser enforces.
+TEST(BlkBackendZeroingTest, OfferedOnlyUnderAFallocatePolicyOnAWritableDisk) {
+  RF_REQUIRE(test::loop_device_feature());
+  TempDir dir("rf-vub-zeroing");
+  const std::string image = test::make_image(dir, "disk.img", kDiskBytes);
+  const auto offered = [&](const char* policy_name, bool read_only) {
+    DiskOptions options;
+    options.read_only = read_only;
+    auto disk = Disk::open(image, options);
+    EXPECT_TRUE(disk);
+    BlkBackendConfig config;
+    config.restrictions = *device_restrictions(std::nullopt, policy_name);
+    BlkBackend backend(*disk, config);
+    const std::uint64_t f = backend.offered_features();
+    const virtio::BlkConfig& space = backend.config_space();
+    const bool discard = (f & virtio::feature_bit(virtio::kBlkFeatureDiscard)) != 0;
+    const bool write_zeroes = (f & virtio::feature_bit(virtio::kBlkFeatureWriteZeroes)) != 0;
+    EXPECT_EQ(discard, disk->zeroing().punch_hole && !read_only && std::string(policy_name) == "blk-virtio");
+    EXPECT_EQ(space.max_discard_sectors, discard ? virtio::kMaxZeroingBytes / 512 : 0u);
+    EXPECT_EQ(space.max_discard_seg, discard ? virtio::kMaxZeroingSegments : 0u);
+    EXPECT_EQ(space.discard_sector_alignment, discard ? 1u : 0u);
+    EXPECT_EQ(space.max_write_zeroes_sectors, write_zeroes ? virtio::kMaxZeroingBytes / 512 : 0u);
+    EXPECT_EQ(space.write_zeroes_may_unmap, write_zeroes && discard ? 1 : 0);
+    return write_zeroes;
+  };
+  EXPECT_TRUE(offered("blk-virtio", false));
+  EXPECT_FALSE(offered("blk-mediated", false)) << "no FALLOCATE in the policy";
+  EXPECT_FALSE(offered("blk-virtio", true)) << "a read-only disk";
 }
 
 TEST_F(BlkServerTest, AFrontEndThatDiesWithRequestsInFlightLeavesNothingBehind) {

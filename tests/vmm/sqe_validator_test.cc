@@ -202,5 +202,72 @@ TEST_F(SqeValidatorTest, FsyncIgnoresItsRangeAndAddress) {
   EXPECT_EQ(k.len, 0u);
 }
 
+// FALLOCATE, the virtio back-end's zeroing: off, addr = length, len = mode.
+class ZeroingValidatorTest : public SqeValidatorTest {
+ protected:
+  void SetUp() override {
+    SqeValidatorTest::SetUp();
+    auto policy = policy::load_policy("blk-virtio");
+    ASSERT_TRUE(policy);
+    zeroing_policy_ = policy::compile_policy(*policy);
+    context_.policy = &zeroing_policy_;
+    context_.max_zeroing = 64 * 1024;
+  }
+  static abi::GuestSqe zero(std::uint32_t disk, std::uint64_t off, std::uint64_t bytes, std::uint32_t mode) {
+    return sqe(static_cast<std::uint8_t>(SqeOpcode::Fallocate), disk, off, bytes, mode);
+  }
+  RestrictionSet zeroing_policy_;
+};
+
+TEST_F(ZeroingValidatorTest, AValidZeroingBecomesAFallocateThatKeepsTheSize) {
+  for (const std::uint32_t mode : {kZeroRangeMode, kPunchHoleMode}) {
+    auto r = validate_guest_sqe(zero(0, 8192, 64 * 1024, mode), context_);
+    ASSERT_TRUE(r) << mode;
+    EXPECT_EQ(r->host, nullptr);
+    EXPECT_EQ(full_result(*r), 0);
+    const Sqe k = kernel_sqe(*r);
+    EXPECT_EQ(k.opcode, SqeOpcode::Fallocate);
+    EXPECT_EQ(k.flags, abi::kSqeFixedFile);
+    EXPECT_EQ(k.off, 8192u);
+    EXPECT_EQ(k.addr, 64u * 1024);
+    EXPECT_EQ(k.len, mode);
+  }
+}
+
+TEST_F(ZeroingValidatorTest, Rule1OnlyTheSizeKeepingModesOnADeviceThatZeroes) {
+  // Every other mode: 0 would grow an image, COLLAPSE/INSERT_RANGE move data, PUNCH_HOLE or
+  // ZERO_RANGE without KEEP_SIZE, stray bits.
+  for (const std::uint32_t mode : {0u, 0x1u, 0x2u, 0x10u, 0x8u, 0x20u, 0x40u, 0x4u | 0x1u, kZeroRangeMode | 0x2u,
+                                   kPunchHoleMode | 0x100u, 0xffffffffu}) {
+    EXPECT_EQ(refusal(zero(0, 0, 4096, mode)), RefusalRule::Opcode) << mode;
+  }
+  // A device with no zeroing limit (a ring guest's mediator) refuses FALLOCATE altogether.
+  context_.max_zeroing = 0;
+  EXPECT_EQ(refusal(zero(0, 0, 4096, kPunchHoleMode)), RefusalRule::Opcode);
+  context_.max_zeroing = 64 * 1024;
+  // And so does a policy without it (blk-mediated).
+  context_.policy = &policy_;
+  EXPECT_EQ(refusal(zero(0, 0, 4096, kPunchHoleMode)), RefusalRule::Opcode);
+}
+
+TEST_F(ZeroingValidatorTest, Rules2To7AtTheirBoundaries) {
+  abi::GuestSqe no_fixed = zero(0, 0, 4096, kZeroRangeMode);
+  no_fixed.flags = 0;
+  EXPECT_EQ(refusal(no_fixed), RefusalRule::Flags);
+  EXPECT_EQ(refusal(zero(2, 0, 4096, kZeroRangeMode)), RefusalRule::FileIndex);
+  EXPECT_EQ(refusal(zero(1, 0, 4096, kZeroRangeMode)), RefusalRule::ReadOnly);  // disk 1 is read-only
+  // Range, with the length a u64: the last block passes, one past it and a wrap do not.
+  EXPECT_EQ(refusal(zero(0, (1 << 20) - 512, 512, kPunchHoleMode)), std::nullopt);
+  EXPECT_EQ(refusal(zero(0, (1 << 20) - 512, 1024, kPunchHoleMode)), RefusalRule::Range);
+  EXPECT_EQ(refusal(zero(0, 512, UINT64_MAX - 511, kPunchHoleMode)), RefusalRule::Range);
+  EXPECT_EQ(refusal(zero(0, 0, std::uint64_t{1} << 32, kPunchHoleMode)), RefusalRule::Range);
+  // Length: not 0, at most the zeroing limit (not the transfer limit, 8 KiB here).
+  EXPECT_EQ(refusal(zero(0, 0, 0, kZeroRangeMode)), RefusalRule::Length);
+  EXPECT_EQ(refusal(zero(0, 0, 64 * 1024 + 512, kZeroRangeMode)), RefusalRule::Length);
+  // Alignment to the disk's logical block.
+  EXPECT_EQ(refusal(zero(0, 256, 512, kZeroRangeMode)), RefusalRule::Alignment);
+  EXPECT_EQ(refusal(zero(0, 512, 768, kZeroRangeMode)), RefusalRule::Alignment);
+}
+
 }  // namespace
 }  // namespace rf

@@ -148,6 +148,12 @@ Result<Disk, DiskError> Disk::duplicate() const {
   return copy;
 }
 
+DiskZeroing Disk::zeroing() const {
+  if (read_only_ || kind_ == DiskKind::UnboundedFile) return {};
+  const auto offload = block_device_write_zeroes_max_bytes(fd_.get());
+  return DiskZeroing{true, offload && *offload != 0};
+}
+
 std::string Disk::describe() const {
   std::string text = path_;
   std::string io;

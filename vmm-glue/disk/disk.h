@@ -47,6 +47,12 @@ struct DiskOptions {
   OffsetBound offset_bound = OffsetBound::LoopDevice;
 };
 
+// How the disk can be zeroed in place (virtio-blk's DISCARD and WRITE_ZEROES).
+struct DiskZeroing {
+  bool zero_range = false;  // fallocate(FALLOC_FL_ZERO_RANGE | KEEP_SIZE) zeroes a range
+  bool punch_hole = false;  // fallocate(FALLOC_FL_PUNCH_HOLE | KEEP_SIZE) zeroes it and may deallocate
+};
+
 class Disk {
  public:
   static Result<Disk, DiskError> open(const std::string& path, const DiskOptions& options);
@@ -69,6 +75,10 @@ class Disk {
   const std::string& loop_device() const { return device_path_; }
   // "/tmp/disk.img via /dev/loop3 (bounded by the block layer)" and the like.
   std::string describe() const;
+  // Block devices (a loop-backed image's too): ZERO_RANGE always (the kernel writes zero pages
+  // where the device cannot zero), PUNCH_HOLE where the device zeroes by itself. A read-only disk
+  // and a directly registered file (whose file system was not probed) zero nothing.
+  DiskZeroing zeroing() const;
 
  private:
   Disk() = default;

@@ -16,6 +16,11 @@
 //                   writable if the device writes it (a disk read)             -EFAULT
 //
 // FSYNC is checked against rules 1-3 only; its off, len and addr are ignored (a full fsync).
+// FALLOCATE (the virtio-blk back-end's DISCARD and WRITE_ZEROES; never a ring guest's: the
+// mediator gives its devices no zeroing limit) is implemented only in the two modes that keep
+// the disk's size (kZeroRangeMode, kPunchHoleMode: anything else fails rule 1), writes the disk
+// (rule 4), and is checked over [off, off + addr) by rules 5-7 against the zeroing limit; it
+// touches no guest memory.
 // A span that crosses from one window into another (two regions, or two 1 GiB fixed-buffer
 // pieces) is refused under rule 8, never split: the descriptor tells the guest the windows.
 // Fields a block request does not use (ioprio, rw_flags, buf_index, personality, ...) are
@@ -53,7 +58,14 @@ struct ValidationContext {
   std::span<const DiskLimits> disks;  // index = fixed-file index
   const GuestMemory* memory = nullptr;  // with its fixed-buffer table set
   std::uint32_t max_transfer = 0;
+  // The most bytes one FALLOCATE may zero; 0: the device does not zero (FALLOCATE fails rule 1).
+  std::uint32_t max_zeroing = 0;
 };
+
+// The FALLOCATE modes rule 1 accepts. Both keep the size (a block device refuses anything else,
+// and on a file it would grow the image) and leave the range reading as zeros.
+inline constexpr std::uint32_t kZeroRangeMode = 0x10 | 0x01;  // FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
+inline constexpr std::uint32_t kPunchHoleMode = 0x02 | 0x01;  // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 
 // A request that passed every rule, in host terms.
 struct ValidatedRequest {
@@ -61,13 +73,17 @@ struct ValidatedRequest {
   FixedFileIndex disk;
   std::uint64_t offset = 0;
   std::uint32_t len = 0;
-  std::byte* host = nullptr;  // null for FSYNC
+  std::byte* host = nullptr;  // null for FSYNC and FALLOCATE
   BufferIndex buffer;
+  std::uint32_t fallocate_mode = 0;  // FALLOCATE's mode
 };
 
 Result<ValidatedRequest, RefusalRule> validate_guest_sqe(const abi::GuestSqe& sqe, const ValidationContext& context);
 
 // The SQE the mediator submits for a validated request (user_data set by the caller).
 Sqe kernel_sqe(const ValidatedRequest& request);
+// The result the kernel completes a validated request with when all of it succeeded: the bytes
+// moved for a read or write, 0 for FSYNC and FALLOCATE.
+std::int32_t full_result(const ValidatedRequest& request);
 
 }  // namespace rf

@@ -79,6 +79,12 @@ std::string while_running(std::uint32_t request, std::uint32_t index) {
 
 }  // namespace
 
+virtio::BlkZeroing offered_zeroing(const Disk& disk, const RestrictionSet& restrictions) {
+  if (!restrictions.allows(SqeOpcode::Fallocate)) return {};
+  const DiskZeroing can = disk.zeroing();
+  return virtio::BlkZeroing{can.punch_hole, can.zero_range, can.punch_hole};
+}
+
 BlkBackend::BlkBackend(const Disk& disk, BlkBackendConfig config) : disk_(disk), config_(std::move(config)) {
   offered_features_ = feature_bit(virtio::kFeatureVersion1) | feature_bit(virtio::kFeatureIndirectDesc) |
                       feature_bit(virtio::kFeatureEventIdx) | feature_bit(virtio::kBlkFeatureSizeMax) |
@@ -91,6 +97,20 @@ BlkBackend::BlkBackend(const Disk& disk, BlkBackendConfig config) : disk_(disk),
   config_space_.seg_max = kSegMax;
   config_space_.blk_size = disk_.logical_block_size();
   config_space_.num_queues = static_cast<std::uint16_t>(config_.queues);
+  zeroing_ = offered_zeroing(disk_, config_.restrictions);
+  constexpr std::uint32_t kZeroingSectors = virtio::kMaxZeroingBytes / virtio::kSectorBytes;
+  if (zeroing_.discard) {
+    offered_features_ |= feature_bit(virtio::kBlkFeatureDiscard);
+    config_space_.max_discard_sectors = kZeroingSectors;
+    config_space_.max_discard_seg = virtio::kMaxZeroingSegments;
+    config_space_.discard_sector_alignment = disk_.logical_block_size() / virtio::kSectorBytes;
+  }
+  if (zeroing_.write_zeroes) {
+    offered_features_ |= feature_bit(virtio::kBlkFeatureWriteZeroes);
+    config_space_.max_write_zeroes_sectors = kZeroingSectors;
+    config_space_.max_write_zeroes_seg = virtio::kMaxZeroingSegments;
+    config_space_.write_zeroes_may_unmap = zeroing_.may_unmap ? 1 : 0;
+  }
   vrings_.resize(config_.queues);
   finished_requests_.resize(config_.queues);
 }
@@ -487,6 +507,9 @@ Result<void, std::string> BlkBackend::start_if_ready(unsigned index) {
   qc.indirect = (acked_features_ & feature_bit(virtio::kFeatureIndirectDesc)) != 0;
   qc.restrictions = config_.restrictions;
   qc.serial = config_.serial;
+  qc.zeroing.discard = (acked_features_ & feature_bit(virtio::kBlkFeatureDiscard)) != 0;
+  qc.zeroing.write_zeroes = (acked_features_ & feature_bit(virtio::kBlkFeatureWriteZeroes)) != 0;
+  qc.zeroing.may_unmap = zeroing_.may_unmap;
   qc.attach = config_.attach_mode.has_value();
   auto kick = UniqueFd(::fcntl(v.kick.get(), F_DUPFD_CLOEXEC, 0));
   UniqueFd call = v.call ? UniqueFd(::fcntl(v.call.get(), F_DUPFD_CLOEXEC, 0)) : UniqueFd{};

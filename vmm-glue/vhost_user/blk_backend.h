@@ -50,6 +50,11 @@ struct BlkBackendConfig {
   std::optional<unsigned> sqpoll_cpu;
 };
 
+// DISCARD and WRITE_ZEROES as the back-end offers them: only when the private rings' policy
+// allows FALLOCATE, and as far as the disk can zero in place (Disk::zeroing: never a read-only
+// disk). DISCARD needs a device that deallocates by itself; WRITE_ZEROES any writable block device.
+virtio::BlkZeroing offered_zeroing(const Disk& disk, const RestrictionSet& restrictions);
+
 // What handle() answers: a reply payload, or nothing to send.
 using Reply = std::optional<std::vector<std::byte>>;
 
@@ -121,6 +126,7 @@ class BlkBackend {
   const Disk& disk_;
   BlkBackendConfig config_;
   std::uint64_t offered_features_ = 0;
+  virtio::BlkZeroing zeroing_;  // as offered
   std::uint64_t acked_features_ = 0;
   std::uint64_t acked_protocol_features_ = 0;
   virtio::BlkConfig config_space_{};

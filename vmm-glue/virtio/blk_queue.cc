@@ -36,8 +36,8 @@ void write_status(std::byte* status, std::uint8_t value) {
 }
 
 // Kernel user_data: the slot in the low half, the piece's expected result in the high half.
-constexpr std::uint64_t piece_user_data(std::uint32_t slot, std::uint32_t expected) {
-  return (std::uint64_t{expected} << 32) | slot;
+constexpr std::uint64_t piece_user_data(std::uint32_t slot, std::int32_t expected) {
+  return (std::uint64_t{static_cast<std::uint32_t>(expected)} << 32) | slot;
 }
 
 }  // namespace
@@ -94,8 +94,11 @@ Result<std::unique_ptr<BlkQueue>, DeviceError> BlkQueue::create(GuestMemoryMap m
 BlkQueue::BlkQueue(GuestMemoryMap memory, Ring ring, Disk disk, SplitQueue queue, BlkQueueConfig config)
     : memory_(std::move(memory)), ring_(std::move(ring)), disk_(std::move(disk)), queue_(queue), config_(std::move(config)) {
   limits_.push_back(DiskLimits{disk_.size_bytes(), disk_.logical_block_size(), disk_.read_only()});
-  target_.validation = ValidationContext{&ring_.restrictions(), limits_, memory_.get(), kDeviceMaxTransfer};
+  const bool zeroes = config_.zeroing.discard || config_.zeroing.write_zeroes;
+  target_.validation = ValidationContext{&ring_.restrictions(), limits_, memory_.get(), kDeviceMaxTransfer,
+                                         zeroes ? kMaxZeroingBytes : 0};
   target_.serial = config_.serial;
+  target_.zeroing = config_.zeroing;
   last_avail_ = config_.base;
   // Every request taken before the base was finished (GET_VRING_BASE drains), so the used index
   // continues from it.
@@ -270,7 +273,7 @@ bool BlkQueue::take_one(std::uint16_t head) {
   slots_[slot] = Slot{head, static_cast<std::uint32_t>(pieces_.size()), true, request};
   in_flight_.fetch_add(1, std::memory_order_relaxed);
   for (const ValidatedRequest& piece : pieces_) {
-    const Sqe sqe = kernel_sqe(piece).with_user_data(piece_user_data(slot, piece.len));
+    const Sqe sqe = kernel_sqe(piece).with_user_data(piece_user_data(slot, full_result(piece)));
     while (!ring_.try_push(sqe)) {
       // The SQ is full: hand what is queued to the kernel, which takes it at once (no SQPOLL).
       // If it cannot right now, wait for a completion to free what it needs.

@@ -54,6 +54,7 @@ struct BlkQueueConfig {
   bool indirect = false;
   RestrictionSet restrictions;  // for the private ring and for the validator
   std::string serial;
+  BlkZeroing zeroing;  // DISCARD and WRITE_ZEROES, as negotiated (the private ring's policy must allow FALLOCATE)
   std::optional<unsigned> cpu;
   // The thread installs its seccomp filter (restrictions/queue_thread_seccomp.h) before it
   // touches guest memory; off only for tests that look at the queue from inside the process.

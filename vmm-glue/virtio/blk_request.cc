@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "abi/ring_entries.h"
 #include "util/checked_math.h"
@@ -35,20 +36,27 @@ Streams measure(std::span<const ChainSegment> chain) {
   return s;
 }
 
-// GUEST-CONTROLLED: the header bytes; copied once, through translation, from the first 16
-// device-readable bytes however the descriptors cut them.
-bool copy_header(std::span<const ChainSegment> chain, const GuestMemory& memory, BlkRequestHeader& header) {
-  auto* out = reinterpret_cast<std::byte*>(&header);  // SAFETY: a trivially copyable struct, viewed as its bytes
+// GUEST-CONTROLLED: the bytes copied; once, through translation, from the device-readable
+// stream's bytes [skip, skip + sizeof(T)) however the descriptors cut them.
+template <typename T>
+bool copy_readable(std::span<const ChainSegment> chain, const GuestMemory& memory, std::uint64_t skip, T& value) {
+  static_assert(std::is_trivially_copyable_v<T>);
+  auto* out = reinterpret_cast<std::byte*>(&value);  // SAFETY: a trivially copyable struct, viewed as its bytes
   std::size_t have = 0;
   for (const ChainSegment& c : chain) {
-    if (c.device_writes || have == sizeof header) break;
-    const std::size_t take = std::min<std::size_t>(c.len, sizeof header - have);
-    auto span = memory.translate(c.gpa, take, DeviceAccess::ReadsGuest);
+    if (c.device_writes || have == sizeof value) break;
+    if (skip >= c.len) {
+      skip -= c.len;
+      continue;
+    }
+    const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(c.len - skip, sizeof value - have));
+    auto span = memory.translate(c.gpa.unchecked_add(skip), take, DeviceAccess::ReadsGuest);  // skip < len
     if (!span) return false;
     std::memcpy(out + have, span->host, take);
     have += take;
+    skip = 0;
   }
-  return have == sizeof header;
+  return have == sizeof value;
 }
 
 // The host byte of the last device-writable byte; null when there is none or it is not guest RAM.
@@ -146,6 +154,53 @@ ParsedBlkRequest answer_get_id(ParsedBlkRequest p, std::span<const ChainSegment>
   return p;
 }
 
+// DISCARD and WRITE_ZEROES: one FALLOCATE per segment of the device-readable data after the
+// header, each validated like any piece; the first problem decides the status.
+ParsedBlkRequest plan_zeroing(ParsedBlkRequest p, std::span<const ChainSegment> chain, std::uint64_t data_out,
+                              std::uint64_t data_in, const BlkTarget& target, std::vector<ValidatedRequest>& pieces) {
+  const bool discard = p.type == kBlkDiscard;
+  if (!(discard ? target.zeroing.discard : target.zeroing.write_zeroes)) {
+    return refuse(p, BlkRefusal::Unsupported, kBlkStatusUnsupported);  // not negotiated
+  }
+  if (data_in != 0 || data_out == 0 || data_out % sizeof(BlkZeroingSegment) != 0) return refuse(p, BlkRefusal::BadLayout);
+  const std::uint64_t segments = data_out / sizeof(BlkZeroingSegment);
+  if (segments > kMaxZeroingSegments) return refuse(p, BlkRefusal::TooManyPieces);
+  for (std::uint64_t i = 0; i < segments; ++i) {
+    BlkZeroingSegment segment{};  // GUEST-CONTROLLED: checked here and by validate_guest_sqe
+    if (!copy_readable(chain, *target.validation.memory, sizeof(BlkRequestHeader) + i * sizeof segment, segment)) {
+      pieces.clear();
+      return refuse(p, BlkRefusal::BadHeader);
+    }
+    const bool unmap = (segment.flags & kBlkZeroingFlagUnmap) != 0;
+    // The spec: an unknown flag, or unmap on a DISCARD, is VIRTIO_BLK_S_UNSUPP.
+    if ((segment.flags & ~kBlkZeroingFlagUnmap) != 0 || (discard && unmap)) {
+      pieces.clear();
+      return refuse(p, BlkRefusal::Unsupported, kBlkStatusUnsupported);
+    }
+    const auto offset = checked_mul(segment.sector, kSectorBytes);
+    if (!offset) {
+      pieces.clear();
+      p.rule = RefusalRule::Range;
+      return refuse(p, BlkRefusal::Rule);
+    }
+    abi::GuestSqe sqe{};
+    sqe.opcode = static_cast<std::uint8_t>(SqeOpcode::Fallocate);  // not in the ring ABI: only this parser builds it
+    sqe.flags = abi::kSqeFixedFile;
+    sqe.fd = 0;
+    sqe.off = *offset;
+    sqe.addr = std::uint64_t{segment.num_sectors} * kSectorBytes;  // < 2^41
+    sqe.len = discard || (unmap && target.zeroing.may_unmap) ? kPunchHoleMode : kZeroRangeMode;
+    auto valid = validate_guest_sqe(sqe, target.validation);
+    if (!valid) {
+      pieces.clear();
+      p.rule = valid.error();
+      return refuse(p, BlkRefusal::Rule);
+    }
+    pieces.push_back(*valid);
+  }
+  return p;
+}
+
 }  // namespace
 
 ParsedBlkRequest parse_blk_request(std::span<const ChainSegment> chain, const BlkTarget& target,
@@ -156,7 +211,7 @@ ParsedBlkRequest parse_blk_request(std::span<const ChainSegment> chain, const Bl
   p.status = find_status(chain, memory);
   if (p.status == nullptr) return refuse(p, BlkRefusal::NoStatus);
   BlkRequestHeader header{};
-  if (!copy_header(chain, memory, header)) return refuse(p, BlkRefusal::BadHeader);
+  if (!copy_readable(chain, memory, 0, header)) return refuse(p, BlkRefusal::BadHeader);
   p.type = header.type;
   const Streams s = measure(chain);
   const std::uint64_t data_in = s.writable - 1;  // before the status byte (find_status: >= 1)
@@ -201,6 +256,9 @@ ParsedBlkRequest parse_blk_request(std::span<const ChainSegment> chain, const Bl
     case kBlkGetId:
       if (data_in == 0) return refuse(p, BlkRefusal::BadLayout);
       return answer_get_id(p, chain, data_in, target);
+    case kBlkDiscard:
+    case kBlkWriteZeroes:
+      return plan_zeroing(p, chain, data_out, data_in, target, pieces);
     default:
       return refuse(p, BlkRefusal::Unsupported, kBlkStatusUnsupported);
   }

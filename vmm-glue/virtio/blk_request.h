@@ -11,8 +11,10 @@
 // (sqe_validator.h) as a READ_FIXED or WRITE_FIXED of disk 0: the read-only disk, the offset
 // bound, the block alignment and the GPA check are the same code for virtio guests and for
 // ring guests. One refused piece fails the whole request with VIRTIO_BLK_S_IOERR before any of
-// it reaches the kernel. FLUSH becomes one FSYNC; GET_ID is answered at once; any other type is
-// VIRTIO_BLK_S_UNSUPP.
+// it reaches the kernel. FLUSH becomes one FSYNC; GET_ID is answered at once. DISCARD and
+// WRITE_ZEROES, where negotiated, become one FALLOCATE per segment, each through the same rules
+// (sqe_validator.h: a mode that keeps the disk's size, the range, the zeroing limit, the
+// alignment). Any other type, or a flag the spec does not define, is VIRTIO_BLK_S_UNSUPP.
 #pragma once
 
 #include <cstdint>
@@ -25,15 +27,32 @@
 
 namespace rf::virtio {
 
+// What DISCARD and WRITE_ZEROES do on a queue: the features the driver negotiated, and whether
+// the backing can deallocate (virtio_blk_config.write_zeroes_may_unmap).
+struct BlkZeroing {
+  bool discard = false;       // VIRTIO_BLK_F_DISCARD: DISCARD punches a hole (it reads as zeros after)
+  bool write_zeroes = false;  // VIRTIO_BLK_F_WRITE_ZEROES: WRITE_ZEROES zeroes the range in place
+  bool may_unmap = false;     // WRITE_ZEROES with the unmap flag punches a hole instead
+};
+
 // What a request is checked against.
 struct BlkTarget {
-  ValidationContext validation;  // policy, the disk (index 0), guest memory, max transfer
+  ValidationContext validation;  // policy, the disk (index 0), guest memory, max transfer and zeroing
   std::string_view serial;       // GET_ID's answer (at most 20 bytes are used)
+  BlkZeroing zeroing;
 };
 
 // The most kernel I/Os one request may become; more fails it with IOERR. The private ring is
 // sized so that one request of this many always fits.
 inline constexpr std::size_t kMaxPiecesPerRequest = 256;
+// DISCARD and WRITE_ZEROES: the most segments one request may carry (max_discard_seg and
+// max_write_zeroes_seg), and the most bytes one segment may cover (max_discard_sectors and
+// max_write_zeroes_sectors). A zeroing the block device cannot offload is written as zero pages
+// by a kernel worker, so the bound also bounds how long one piece can hold that worker (and a
+// queue's drain).
+inline constexpr std::size_t kMaxZeroingSegments = 16;
+inline constexpr std::uint32_t kMaxZeroingBytes = 64u << 20;
+static_assert(kMaxZeroingSegments <= kMaxPiecesPerRequest);
 
 // Why a request did not reach the kernel as asked (counted per queue).
 enum class BlkRefusal : std::uint8_t {
@@ -41,8 +60,8 @@ enum class BlkRefusal : std::uint8_t {
   NoStatus,      // no device-writable byte for the status, or it is outside guest RAM
   BadHeader,     // fewer than 16 device-readable bytes, or they are outside guest RAM
   BadLayout,     // data in the wrong direction for the type, or none / some where there must be
-  Unsupported,   // a request type this device does not implement
-  TooManyPieces, // more than kMaxPiecesPerRequest I/Os
+  Unsupported,   // a request type this device does not implement, or a flag it does not know
+  TooManyPieces, // more than kMaxPiecesPerRequest I/Os, or kMaxZeroingSegments segments
   Rule,          // a piece failed one of the mediator's rules (`rule` says which)
 };
 inline constexpr std::size_t kBlkRefusalCount = 7;

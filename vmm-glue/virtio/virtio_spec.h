@@ -21,6 +21,8 @@ inline constexpr unsigned kBlkFeatureReadOnly = 5;
 inline constexpr unsigned kBlkFeatureBlkSize = 6;
 inline constexpr unsigned kBlkFeatureFlush = 9;
 inline constexpr unsigned kBlkFeatureMultiQueue = 12;
+inline constexpr unsigned kBlkFeatureDiscard = 13;
+inline constexpr unsigned kBlkFeatureWriteZeroes = 14;
 
 constexpr std::uint64_t feature_bit(unsigned bit) { return std::uint64_t{1} << bit; }
 
@@ -56,6 +58,8 @@ inline constexpr std::uint32_t kBlkIn = 0;
 inline constexpr std::uint32_t kBlkOut = 1;
 inline constexpr std::uint32_t kBlkFlush = 4;
 inline constexpr std::uint32_t kBlkGetId = 8;
+inline constexpr std::uint32_t kBlkDiscard = 11;
+inline constexpr std::uint32_t kBlkWriteZeroes = 13;
 inline constexpr std::uint8_t kBlkStatusOk = 0;
 inline constexpr std::uint8_t kBlkStatusIoErr = 1;
 inline constexpr std::uint8_t kBlkStatusUnsupported = 2;
@@ -69,6 +73,15 @@ struct BlkRequestHeader {
   std::uint64_t sector;
 };
 static_assert(sizeof(BlkRequestHeader) == 16);
+
+// virtio_blk_discard_write_zeroes: DISCARD's and WRITE_ZEROES's data is an array of these.
+struct BlkZeroingSegment {
+  std::uint64_t sector;
+  std::uint32_t num_sectors;
+  std::uint32_t flags;
+};
+static_assert(sizeof(BlkZeroingSegment) == 16);
+inline constexpr std::uint32_t kBlkZeroingFlagUnmap = 1;  // WRITE_ZEROES only: the device may deallocate
 
 // virtio_blk_config, as far as this back-end fills it in (later fields read as zero).
 struct BlkConfig {
