@@ -147,6 +147,25 @@ TEST_F(SplitQueueTest, IndirectTablesAreValidated) {
   EXPECT_EQ(chain_error(0), QueueErrc::ChainTooLong);
 }
 
+// What Linux's virtio_blk sends for a request of seg_max (= size - 2) data pages: one indirect
+// descriptor naming a table of `size` entries. The first version counted the indirect
+// descriptor too and broke the queue on a guest's `dd bs=1M oflag=direct`.
+TEST_F(SplitQueueTest, AFullIndirectTableOfQueueSizeEntriesIsRead) {
+  for (std::uint16_t i = 0; i < kSize; ++i) {
+    const bool last = i + 1 == kSize;
+    vq_->set_table_desc(kTable, i, kData + 16 * i, last ? 1 : 16, last ? kDescWrite : kDescNext,
+                        static_cast<std::uint16_t>(i + 1));
+  }
+  vq_->set_desc(3, kTable, 16 * kSize, kDescIndirect);
+  auto q = make(true);
+  std::vector<ChainSegment> out;
+  ASSERT_TRUE(q->read_chain(3, out).has_value());
+  EXPECT_EQ(out.size(), kSize);
+  // One direct descriptor before the same table is one buffer too many.
+  vq_->set_desc(2, kData, 16, kDescNext, 3);
+  EXPECT_EQ(chain_error(2), QueueErrc::ChainTooLong);
+}
+
 TEST_F(SplitQueueTest, DirectAndIndirectTogetherAreBoundedByTheQueueSize) {
   // kSize - 1 direct descriptors, then an indirect table of 2: one more than the queue.
   for (std::uint16_t i = 0; i + 1 < kSize; ++i) vq_->set_desc(i, kData, 16, kDescNext, static_cast<std::uint16_t>(i + 1));

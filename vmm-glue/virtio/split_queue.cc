@@ -143,8 +143,10 @@ Result<void, QueueError> SplitQueue::read_indirect(const Descriptor& d, std::uin
 Result<void, QueueError> SplitQueue::read_chain(std::uint16_t head, std::vector<ChainSegment>& out) const {
   out.clear();
   if (head >= size_) return unexpected(fail(QueueErrc::HeadOutOfRange, head));
-  // Every descriptor of the chain, direct or in the indirect table, spends one: a chain cannot
-  // be longer than the queue (virtio 1.1, 2.7.5.3.1), so running out means a loop.
+  // Every buffer of the chain, direct or in the indirect table, spends one: a chain cannot be
+  // longer than the queue (virtio 1.1, 2.7.5.3.1), so running out means a loop. The descriptor
+  // that names an indirect table is not a buffer and gives its unit back: Linux fills a table
+  // with up to seg_max + 2 = the queue size entries (a 1 MiB direct write of 4 KiB pages).
   std::uint32_t budget = size_;
   bool seen_writable = false;
   std::uint32_t index = head;
@@ -152,7 +154,10 @@ Result<void, QueueError> SplitQueue::read_chain(std::uint16_t head, std::vector<
     if (budget == 0) return unexpected(fail(QueueErrc::ChainTooLong, size_));
     --budget;
     const Descriptor d = copy_descriptor(desc_, index);
-    if ((d.flags & kDescIndirect) != 0) return read_indirect(d, budget, seen_writable, out);
+    if ((d.flags & kDescIndirect) != 0) {
+      ++budget;  // it ends the chain (no NEXT with INDIRECT): at most `size` buffers either way
+      return read_indirect(d, budget, seen_writable, out);
+    }
     RF_TRY_VOID(append(d, seen_writable, out));
     if ((d.flags & kDescNext) == 0) return {};
     if (d.next >= size_) return unexpected(fail(QueueErrc::HeadOutOfRange, d.next));
