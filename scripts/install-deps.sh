@@ -33,6 +33,7 @@ packages=(
   busybox-static       # the guest initramfs's shell and tools
   cpio                 # packs the initramfs
   kmod                 # modinfo: finds the virtio modules' dependencies for the initramfs
+  util-linux           # blkdiscard -z and fallocate -p for the guest's DISCARD/WRITE_ZEROES test (Essential; listed to be honest)
 )
 
 missing=()

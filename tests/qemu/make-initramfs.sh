@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds the initramfs the QEMU tests boot Debian's kernel with: busybox (static), Debian's fio
-# with every library it links, the virtio and ext4 modules of the installed linux-image-amd64 (its
+# and util-linux's blkdiscard and fallocate with every library they link, the virtio and ext4 modules of the installed linux-image-amd64 (its
 # version is discovered, never named), and guest/init plus the guest-side scenarios.
 #
 #   make-initramfs.sh OUT_DIR
 #
 # Writes OUT_DIR/initramfs.cpio and OUT_DIR/vmlinuz (a link to the kernel it matches), and
-# exits 77 with the reason when the kernel image, busybox or fio is not installed. Rebuilds only
+# exits 77 with the reason when the kernel image, busybox, fio or util-linux is not installed. Rebuilds only
 # when an input is newer than the archive.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,7 +23,8 @@ if [[ -z "$kernel" ]]; then
   echo "skip: no /boot/vmlinuz-* with its modules (install linux-image-amd64: scripts/install-deps.sh)" >&2
   exit 77
 fi
-for tool in busybox fio; do
+export PATH=$PATH:/usr/sbin:/sbin  # util-linux's blkdiscard
+for tool in busybox fio blkdiscard fallocate; do
   if ! command -v $tool >/dev/null; then echo "skip: $tool is not installed (scripts/install-deps.sh)" >&2; exit 77; fi
 done
 if ! file -L "$(command -v busybox)" 2>/dev/null | grep -q "statically linked"; then
@@ -31,7 +32,8 @@ if ! file -L "$(command -v busybox)" 2>/dev/null | grep -q "statically linked"; 
 fi
 
 archive=$out/initramfs.cpio
-stamp_inputs=("$kernel" "$(command -v fio)" "$(command -v busybox)" "$here/guest/init" "$here"/guest/*.sh "$0")
+binaries=(fio blkdiscard fallocate)
+stamp_inputs=("$kernel" "$(command -v busybox)" $(for b in "${binaries[@]}"; do command -v "$b"; done) "$here/guest/init" "$here"/guest/*.sh "$0")
 if [[ -f "$archive" ]]; then
   newer=0
   for f in "${stamp_inputs[@]}"; do [[ "$f" -nt "$archive" ]] && newer=1; done
@@ -48,12 +50,18 @@ done
 # Where the kernel looks when it loads a module by itself (ext4's crc32c, say).
 ln -s ../bin/busybox "$root/sbin/modprobe"
 
-# fio and its libraries, at the paths the dynamic loader looks in.
-cp "$(command -v fio)" "$root/bin/fio"
-while read -r lib; do
-  mkdir -p "$root$(dirname "$lib")"
-  cp -L "$lib" "$root$lib"
-done < <(ldd "$(command -v fio)" | awk '/=> \//{print $3} /^[ \t]*\/lib64\//{print $1}')
+# fio in /bin, and util-linux's blkdiscard and fallocate (busybox's lack -z and -p) in /usr/bin
+# (busybox's shell runs its own applet for a bare name, so scenarios call these by path), with
+# their libraries at the paths the dynamic loader looks in.
+mkdir -p "$root/usr/bin"
+for binary in "${binaries[@]}"; do
+  if [[ $binary == fio ]]; then dest=$root/bin/fio; else dest=$root/usr/bin/$binary; fi
+  cp "$(command -v "$binary")" "$dest"
+  while read -r lib; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done < <(ldd "$(command -v "$binary")" | awk '/=> \//{print $3} /^[ \t]*\/lib64\//{print $1}')
+done
 
 # The modules the scenarios load, with everything they depend on.
 declare -A seen=()
