@@ -151,7 +151,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 64u))
       ->capture_default_str();
   vub->add_option("--policy", vub_args.policy, "The restriction policy of every private ring: a built-in mediated "
-                                               "policy's name or a policy file")
+                                               "policy's name or a policy file; DISCARD and WRITE_ZEROES are offered "
+                                               "only if it allows FALLOCATE (blk-virtio does, blk-mediated does not)")
       ->capture_default_str();
   vub->add_option("--mode", vub_args.mode, "The shared ring a ringfence-aware guest attaches on a queue (docs/abi.md): "
                                            "passthrough (the guest's own restricted kernel ring) or mediated")

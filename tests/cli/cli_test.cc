@@ -306,6 +306,30 @@ TEST(CliTest, VhostUserBlkRefusesWhatItCannotServeAndSaysWhy) {
   EXPECT_FALSE(contains(rf::test::run_command("ls " + dir.path()).output, "vub.sock")) << "a refused start leaves no socket";
 }
 
+// The second log line says whether DISCARD and WRITE_ZEROES are offered, and why not.
+TEST(CliTest, VhostUserBlkSaysWhetherItOffersDiscardAndWriteZeroes) {
+  RF_REQUIRE(rf::test::restrictions_feature());
+  RF_REQUIRE(rf::test::loop_device_feature());
+  rf::TempDir dir("rf-cli-vub-zeroing");
+  const std::string image = dir.path() + "/disk.img";
+  ASSERT_EQ(rf::test::run_command("truncate -s 1M " + image).status, 0);
+  const auto served = [&](const std::string& options) {
+    // SIGTERM after a second: the daemon stops cleanly, and its log is all there.
+    return rf::test::run_command("timeout -s TERM 1 " + std::string(RF_CLI_PATH) + " vhost-user-blk --socket " +
+                                 dir.path() + "/vub.sock --disk " + image + " " + options + " 2>&1")
+        .output;
+  };
+  std::string log = served("");
+  EXPECT_TRUE(contains(log, "policy blk-virtio")) << log;
+  const bool offloads = contains(log, "DISCARD and WRITE_ZEROES are offered");
+  EXPECT_TRUE(offloads || contains(log, "WRITE_ZEROES is offered (the kernel writes zero pages); DISCARD is not")) << log;
+  EXPECT_TRUE(contains(log, "SIGTERM: stopping")) << log;
+  log = served("--policy blk-mediated");
+  EXPECT_TRUE(contains(log, "not offered: the policy blk-mediated does not allow FALLOCATE")) << log;
+  log = served("--read-only");
+  EXPECT_TRUE(contains(log, "not offered: the disk is read-only")) << log;
+}
+
 TEST(CliTest, DemoRefusesBadOptions) {
   const CliRun run = ringfence("demo --depth 0");
   EXPECT_NE(run.status, 0);

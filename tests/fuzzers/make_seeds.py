@@ -129,10 +129,11 @@ write("mediator_ring", "write-past-the-end", bytes([4]) + put(0, 2, 0, 200, 1, 0
       publish(2) + POLL + WAIT + POLL + REAP)
 
 
-# --- virtqueue: [size exponent, indirect], descriptors [addr kind, u16 offset, (u64), len kind,
-# (len bytes), flags, raw-flags flag, next], indirect table count and descriptors (the first
-# after a misalignment byte), headers [count; type selector, type, sector flag, sector, address],
-# then u16 heads. Address kind 0 is writable RAM at the offset; length kind 0 is 16 bytes, 1 is one
+# --- virtqueue: [size exponent | 8 DISCARD | 16 WRITE_ZEROES | 32 may unmap, indirect],
+# descriptors [addr kind, u16 offset, (u64), len kind, (len bytes), flags, raw-flags flag, next],
+# indirect table count and descriptors (the first after a misalignment byte), headers [count;
+# type selector, type, sector flag, sector, address], zeroing segments [count; sector flag, u16
+# sector, count flag, u16 sectors, flags flag, flags byte, address], then u16 heads. Address kind 0 is writable RAM at the offset; length kind 0 is 16 bytes, 1 is one
 # byte, 2 is 512 * (1 + b % 16). ---
 def vq_desc(offset, len_kind, flags, nxt, len_extra=b"", addr_kind=0):
     return bytes([addr_kind]) + struct.pack("<H", offset) + bytes([len_kind]) + len_extra + bytes([flags, 0, nxt])
@@ -146,12 +147,18 @@ NEXT, WRITE, INDIRECT = 1, 2, 4
 filler = vq_desc(0x6000, 0, 0, 0)
 
 
-def vq_input(descs, table=(), misalign=0, headers=(), heads=(0,), size_exp=3, indirect=1):
+def vq_segment(sector, sectors, flags, at):
+    return (bytes([0]) + struct.pack("<H", sector) + bytes([0]) + struct.pack("<H", sectors) + bytes([0, flags, 0])
+            + struct.pack("<H", at))
+
+
+def vq_input(descs, table=(), misalign=0, headers=(), heads=(0,), size_exp=3, indirect=1, zeroing=0, segments=()):
     descs = list(descs) + [filler] * ((1 << size_exp) - len(descs))
-    out = bytes([size_exp, indirect]) + b"".join(descs) + bytes([len(table)])
+    out = bytes([size_exp | zeroing, indirect]) + b"".join(descs) + bytes([len(table)])
     for i, d in enumerate(table):
         out += (bytes([misalign]) if i == 0 else b"") + d
     out += bytes([len(headers)]) + b"".join(headers)
+    out += bytes([len(segments)]) + b"".join(segments)
     return out + b"".join(struct.pack("<H", h) for h in heads)
 
 
@@ -167,6 +174,13 @@ write("virtqueue", "indirect", vq_input([vq_desc(0, 0, INDIRECT, 0, addr_kind=6)
                                         table=[vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x7000, 2, NEXT | WRITE, 2, bytes([1])),
                                                vq_desc(0x9000, 1, WRITE, 0)],
                                         headers=[vq_header(0, 0, 0x6000)]))
+# DISCARD of two segments, WRITE_ZEROES with unmap: header at 0x6000, segments at 0x6100.
+write("virtqueue", "discard", vq_input([vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x6100, 3, NEXT, 2, struct.pack("<H", 32)),
+                                        vq_desc(0x9000, 1, WRITE, 0)], headers=[vq_header(11, 0, 0x6000)],
+                                       zeroing=8 | 16 | 32, segments=[vq_segment(8, 8, 0, 0x6100), vq_segment(64, 16, 0, 0x6110)]))
+write("virtqueue", "write-zeroes", vq_input([vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x6100, 0, NEXT, 2),
+                                             vq_desc(0x9000, 1, WRITE, 0)], headers=[vq_header(13, 0, 0x6000)],
+                                            zeroing=16 | 32, segments=[vq_segment(8, 8, 1, 0x6100)]))
 write("virtqueue", "loop", vq_input([vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x7000, 0, NEXT, 0)]))
 write("virtqueue", "across-buffers", vq_input([vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x3e00, 2, NEXT | WRITE, 2, bytes([7])),
                                                vq_desc(0x9000, 1, WRITE, 0)], headers=[vq_header(0, 0, 0x6000)]))

@@ -2,17 +2,23 @@
 // (SplitQueue::read_chain) and of each request (parse_blk_request), on guest memory with a
 // writable region, a hole and a read-only region.
 //
-// The input is a guest: the queue size and whether indirect tables were negotiated, then
-// descriptors written into the table and into indirect tables (structure-aware: addresses aimed
-// at each region, the hole, region ends and 2^64, lengths small, large and wrapping, flags and
-// `next` anything, tables nested, looping or misaligned), request headers and the heads to
-// parse. Checked for every head, from the contract:
+// The input is a guest: the queue size, which of DISCARD and WRITE_ZEROES were negotiated (and
+// whether the disk may unmap) and whether indirect tables were, then descriptors written into
+// the table and into indirect tables (structure-aware: addresses aimed at each region, the hole,
+// region ends and 2^64, lengths small, large and wrapping, flags and `next` anything, tables
+// nested, looping or misaligned), request headers, zeroing segments and the heads to parse.
+// Checked for every head, from the contract:
 //   - read_chain ends (a loop is refused, never followed) and returns at most `size` segments;
 //   - a chain with a readable segment after a writable one is never accepted;
 //   - every piece of I/O lies inside one buffer window of guest RAM, writable when the device
 //     writes it (a read), within the disk, block-aligned, non-empty and at most the max transfer,
 //     in the direction its type says; there are at most kMaxPiecesPerRequest of them, and their
 //     bytes add up to the request's data;
+//   - a FALLOCATE comes only from a negotiated DISCARD or WRITE_ZEROES whose data is whole
+//     segments (one piece each) and nothing for the device to write, in a mode that keeps the
+//     size (PUNCH_HOLE for DISCARD, and for WRITE_ZEROES only with the unmap flag on a disk that
+//     may unmap; ZERO_RANGE otherwise), within the disk, block-aligned, 1 byte to the zeroing
+//     limit, touching no guest memory;
 //   - the status byte, when there is one, is a byte of writable guest RAM;
 //   - a refused request has no pieces and a status that says so; GET_ID writes only into
 //     writable RAM (the read-only region never changes).
@@ -121,7 +127,9 @@ bool in_writable_ram(const GuestMemory& memory, const std::byte* host) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   World& w = world();
   fuzz::ByteReader in(data, size);
-  const std::uint32_t queue_size = 1u << (in.byte() % 8);  // 1 .. 128
+  const std::uint8_t shape = in.byte();
+  const std::uint32_t queue_size = 1u << (shape % 8);  // 1 .. 128
+  const BlkZeroing zeroing{(shape & 0x08) != 0, (shape & 0x10) != 0, (shape & 0x20) != 0};
   const bool indirect = in.flag();
 
   // The guest's memory: zeroed writable region, then its descriptors, indirect tables and headers.
@@ -138,6 +146,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                        in.flag() ? in.take<std::uint64_t>() : in.take<std::uint16_t>() % (kDiskBytes / 512 + 8)};
     std::memcpy(w.host(pick_address(in) % (kWritableBytes - 16)), &h, sizeof h);
   }
+  const std::uint32_t segments = in.byte() % 8;
+  for (std::uint32_t i = 0; i < segments && !in.empty(); ++i) {
+    BlkZeroingSegment z{in.flag() ? in.take<std::uint64_t>() : in.take<std::uint16_t>() % (kDiskBytes / 512 + 8),
+                        in.flag() ? in.take<std::uint32_t>() : in.take<std::uint16_t>(),
+                        in.flag() ? in.take<std::uint32_t>() : in.byte() % 4u};
+    std::memcpy(w.host(pick_address(in) % (kWritableBytes - 16)), &z, sizeof z);
+  }
   // The read-only region holds whatever it held; it must not change.
   std::vector<std::byte> before(w.memory->regions()[1].host, w.memory->regions()[1].host + kReadOnlyBytes);
 
@@ -145,8 +160,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                   indirect);
   RF_FUZZ_CHECK(queue.has_value(), "a queue laid out inside writable RAM is accepted");
   BlkTarget target;
-  target.validation = ValidationContext{&w.policy, w.limits, w.memory.get(), kMaxTransfer};
+  target.validation = ValidationContext{&w.policy, w.limits, w.memory.get(), kMaxTransfer,
+                                        zeroing.discard || zeroing.write_zeroes ? kMaxZeroingBytes : 0};
   target.serial = "fuzz-serial";
+  target.zeroing = zeroing;
   std::vector<ChainSegment> chain;
   chain.reserve(queue_size);
   std::vector<ValidatedRequest> pieces;
@@ -179,6 +196,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         RF_FUZZ_CHECK(p.type == kBlkFlush && pieces.size() == 1, "FSYNC only for FLUSH, alone");
         continue;
       }
+      if (piece.op == SqeOpcode::Fallocate) {
+        const bool discard = p.type == kBlkDiscard;
+        RF_FUZZ_CHECK(discard ? zeroing.discard : p.type == kBlkWriteZeroes && zeroing.write_zeroes,
+                      "FALLOCATE only for a negotiated DISCARD or WRITE_ZEROES");
+        RF_FUZZ_CHECK(piece.fallocate_mode == kPunchHoleMode || piece.fallocate_mode == kZeroRangeMode,
+                      "FALLOCATE only in a mode that keeps the size");
+        if (discard) RF_FUZZ_CHECK(piece.fallocate_mode == kPunchHoleMode, "DISCARD punches a hole");
+        if (!discard && !zeroing.may_unmap) {
+          RF_FUZZ_CHECK(piece.fallocate_mode == kZeroRangeMode, "WRITE_ZEROES deallocates only where the disk may");
+        }
+        RF_FUZZ_CHECK(piece.len != 0 && piece.len <= kMaxZeroingBytes, "a zeroing is 1 byte to the zeroing limit");
+        RF_FUZZ_CHECK(piece.len % 512 == 0 && piece.offset % 512 == 0, "a zeroing is block-aligned");
+        RF_FUZZ_CHECK(piece.offset + piece.len <= kDiskBytes, "a zeroing lies within the disk");
+        RF_FUZZ_CHECK(piece.host == nullptr, "a zeroing touches no guest memory");
+        continue;
+      }
+      RF_FUZZ_CHECK(p.type == kBlkIn || p.type == kBlkOut, "data moves only for IN and OUT");
       const bool device_writes = piece.op == SqeOpcode::ReadFixed;
       RF_FUZZ_CHECK(device_writes == (p.type == kBlkIn), "the direction matches the type");
       RF_FUZZ_CHECK(piece.len != 0 && piece.len <= kMaxTransfer, "a piece is 1 byte to the max transfer");
@@ -190,6 +224,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (p.type == kBlkIn) RF_FUZZ_CHECK(bytes == writable - 1 && readable == 16, "a read moves its data, all of it");
     if (p.type == kBlkOut) RF_FUZZ_CHECK(bytes == readable - 16 && writable == 1, "a write moves its data, all of it");
     if (p.type == kBlkGetId) RF_FUZZ_CHECK(pieces.empty(), "GET_ID is answered at once");
+    if (p.type == kBlkDiscard || p.type == kBlkWriteZeroes) {
+      RF_FUZZ_CHECK(writable == 1 && readable > 16 && (readable - 16) % 16 == 0 &&
+                        pieces.size() == (readable - 16) / 16 && pieces.size() <= kMaxZeroingSegments,
+                    "a zeroing request is whole segments, one piece each, and only a status to write");
+    }
   }
   RF_FUZZ_CHECK(std::memcmp(before.data(), w.memory->regions()[1].host, kReadOnlyBytes) == 0,
                 "the read-only region never changes");
