@@ -150,8 +150,9 @@ class Guest {
   // A request a driver would send: header, data, status in consecutive descriptors.
   void well_formed_request() {
     const auto head = static_cast<std::uint16_t>(below(size_));
-    static constexpr std::uint32_t kTypes[] = {kBlkIn, kBlkOut, kBlkOut, kBlkFlush, kBlkGetId};
+    static constexpr std::uint32_t kTypes[] = {kBlkIn, kBlkOut, kBlkOut, kBlkFlush, kBlkGetId, kBlkDiscard, kBlkWriteZeroes};
     const std::uint32_t type = kTypes[below(std::size(kTypes))];
+    const bool zeroing = type == kBlkDiscard || type == kBlkWriteZeroes;
     const BlkRequestHeader h{type, 0, pick_sector() % (kDiskBytes / kSectorBytes + 2)};
     std::memcpy(w_.at(kHeaders + 16ull * head), &h, sizeof h);
     const auto second = static_cast<std::uint16_t>((head + 1) % size_);
@@ -164,14 +165,26 @@ class Guest {
       // Mostly what a driver sends; now and then a buffer aimed anywhere, of any length: the chain
       // stays well-formed, the request is refused.
       const bool hostile = below(4) == 0;
-      const std::uint32_t len = hostile ? pick_length() : type == kBlkGetId ? 20 : 512u * (1 + below(8));
+      const std::uint64_t data = kData + 4096ull * below(64);
+      std::uint32_t len = hostile ? pick_length() : type == kBlkGetId ? 20 : 512u * (1 + below(8));
+      if (zeroing && !hostile) len = 16 * (1 + below(3));
+      if (zeroing) write_segments(data, len);
       descriptor(kDesc, head, kHeaders + 16ull * head, 16, kDescNext, second);
-      descriptor(kDesc, second, hostile ? pick_address() : kData + 4096ull * below(64), len,
-                 static_cast<std::uint16_t>(kDescNext | (type == kBlkOut ? 0 : kDescWrite)), third);
+      descriptor(kDesc, second, hostile ? pick_address() : data, len,
+                 static_cast<std::uint16_t>(kDescNext | (type == kBlkOut || zeroing ? 0 : kDescWrite)), third);
       descriptor(kDesc, third, status, 1, kDescWrite, 0);
     }
     publish(head);
     if (below(2) == 0) kick();
+  }
+  // DISCARD/WRITE_ZEROES segments over `bytes` at `data`: mostly in the disk, now and then any
+  // sector, count or flags.
+  void write_segments(std::uint64_t data, std::uint32_t bytes) {
+    for (std::uint32_t i = 0; i + 16 <= std::min<std::uint32_t>(bytes, 4096); i += 16) {
+      const BlkZeroingSegment z{pick_sector(), below(6) == 0 ? static_cast<std::uint32_t>(next()) : 1 + below(64),
+                                below(6) == 0 ? static_cast<std::uint32_t>(next()) : below(2)};
+      std::memcpy(w_.at(data + i), &z, sizeof z);
+    }
   }
   // An indirect table: header, data (hostile addresses and lengths), status; `broken` lets its
   // structure go wrong too (flags, `next`, its length, NEXT beside INDIRECT).
@@ -289,6 +302,9 @@ VirtioCampaignReport run_virtio_campaign(const VirtioCampaignConfig& config) {
     qc.indirect = (draw() & 1) != 0;
     qc.restrictions = world.policy;
     qc.serial = "fuzz";
+    // DISCARD and WRITE_ZEROES negotiated or not, as the back-end offers them for this disk.
+    const bool punch = world.disk->zeroing().punch_hole;
+    qc.zeroing = BlkZeroing{punch && (draw() & 1) != 0, (draw() & 1) != 0, punch};
     auto queue = BlkQueue::create(world.memory, std::move(*handle), UniqueFd(::dup(kick.get())), UniqueFd(::dup(call.get())), qc);
     if (!queue) {
       report.harness_error = queue.error().message;

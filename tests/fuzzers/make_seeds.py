@@ -181,6 +181,10 @@ write("virtqueue", "discard", vq_input([vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x6
 write("virtqueue", "write-zeroes", vq_input([vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x6100, 0, NEXT, 2),
                                              vq_desc(0x9000, 1, WRITE, 0)], headers=[vq_header(13, 0, 0x6000)],
                                             zeroing=16 | 32, segments=[vq_segment(8, 8, 1, 0x6100)]))
+# The unmap flag on a disk that may not unmap: zeroed in place all the same.
+write("virtqueue", "write-zeroes-no-unmap", vq_input([vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x6100, 0, NEXT, 2),
+                                                      vq_desc(0x9000, 1, WRITE, 0)], headers=[vq_header(13, 0, 0x6000)],
+                                                     zeroing=16, segments=[vq_segment(8, 8, 1, 0x6100)]))
 write("virtqueue", "loop", vq_input([vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x7000, 0, NEXT, 0)]))
 write("virtqueue", "across-buffers", vq_input([vq_desc(0x6000, 0, NEXT, 1), vq_desc(0x3e00, 2, NEXT | WRITE, 2, bytes([7])),
                                                vq_desc(0x9000, 1, WRITE, 0)], headers=[vq_header(0, 0, 0x6000)]))
