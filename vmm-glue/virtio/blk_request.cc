@@ -158,30 +158,31 @@ ParsedBlkRequest answer_get_id(ParsedBlkRequest p, std::span<const ChainSegment>
 // header, each validated like any piece; the first problem decides the status.
 ParsedBlkRequest plan_zeroing(ParsedBlkRequest p, std::span<const ChainSegment> chain, std::uint64_t data_out,
                               std::uint64_t data_in, const BlkTarget& target, std::vector<ValidatedRequest>& pieces) {
+  const auto fail = [&](BlkRefusal why, std::uint8_t status = kBlkStatusIoErr) {
+    pieces.clear();  // nothing of a refused request reaches the kernel
+    return refuse(p, why, status);
+  };
   const bool discard = p.type == kBlkDiscard;
   if (!(discard ? target.zeroing.discard : target.zeroing.write_zeroes)) {
-    return refuse(p, BlkRefusal::Unsupported, kBlkStatusUnsupported);  // not negotiated
+    return fail(BlkRefusal::Unsupported, kBlkStatusUnsupported);  // not negotiated
   }
-  if (data_in != 0 || data_out == 0 || data_out % sizeof(BlkZeroingSegment) != 0) return refuse(p, BlkRefusal::BadLayout);
+  if (data_in != 0 || data_out == 0 || data_out % sizeof(BlkZeroingSegment) != 0) return fail(BlkRefusal::BadLayout);
   const std::uint64_t segments = data_out / sizeof(BlkZeroingSegment);
-  if (segments > kMaxZeroingSegments) return refuse(p, BlkRefusal::TooManyPieces);
+  if (segments > kMaxZeroingSegments) return fail(BlkRefusal::TooManyPieces);
   for (std::uint64_t i = 0; i < segments; ++i) {
     BlkZeroingSegment segment{};  // GUEST-CONTROLLED: checked here and by validate_guest_sqe
     if (!copy_readable(chain, *target.validation.memory, sizeof(BlkRequestHeader) + i * sizeof segment, segment)) {
-      pieces.clear();
-      return refuse(p, BlkRefusal::BadHeader);
+      return fail(BlkRefusal::BadHeader);
     }
     const bool unmap = (segment.flags & kBlkZeroingFlagUnmap) != 0;
     // The spec: an unknown flag, or unmap on a DISCARD, is VIRTIO_BLK_S_UNSUPP.
     if ((segment.flags & ~kBlkZeroingFlagUnmap) != 0 || (discard && unmap)) {
-      pieces.clear();
-      return refuse(p, BlkRefusal::Unsupported, kBlkStatusUnsupported);
+      return fail(BlkRefusal::Unsupported, kBlkStatusUnsupported);
     }
     const auto offset = checked_mul(segment.sector, kSectorBytes);
     if (!offset) {
-      pieces.clear();
       p.rule = RefusalRule::Range;
-      return refuse(p, BlkRefusal::Rule);
+      return fail(BlkRefusal::Rule);
     }
     abi::GuestSqe sqe{};
     sqe.opcode = static_cast<std::uint8_t>(SqeOpcode::Fallocate);  // not in the ring ABI: only this parser builds it
@@ -189,12 +190,12 @@ ParsedBlkRequest plan_zeroing(ParsedBlkRequest p, std::span<const ChainSegment> 
     sqe.fd = 0;
     sqe.off = *offset;
     sqe.addr = std::uint64_t{segment.num_sectors} * kSectorBytes;  // < 2^41
+    // The mode is the back-end's choice, never the guest's: both keep the disk's size.
     sqe.len = discard || (unmap && target.zeroing.may_unmap) ? kPunchHoleMode : kZeroRangeMode;
     auto valid = validate_guest_sqe(sqe, target.validation);
     if (!valid) {
-      pieces.clear();
       p.rule = valid.error();
-      return refuse(p, BlkRefusal::Rule);
+      return fail(BlkRefusal::Rule);
     }
     pieces.push_back(*valid);
   }
