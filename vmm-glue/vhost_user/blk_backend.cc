@@ -103,7 +103,7 @@ BlkBackend::BlkBackend(const Disk& disk, BlkBackendConfig config) : disk_(disk),
     offered_features_ |= feature_bit(virtio::kBlkFeatureDiscard);
     config_space_.max_discard_sectors = kZeroingSectors;
     config_space_.max_discard_seg = virtio::kMaxZeroingSegments;
-    config_space_.discard_sector_alignment = disk_.logical_block_size() / virtio::kSectorBytes;
+    config_space_.discard_sector_alignment = static_cast<std::uint32_t>(disk_.logical_block_size() / virtio::kSectorBytes);
   }
   if (zeroing_.write_zeroes) {
     offered_features_ |= feature_bit(virtio::kBlkFeatureWriteZeroes);
