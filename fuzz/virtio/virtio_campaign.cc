@@ -274,6 +274,8 @@ VirtioCampaignReport run_virtio_campaign(const VirtioCampaignConfig& config) {
   report.harness_error = world.make();
   if (!report.harness_error.empty()) return report;
   const auto start = std::chrono::steady_clock::now();
+  // Whether the disk can deallocate (a sysfs read): the same for every episode.
+  const bool punch = world.disk->zeroing().punch_hole;
   const ResourceUsage baseline = ResourceUsage::now();
   const auto violate = [&](std::uint32_t episode, InvariantIndex which, std::string detail) {
     ++report.violated[which];
@@ -303,7 +305,6 @@ VirtioCampaignReport run_virtio_campaign(const VirtioCampaignConfig& config) {
     qc.restrictions = world.policy;
     qc.serial = "fuzz";
     // DISCARD and WRITE_ZEROES negotiated or not, as the back-end offers them for this disk.
-    const bool punch = world.disk->zeroing().punch_hole;
     qc.zeroing = BlkZeroing{punch && (draw() & 1) != 0, (draw() & 1) != 0, punch};
     auto queue = BlkQueue::create(world.memory, std::move(*handle), UniqueFd(::dup(kick.get())), UniqueFd(::dup(call.get())), qc);
     if (!queue) {
