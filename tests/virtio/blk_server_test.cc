@@ -90,6 +90,24 @@ class BlkServerTest : public ::testing::Test {
     if (!fe) throw std::runtime_error("connect");
     return std::move(*fe);
   }
+  // A front-end that did the handshake, handed over its memory table and started queue 0 on
+  // `vq`, in QEMU's order.
+  struct RunningQueue {
+    explicit RunningQueue(FrontEnd front_end) : fe(std::move(front_end)) {}
+    FrontEndRam ram;
+    FrontEnd fe;
+    TestVirtqueue vq{ram.view(), kDesc, kAvail, kUsed, kSize};
+    UniqueFd kick{::eventfd(0, EFD_CLOEXEC)}, call{::eventfd(0, EFD_CLOEXEC)};
+  };
+  std::unique_ptr<RunningQueue> start_queue_zero() {
+    auto q = std::make_unique<RunningQueue>(connect());
+    if (!q->fe.handshake() || !q->fe.set_mem_table(q->ram) ||
+        !q->fe.start_queue(0, q->vq, q->ram, q->kick.get(), q->call.get())) {
+      ADD_FAILURE() << "the front-end could not start queue 0";
+      return nullptr;
+    }
+    return q;
+  }
   // A request on queue `vq`: OUT or IN of 4 KiB at `sector`, status at kStatus + slot.
   std::uint16_t post(TestVirtqueue& vq, unsigned slot, std::uint32_t type, std::uint64_t sector) {
     virtio::BlkRequestHeader h{type, 0, sector};
@@ -221,15 +239,10 @@ TEST(BlkBackendZeroingTest, OfferedOnlyUnderAFallocatePolicyOnAWritableDisk) {
 TEST_F(BlkServerTest, AFrontEndThatDiesWithRequestsInFlightLeavesNothingBehind) {
   const std::size_t mappings_before = MmapRegion::live_count();
   {
-    FrontEndRam ram;
-    FrontEnd fe = connect();
-    ASSERT_TRUE(fe.handshake());
-    ASSERT_TRUE(fe.set_mem_table(ram));
-    TestVirtqueue vq(ram.view(), kDesc, kAvail, kUsed, kSize);
-    UniqueFd kick(::eventfd(0, EFD_CLOEXEC)), call(::eventfd(0, EFD_CLOEXEC));
-    ASSERT_TRUE(fe.start_queue(0, vq, ram, kick.get(), call.get()));
-    for (unsigned i = 0; i < 5; ++i) post(vq, i, virtio::kBlkIn, i * 8);
-    ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
+    auto q = start_queue_zero();
+    ASSERT_TRUE(q);
+    for (unsigned i = 0; i < 5; ++i) post(q->vq, i, virtio::kBlkIn, i * 8);
+    ASSERT_EQ(::eventfd_write(q->kick.get(), 1), 0);
   }  // the front-end goes away without a word, as a QEMU killed with SIGKILL does
   EXPECT_FALSE(wait_log("connection 1 closed").empty());
   EXPECT_EQ(MmapRegion::live_count(), mappings_before);
@@ -489,16 +502,13 @@ struct AttachedPlatform {
 };
 
 TEST_P(AttachTest, AGuestAttachesARingOnItsVirtqueueAndDoesVerifiedIoOnIt) {
-  FrontEndRam ram;
-  FrontEnd fe = connect();
-  ASSERT_TRUE(fe.handshake());
-  ASSERT_TRUE(fe.set_mem_table(ram));
-  TestVirtqueue vq(ram.view(), kDesc, kAvail, kUsed, kSize);
-  UniqueFd kick(::eventfd(0, EFD_CLOEXEC)), call(::eventfd(0, EFD_CLOEXEC));
-  ASSERT_TRUE(fe.start_queue(0, vq, ram, kick.get(), call.get()));
+  auto q = start_queue_zero();
+  ASSERT_TRUE(q);
+  TestVirtqueue& vq = q->vq;
+  const int kick = q->kick.get();
 
   virtio::AttachReply reply{};
-  ASSERT_EQ(attach(vq, kick.get(), request(), reply), virtio::kBlkStatusOk) << "result " << reply.result;
+  ASSERT_EQ(attach(vq, kick, request(), reply), virtio::kBlkStatusOk) << "result " << reply.result;
   EXPECT_EQ(reply.result, 0u);
   EXPECT_EQ(reply.mode, static_cast<std::uint32_t>(GetParam()));
   EXPECT_EQ(reply.descriptor_gpa, kWindow);
@@ -510,10 +520,10 @@ TEST_P(AttachTest, AGuestAttachesARingOnItsVirtqueueAndDoesVerifiedIoOnIt) {
   std::memcpy(vq.view().at(kNotifyHeader, 16), &nh, 16);
   const TestVirtqueue::Part notify_parts[] = {{kNotifyHeader, 16, false}, {kNotifyStatus, 1, true}};
   vq.publish(vq.chain(kNotifyHead, notify_parts));
-  ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
+  ASSERT_EQ(::eventfd_write(kick, 1), 0);
 
   // The reference driver on the ring in the window: guest RAM's first region as its memory.
-  AttachedPlatform platform{&vq, kick.get(), kNotifyHead};
+  AttachedPlatform platform{&vq, kick, kNotifyHead};
   guest::Platform p{&platform, &AttachedPlatform::kick_fn, &AttachedPlatform::wait_fn,
                     reinterpret_cast<std::uintptr_t>(vq.view().at(0)),  // SAFETY: an address for the driver's arithmetic
                     FrontEndRam::kLow};
@@ -556,7 +566,7 @@ TEST_P(AttachTest, AGuestAttachesARingOnItsVirtqueueAndDoesVerifiedIoOnIt) {
   *vq.view().at(kStatus) = std::byte{0xff};
   const TestVirtqueue::Part detach_parts[] = {{kHeader, 16, false}, {kStatus, 1, true}};
   vq.publish(vq.chain(kDetachHead, detach_parts));
-  ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
+  ASSERT_EQ(::eventfd_write(kick, 1), 0);
   bool detached = false;
   for (int i = 0; i < 3 && !detached; ++i) {
     auto used = wait_used(vq);
@@ -566,40 +576,37 @@ TEST_P(AttachTest, AGuestAttachesARingOnItsVirtqueueAndDoesVerifiedIoOnIt) {
   EXPECT_TRUE(detached);
   EXPECT_EQ(*vq.view().at(kStatus), std::byte{0});
   // Attached again after a detach: the window is free again.
-  ASSERT_EQ(attach(vq, kick.get(), request(), reply), virtio::kBlkStatusOk) << "result " << reply.result;
+  ASSERT_EQ(attach(vq, kick, request(), reply), virtio::kBlkStatusOk) << "result " << reply.result;
 }
 
 TEST_P(AttachTest, AttachRefusesWhatItCannotPlace) {
-  FrontEndRam ram;
-  FrontEnd fe = connect();
-  ASSERT_TRUE(fe.handshake());
-  ASSERT_TRUE(fe.set_mem_table(ram));
-  TestVirtqueue vq(ram.view(), kDesc, kAvail, kUsed, kSize);
-  UniqueFd kick(::eventfd(0, EFD_CLOEXEC)), call(::eventfd(0, EFD_CLOEXEC));
-  ASSERT_TRUE(fe.start_queue(0, vq, ram, kick.get(), call.get()));
+  auto q = start_queue_zero();
+  ASSERT_TRUE(q);
+  TestVirtqueue& vq = q->vq;
+  const int kick = q->kick.get();
   virtio::AttachReply reply{};
   // Too small a window: ENOSPC, and how much it needs.
-  EXPECT_EQ(attach(vq, kick.get(), request(kWindow, 4096), reply), virtio::kBlkStatusIoErr);
+  EXPECT_EQ(attach(vq, kick, request(kWindow, 4096), reply), virtio::kBlkStatusIoErr);
   EXPECT_EQ(reply.result, static_cast<std::uint32_t>(ENOSPC));
   EXPECT_GT(reply.needed_bytes, 4096u);
   // In the hole between the regions, and not page-aligned.
-  EXPECT_EQ(attach(vq, kick.get(), request(FrontEndRam::kLow + 0x1000), reply), virtio::kBlkStatusIoErr);
+  EXPECT_EQ(attach(vq, kick, request(FrontEndRam::kLow + 0x1000), reply), virtio::kBlkStatusIoErr);
   EXPECT_EQ(reply.result, static_cast<std::uint32_t>(EINVAL));
-  EXPECT_EQ(attach(vq, kick.get(), request(kWindow + 8), reply), virtio::kBlkStatusIoErr);
+  EXPECT_EQ(attach(vq, kick, request(kWindow + 8), reply), virtio::kBlkStatusIoErr);
   EXPECT_EQ(reply.result, static_cast<std::uint32_t>(EINVAL));
   // A newer major version of the handshake.
   virtio::AttachRequest future = request();
   future.major = 2;
-  EXPECT_EQ(attach(vq, kick.get(), future, reply), virtio::kBlkStatusIoErr);
+  EXPECT_EQ(attach(vq, kick, future, reply), virtio::kBlkStatusIoErr);
   EXPECT_EQ(reply.result, static_cast<std::uint32_t>(EPROTONOSUPPORT));
   // Over the virtqueue's own rings: the window would hold them... it is the guest's memory, but
   // a second attach over a live window is refused (EBUSY while one is attached).
-  ASSERT_EQ(attach(vq, kick.get(), request(), reply), virtio::kBlkStatusOk);
-  EXPECT_EQ(attach(vq, kick.get(), request(kWindow + kWindowBytes), reply), virtio::kBlkStatusIoErr);
+  ASSERT_EQ(attach(vq, kick, request(), reply), virtio::kBlkStatusOk);
+  EXPECT_EQ(attach(vq, kick, request(kWindow + kWindowBytes), reply), virtio::kBlkStatusIoErr);
   EXPECT_EQ(reply.result, static_cast<std::uint32_t>(EBUSY));
   // The plain virtio path still works beside the attached ring.
   post(vq, 2, virtio::kBlkIn, 0);
-  ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
+  ASSERT_EQ(::eventfd_write(kick, 1), 0);
   auto used = wait_used(vq);
   ASSERT_TRUE(used);
   EXPECT_EQ(*vq.view().at(kStatus + 2), std::byte{0});
