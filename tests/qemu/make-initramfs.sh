@@ -1,28 +1,26 @@
 #!/usr/bin/env bash
 # Builds the initramfs the QEMU tests boot Debian's kernel with: busybox (static), Debian's fio
-# and util-linux's blkdiscard and fallocate with every library they link, the virtio and ext4 modules of the installed linux-image-amd64 (its
-# version is discovered, never named), and guest/init plus the guest-side scenarios.
+# and util-linux's blkdiscard and fallocate with every library they link, the virtio and ext4
+# modules of the installed linux-image-amd64 (its version is discovered by
+# scripts/guest-kernel.sh, never named), rfblk.ko when it is given, and guest/init plus the
+# guest-side scenarios.
 #
-#   make-initramfs.sh OUT_DIR
+#   make-initramfs.sh OUT_DIR [RFBLK_KO]
 #
 # Writes OUT_DIR/initramfs.cpio and OUT_DIR/vmlinuz (a link to the kernel it matches), and
 # exits 77 with the reason when the kernel image, busybox, fio or util-linux is not installed. Rebuilds only
 # when an input is newer than the archive.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:?usage: make-initramfs.sh OUT_DIR}
+out=${1:?usage: make-initramfs.sh OUT_DIR [RFBLK_KO]}
+rfblk=${2:-}
 mkdir -p "$out"
 
-# The newest installed Debian kernel that has its modules.
-kernel=""
-for k in $(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V -r); do
-  v=${k#/boot/vmlinuz-}
-  if [[ -d /lib/modules/$v/kernel ]]; then kernel=$k; version=$v; break; fi
-done
-if [[ -z "$kernel" ]]; then
-  echo "skip: no /boot/vmlinuz-* with its modules (install linux-image-amd64: scripts/install-deps.sh)" >&2
+if ! version=$("$here/../../scripts/guest-kernel.sh" 2>"$out/.why"); then
+  echo "skip: $(cat "$out/.why")" >&2
   exit 77
 fi
+kernel=/boot/vmlinuz-$version
 export PATH=$PATH:/usr/sbin:/sbin  # util-linux's blkdiscard
 for tool in busybox fio blkdiscard fallocate; do
   if ! command -v $tool >/dev/null; then echo "skip: $tool is not installed (scripts/install-deps.sh)" >&2; exit 77; fi
@@ -33,10 +31,14 @@ fi
 
 archive=$out/initramfs.cpio
 binaries=(fio blkdiscard fallocate)
-stamp_inputs=("$kernel" "$(command -v busybox)" $(for b in "${binaries[@]}"; do command -v "$b"; done) "$here/guest/init" "$here"/guest/*.sh "$0")
+stamp_inputs=("$kernel" "$(command -v busybox)" ${rfblk:+"$rfblk"} $(for b in "${binaries[@]}"; do command -v "$b"; done) "$here/guest/init" "$here"/guest/*.sh "$0")
 if [[ -f "$archive" ]]; then
   newer=0
   for f in "${stamp_inputs[@]}"; do [[ "$f" -nt "$archive" ]] && newer=1; done
+  # The archive holds rfblk.ko exactly when it was asked for.
+  want=0; [[ -n "$rfblk" ]] && want=1
+  have=0; [[ -f "$out/.has-rfblk" ]] && have=1
+  [[ $want -eq $have ]] || newer=1
   if [[ $newer -eq 0 && "$(readlink "$out/vmlinuz")" == "$kernel" ]]; then exit 0; fi
 fi
 
@@ -82,6 +84,10 @@ add_module() {
   return 0
 }
 for m in virtio_pci virtio_blk ext4 crc32c_generic crc32c_intel; do add_module "$m"; done
+if [[ -n "$rfblk" ]]; then
+  mkdir -p "$root/lib/modules/$version/extra"
+  cp "$rfblk" "$root/lib/modules/$version/extra/rfblk.ko"
+fi
 cp /lib/modules/"$version"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$version/" 2>/dev/null || true
 depmod -b "$root" "$version"
 
@@ -92,3 +98,4 @@ cp "$here"/guest/*.sh "$root/scenarios/"
 (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$archive.tmp"
 mv "$archive.tmp" "$archive"
 ln -sfn "$kernel" "$out/vmlinuz"
+if [[ -n "$rfblk" ]]; then touch "$out/.has-rfblk"; else rm -f "$out/.has-rfblk"; fi

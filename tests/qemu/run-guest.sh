@@ -7,10 +7,15 @@
 #
 #   run-guest.sh --ringfence BIN --work DIR --scenario NAME [--args A,B,...] [--queues N] [--smp N]
 #                [--mode passthrough|mediated] [--reboot] [--kill-qemu] [--then SCENARIO:ARGS]
+#                [--rfblk KO|--rfblk-missing WHY] [--driver virtio_blk|rfblk] [--modparams P=V,...]
 #
 #   --mode       the back-end's --mode (what a ringfence-aware guest could attach; a stock guest
 #                runs the same virtio path in both)
 #   --reboot     let the guest reboot (the device is reset and set up again on the same back-end)
+#   --rfblk      rfblk.ko, put into the guest's initramfs (every test of a build passes the same)
+#   --rfblk-missing  why rfblk.ko was not built: a test with --driver rfblk skips with it
+#   --driver     the guest's block driver: the stock virtio_blk (default) or rfblk on the shared
+#                rings, loaded with --modparams (e.g. poll_queues=1)
 #   --kill-qemu  SIGKILL QEMU once the guest prints "rf: fio running", check the back-end let go
 #                of everything, then boot again with --then's scenario against the same back-end
 #
@@ -20,6 +25,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 ringfence="" work="" scenario="" args="" queues=1 smp=1 mode=mediated reboot=0 kill_qemu=0 then=""
+rfblk="" rfblk_missing="" driver=virtio_blk modparams=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --ringfence) ringfence=$2; shift 2 ;;
@@ -32,6 +38,10 @@ while [[ $# -gt 0 ]]; do
     --reboot) reboot=1; shift ;;
     --kill-qemu) kill_qemu=1; shift ;;
     --then) then=$2; shift 2 ;;
+    --rfblk) rfblk=$2; shift 2 ;;
+    --rfblk-missing) rfblk_missing=$2; shift 2 ;;
+    --driver) driver=$2; shift 2 ;;
+    --modparams) modparams=$2; shift 2 ;;
     *) echo "run-guest.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -41,13 +51,17 @@ if ! command -v qemu-system-x86_64 >/dev/null; then
   echo "skip: qemu-system-x86_64 is not installed (scripts/install-deps.sh installs qemu-system-x86)"
   exit 77
 fi
+if [[ $driver == rfblk && -z "$rfblk" ]]; then
+  echo "skip: ${rfblk_missing:-rfblk.ko was not given}"
+  exit 77
+fi
 # The initramfs is shared by every QEMU test of this build; building it twice at once is
 # serialised by a lock.
 mkdir -p "$work"
 shared=$(dirname "$work")/guest-image
 mkdir -p "$shared"
 rc=0
-flock "$shared/.lock" "$here/make-initramfs.sh" "$shared" || rc=$?
+flock "$shared/.lock" "$here/make-initramfs.sh" "$shared" "$rfblk" || rc=$?
 [[ $rc -eq 77 ]] && exit 77
 [[ $rc -ne 0 ]] && { echo "FAIL: building the guest initramfs failed ($rc)"; exit 1; }
 
@@ -58,6 +72,8 @@ cleanup() {
   [[ -n "$qemu_pid" ]] && kill -9 "$qemu_pid" 2>/dev/null || true
   [[ -n "$daemon_pid" ]] && kill -9 "$daemon_pid" 2>/dev/null || true
   wait 2>/dev/null || true
+  # The logs stay for a look afterwards; the disk image and the socket do not.
+  rm -rf "$work/last-run" && mkdir -p "$work/last-run" && cp "$run"/*.log "$work/last-run/" 2>/dev/null || true
   rm -rf "$run"
 }
 trap cleanup EXIT
@@ -90,7 +106,7 @@ boot() {  # boot CONSOLE SCENARIO ARGS [extra QEMU options]: starts QEMU in the 
     -object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem \
     -chardev socket,id=vub0,path="$socket" -device vhost-user-blk-pci,chardev=vub0,num-queues="$queues" \
     -kernel "$shared/vmlinuz" -initrd "$shared/initramfs.cpio" \
-    -append "console=ttyS0 quiet panic=-1 rf.scenario=$name rf.args=$scenario_args" "$@" >"$console.qemu" 2>&1 &
+    -append "console=ttyS0 loglevel=5 panic=-1 rf.scenario=$name rf.args=$scenario_args rf.driver=$driver rf.modparams=$modparams" "$@" >"$console.qemu" 2>&1 &
   qemu_pid=$!
 }
 wait_qemu() {  # waits up to $1 seconds for QEMU to exit
@@ -108,8 +124,11 @@ wait_qemu() {  # waits up to $1 seconds for QEMU to exit
   wait "$qemu_pid" 2>/dev/null || true
   qemu_pid=""
 }
-expect_pass() {  # the console shows the scenario passed
+expect_pass() {  # the console shows the scenario passed, and the guest kernel no warning
   grep -q "RF-RESULT: PASS" "$1" || fail "the guest did not pass: $(grep -a 'RF-RESULT' "$1" || echo 'no result line')"
+  if grep -a -n -E "WARNING:|BUG:|possible (circular|recursive) locking|INFO: task .* blocked|Oops" "$1"; then
+    fail "the guest kernel logged a warning or a bug (above)"
+  fi
 }
 expect_released() {  # after connection N closed: nothing of it is left in the back-end
   local n=$1
