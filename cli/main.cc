@@ -161,6 +161,14 @@ int main(int argc, char** argv) {
   vub->add_option("--sqpoll-cpu", vub_args.sqpoll_cpu, "With --mode passthrough: attached rings are served by the "
                                                        "kernel's SQPOLL thread on this CPU (opt-in and unbounded, under a "
                                                        "watchdog), one thread shared by every ring of a connection");
+  vub->add_option("--hostile-completions", vub_args.hostile_completions,
+                  "TEST ONLY, with --mode mediated: every attached ring misbehaves once toward its guest, as a hostile "
+                  "device would, to test guest drivers: a CQE with user_data the guest never sent, a res larger than the "
+                  "request, or a CQ tail jump (docs/linux-guest.md)")
+      ->check(CLI::IsMember({"unknown-user-data", "oversized-res", "cq-tail-jump"}));
+  vub->add_option("--hostile-after", vub_args.hostile_after, "With --hostile-completions: the honest completions "
+                                                             "each ring posts first")
+      ->capture_default_str();
   vub->add_option("--serial", vub_args.serial, "The serial number the guest reads (VIRTIO_BLK_T_GET_ID, 20 bytes at most)")
       ->capture_default_str();
   auto* audit = app.add_subcommand("audit", "Build a ring for each built-in policy, run its self-check and print the "

@@ -68,6 +68,9 @@ int run_vhost_user_blk(const VhostUserBlkArgs& args) {
   if (args.sqpoll_cpu && args.mode != "passthrough") {
     return fail("--sqpoll-cpu pins the kernel SQPOLL thread of passthrough rings; it needs --mode passthrough");
   }
+  if (!args.hostile_completions.empty() && args.mode != "mediated") {
+    return fail("--hostile-completions needs --mode mediated: in passthrough the host kernel writes the CQEs");
+  }
   if (args.sqpoll_cpu) {
     if (auto cpu = check_device_cpu(*args.sqpoll_cpu); !cpu) return fail(fmt::format("--sqpoll-cpu: {}", cpu.error().message));
   }
@@ -92,6 +95,10 @@ int run_vhost_user_blk(const VhostUserBlkArgs& args) {
   options.backend.serial = args.serial;
   options.backend.attach_mode = args.mode == "passthrough" ? virtio::AttachMode::Passthrough : virtio::AttachMode::Mediated;
   options.backend.sqpoll_cpu = args.sqpoll_cpu;
+  if (args.hostile_completions == "unknown-user-data") options.backend.attach_fault = CompletionFault::UnknownUserData;
+  if (args.hostile_completions == "oversized-res") options.backend.attach_fault = CompletionFault::OversizedResult;
+  if (args.hostile_completions == "cq-tail-jump") options.backend.attach_fault = CompletionFault::CqTailJump;
+  options.backend.fault_after = args.hostile_after;
   options.log = log_line;
   const std::string zeroing = describe_zeroing(*disk, options.backend.restrictions, policy->policy.name);
   auto server = vhost_user::BlkServer::listen(*disk, std::move(options));
@@ -99,6 +106,10 @@ int run_vhost_user_blk(const VhostUserBlkArgs& args) {
   log_line(fmt::format("serving {} on {} with {} queue{}, policy {}; a ringfence-aware guest may attach a {} ring",
                        disk->describe(), args.socket, args.queues, args.queues == 1 ? "" : "s", policy->policy.name, args.mode));
   log_line(zeroing);
+  if (!args.hostile_completions.empty()) {
+    log_line(fmt::format("TEST MODE: every attached ring posts {} honest completions, then one {} (--hostile-completions)",
+                         args.hostile_after, args.hostile_completions));
+  }
 
   std::thread waiter([&signals, &server] {
     for (;;) {

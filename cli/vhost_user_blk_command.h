@@ -13,7 +13,9 @@ struct VhostUserBlkArgs {
   std::string policy = "blk-virtio";
   std::string serial = "ringfence";
   std::string mode = "mediated";
-  std::optional<unsigned> sqpoll_cpu;  // passthrough attaches: the kernel SQPOLL thread, on this CPU  // the shared ring a ringfence-aware guest attaches: passthrough or mediated
+  std::optional<unsigned> sqpoll_cpu;  // passthrough attaches: the kernel SQPOLL thread, on this CPU
+  std::string hostile_completions;     // TEST ONLY: a CompletionFault's name, or empty
+  std::uint64_t hostile_after = 2000;  // honest completions per ring before it
 };
 
 // `ringfence vhost-user-blk`: serves the disk to vhost-user front-ends (QEMU's vhost-user-blk-pci

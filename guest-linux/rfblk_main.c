@@ -263,7 +263,7 @@ static int rfblk_add_disk(struct rfblk_dev *dev)
 	snprintf(dev->disk->disk_name, DISK_NAME_LEN, "rfblk%d", dev->index);
 	set_capacity(dev->disk, d->size_bytes >> SECTOR_SHIFT);
 	set_disk_ro(dev->disk, d->flags & RF_DISK_READ_ONLY);
-	err = add_disk(dev->disk);
+	err = device_add_disk(&dev->vdev->dev, dev->disk, NULL);
 	if (err)
 		goto put_disk;
 	return 0;

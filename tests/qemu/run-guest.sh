@@ -8,6 +8,7 @@
 #   run-guest.sh --ringfence BIN --work DIR --scenario NAME [--args A,B,...] [--queues N] [--smp N]
 #                [--mode passthrough|mediated] [--reboot] [--kill-qemu] [--then SCENARIO:ARGS]
 #                [--rfblk KO|--rfblk-missing WHY] [--driver virtio_blk|rfblk] [--modparams P=V,...]
+#                [--daemon-args "ARGS"]
 #
 #   --mode       the back-end's --mode (what a ringfence-aware guest could attach; a stock guest
 #                runs the same virtio path in both)
@@ -16,6 +17,7 @@
 #   --rfblk-missing  why rfblk.ko was not built: a test with --driver rfblk skips with it
 #   --driver     the guest's block driver: the stock virtio_blk (default) or rfblk on the shared
 #                rings, loaded with --modparams (e.g. poll_queues=1)
+#   --daemon-args  more arguments for the back-end (e.g. its --hostile-completions test mode)
 #   --kill-qemu  SIGKILL QEMU once the guest prints "rf: fio running", check the back-end let go
 #                of everything, then boot again with --then's scenario against the same back-end
 #
@@ -25,7 +27,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 ringfence="" work="" scenario="" args="" queues=1 smp=1 mode=mediated reboot=0 kill_qemu=0 then=""
-rfblk="" rfblk_missing="" driver=virtio_blk modparams=""
+rfblk="" rfblk_missing="" driver=virtio_blk modparams="" daemon_args=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --ringfence) ringfence=$2; shift 2 ;;
@@ -42,6 +44,7 @@ while [[ $# -gt 0 ]]; do
     --rfblk-missing) rfblk_missing=$2; shift 2 ;;
     --driver) driver=$2; shift 2 ;;
     --modparams) modparams=$2; shift 2 ;;
+    --daemon-args) daemon_args=$2; shift 2 ;;
     *) echo "run-guest.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -87,7 +90,7 @@ fail() {
 image=$run/disk.img
 truncate -s 32M "$image"
 socket=$run/vub.sock
-"$ringfence" vhost-user-blk --socket "$socket" --disk "$image" --queues "$queues" --mode "$mode" >"$run/daemon.log" 2>&1 &
+"$ringfence" vhost-user-blk --socket "$socket" --disk "$image" --queues "$queues" --mode "$mode" $daemon_args >"$run/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 1 100); do [[ -S "$socket" ]] && break; sleep 0.1; done
 [[ -S "$socket" ]] || fail "the back-end did not create its socket"

@@ -294,6 +294,14 @@ unsigned Mediator::reap_kernel() {
 }
 
 void Mediator::complete_to_guest(std::uint64_t user_data, std::int32_t res) {
+  if (config_.fault != CompletionFault::None && posted_count_ == config_.fault_after) {
+    switch (config_.fault) {  // TEST ONLY (MediatorConfig::fault): the guest's CQ, nothing of the host's
+      case CompletionFault::UnknownUserData: user_data = ~user_data; break;
+      case CompletionFault::OversizedResult: res = res >= 0 ? res + (1 << 20) : (1 << 20); break;
+      case CompletionFault::CqTailJump: cq_tail_ += guest_.cq_entries() / 2 + 1; break;
+      case CompletionFault::None: break;
+    }
+  }
   // cq_room() promised this slot: it is free in the guest CQ.
   guest_.write_cqe(cq_tail_, user_data, res);
   ++cq_tail_;

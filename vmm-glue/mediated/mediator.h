@@ -36,6 +36,16 @@
 namespace rf {
 
 
+// TEST ONLY: how a mediator misbehaves toward its guest, once, as a hostile device would, so
+// that guest drivers' defences can be tested against a real device (docs/linux-guest.md). It
+// touches only the guest's own CQ; the host keeps every bound.
+enum class CompletionFault {
+  None,
+  UnknownUserData,  // a CQE whose user_data the guest never submitted
+  OversizedResult,  // a CQE whose res is larger than the request
+  CqTailJump,       // the CQ tail moved far past the CQEs written
+};
+
 struct MediatorConfig {
   unsigned budget = 256;  // SQEs taken and completions reaped per round, each
   std::chrono::microseconds poll_idle{50};  // polling before it sleeps
@@ -43,6 +53,9 @@ struct MediatorConfig {
   // Sees every SQE just before it goes to the kernel ring (on the mediator thread). For tests
   // and audits that check what the kernel receives.
   std::function<void(const Sqe&)> on_kernel_submit;
+  // TEST ONLY: the fault, committed on the completion after `fault_after` honest ones.
+  CompletionFault fault = CompletionFault::None;
+  std::uint64_t fault_after = 0;
 };
 
 struct MediatorCounters {

@@ -187,6 +187,8 @@ virtio::AttachOutcome BlkBackend::make_attached_device(const virtio::AttachReque
     MediatedConfig c;
     c.device_window = window;
     c.queue_depth = request.queue_depth;
+    c.mediator.fault = config_.attach_fault;
+    c.mediator.fault_after = config_.fault_after;
     needed = MediatedDevice::window_bytes(*memory, disks.size(), c);
     if (needed && *needed <= request.window_bytes) {
       auto device = MediatedDevice::create(memory, std::move(disks), c);

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "disk/disk.h"
+#include "mediated/mediator.h"
 #include "ring/restriction.h"
 #include "passthrough/passthrough_device.h"
 #include "vhost_user/front_end_memory.h"
@@ -48,6 +49,10 @@ struct BlkBackendConfig {
   // attached on the connection (IORING_SETUP_ATTACH_WQ). nullopt: each ring's own device thread
   // submits, bounded.
   std::optional<unsigned> sqpoll_cpu;
+  // TEST ONLY, mediated attaches: each attached ring's mediator commits this fault once, after
+  // `fault_after` honest completions (guest drivers' tests: docs/linux-guest.md).
+  CompletionFault attach_fault = CompletionFault::None;
+  std::uint64_t fault_after = 0;
 };
 
 // DISCARD and WRITE_ZEROES as the back-end offers them: only when the private rings' policy
