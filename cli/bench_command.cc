@@ -134,6 +134,8 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
   jobs.ramp_s = args.ramp_s;
   jobs.runtime_s = args.runtime_s;
   jobs.iopoll = iopoll.supported;
+  jobs.linux_guest.image_dir = args.guest_image.empty() ? bench::default_guest_image_dir() : args.guest_image;
+  jobs.linux_guest.accel = args.accel;
   const auto per_job = args.runtime_s + args.ramp_s;
   const bench::BenchTable cells = bench::run_bench_table(
       spec, bench::real_jobs(jobs),
@@ -161,6 +163,14 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
                            app_cpu ? "; application or guest (vCPU) on CPU 0, SQPOLL thread or mediator on CPU 1" : "");
   if (std::any_of(rows.begin(), rows.end(), [](const bench::RowSpec& r) { return r.kvm.has_value(); })) {
     std::cout << fmt::format("KVM rows: KVM module {}\n", kvm::kvm_module_description());
+  }
+  if (std::any_of(rows.begin(), rows.end(), [](const bench::RowSpec& r) { return r.linux_guest.has_value(); })) {
+    std::cout << fmt::format("Linux-guest rows: {}; fio in the guest (io_uring; --hipri on rfblk's poll queue), a boot per "
+                             "run; CPU per I/O is the back-end's{}\n",
+                             bench::linux_guest_description(jobs.linux_guest),
+                             args.accel == "tcg" ? ". Under TCG the guest's emulation bounds the IOPS: the ratios mostly count "
+                                                   "guest instructions and notifications per I/O (docs/linux-guest.md)"
+                                                 : "");
   }
   std::cout << "\n";
 

@@ -16,7 +16,8 @@ struct BenchArgs {
   std::uint64_t size = 1ull << 30;
   // "none": no table. The KVM rows show "unsupported" with the reason where /dev/kvm is not usable.
   std::vector<std::string> rows{"bare",     "bare-sqpoll",     "bare-sqpoll-iopoll", "restricted",  "passthrough",
-                                "passthrough-sqpoll", "mediated", "kvm-passthrough", "kvm-mediated", "fio"};
+                                "passthrough-sqpoll", "mediated", "kvm-passthrough", "kvm-mediated",
+                                "linux-passthrough", "linux-mediated", "linux-virtio", "qsd-virtio", "fio"};
   bool scale = false;  // --scale: the scale section after the table
   std::vector<unsigned> scale_guests{1, 2, 4, 8};
   std::uint32_t scale_iodepth = 8;  // per guest
@@ -24,6 +25,8 @@ struct BenchArgs {
   std::string json_path;  // --json FILE: the results in fio's JSON shape
   std::string plot_path;  // --plot FILE.png: kIOPS against iodepth, drawn by gnuplot
   std::string version;    // ringfence's, for the JSON report
+  std::string guest_image;  // the Linux-guest rows' image directory; empty: the build's
+  std::string accel = "tcg";  // the Linux-guest rows' QEMU accelerator
 };
 
 // `ringfence bench`: the kIOPS table (rows × iodepth), ratios to the bare row, completion

@@ -80,7 +80,10 @@ int main(int argc, char** argv) {
                                                "passthrough (the guest process; bounded: its device thread submits), "
                                                "passthrough-sqpoll (opt-in, UNBOUNDED: a kernel SQPOLL thread takes "
                                                "the guest's SQ), mediated, kvm-passthrough, kvm-passthrough-sqpoll, "
-                                               "kvm-mediated (the KVM guest; needs /dev/kvm), fio; or none (with --scale)")
+                                               "kvm-mediated (the KVM guest; needs /dev/kvm), linux-passthrough, "
+                                               "linux-mediated (Debian's kernel in QEMU with rfblk, polled), linux-virtio "
+                                               "(the stock virtio_blk on ringfence's virtio path), qsd-virtio "
+                                               "(qemu-storage-daemon's: the peer), fio; or none (with --scale)")
       ->delimiter(',')
       ->capture_default_str();
   bench->add_flag("--scale", bench_args.scale, "After the table (or alone, with --rows none): device set-up time, "
@@ -99,6 +102,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bench->add_option("--json", bench_args.json_path, "Also write the results to FILE in fio's JSON shape");
   bench->add_option("--plot", bench_args.plot_path, "Also draw kIOPS against iodepth into FILE.png (gnuplot)");
+  bench->add_option("--guest-image", bench_args.guest_image,
+                    "The Linux-guest rows' kernel and initramfs (with rfblk.ko): a directory made by "
+                    "tests/qemu/make-initramfs.sh; default: the build's (cmake --build build --target guest-image)");
+  bench->add_option("--accel", bench_args.accel, "The Linux-guest rows' QEMU accelerator: tcg, or kvm where /dev/kvm is "
+                                                 "hardware KVM")
+      ->check(CLI::IsMember({"tcg", "kvm"}))
+      ->capture_default_str();
   bench_args.version = RF_VERSION;
   rf::cli::FuzzArgs fuzz_args;
   auto* fuzz = app.add_subcommand("fuzz", "Attack a live sandboxed device with a hostile guest process (random and "

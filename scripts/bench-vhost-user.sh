@@ -78,7 +78,11 @@ fi
 
 image_dir=build/qemu-bench/guest-image
 mkdir -p "$image_dir"
-tests/qemu/make-initramfs.sh "$image_dir" || { echo "bench-vhost-user: cannot build the guest (install-deps.sh installs what it needs)" >&2; exit 2; }
+# The same image as `ringfence bench`'s Linux-guest rows (cmake --build build --target guest-image):
+# with rfblk.ko where the build made it, so that neither strips it from the other.
+rfblk=build/guest-linux/rfblk/rfblk.ko
+[[ -f $rfblk ]] || rfblk=""
+tests/qemu/make-initramfs.sh "$image_dir" $rfblk || { echo "bench-vhost-user: cannot build the guest (install-deps.sh installs what it needs)" >&2; exit 2; }
 
 IFS=, read -ra depth_list <<<"$depths"
 socket=$work/vub.sock

@@ -65,6 +65,13 @@ BenchTable run_bench_table(const TableSpec& spec, const RunJob& run_job, const P
 
 RunJob real_jobs(const JobSetup& setup) {
   return [setup](const RowSpec& row, std::uint32_t depth, unsigned repeat) -> Result<JobOutcome, std::string> {
+    if (row.linux_guest) {
+      const FioJob fio{setup.target_path, setup.job.size_bytes, setup.job.block_bytes, depth, setup.job.pattern,
+                       setup.ramp_s,      setup.runtime_s,      {},                    {},    false};
+      auto summary = run_linux_guest_job(*row.linux_guest, fio, setup.linux_guest);
+      if (!summary) return unexpected(std::move(summary).error());
+      return JobOutcome{std::move(*summary), 0, 0};
+    }
     if (row.is_fio()) {
       const FioJob fio{setup.target_path, setup.job.size_bytes, setup.job.block_bytes, depth,
                        setup.job.pattern, setup.ramp_s,        setup.runtime_s,       setup.job.app_cpu,

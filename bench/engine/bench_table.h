@@ -73,6 +73,7 @@ struct JobSetup {
   std::string target_path;
   double ramp_s = 1, runtime_s = 5;  // for fio's command line
   bool iopoll = false;               // fio: hipri, where the target polls
+  LinuxGuestSetup linux_guest;       // the Linux-guest rows' image and accelerator
 };
 RunJob real_jobs(const JobSetup& setup);
 

@@ -10,18 +10,20 @@
 
 #include "engine/block_job.h"
 #include "engine/guest_job.h"
+#include "engine/linux_guest_job.h"
 
 namespace rf::bench {
 
-// One row: a host row, a process-guest row, a KVM-guest row, or fio (none of the three); and the
-// row it is compared with (empty for bare, the baseline of them all).
+// One row: a host row, a process-guest row, a KVM-guest row, a Linux-guest row (QEMU), or fio
+// (none of them); and the row it is compared with (empty for bare, the baseline of them all).
 struct RowSpec {
   std::string name;
   std::optional<HostRow> host;
   std::optional<GuestRow> guest;
   std::optional<GuestRow> kvm;
   std::string baseline;
-  bool is_fio() const { return !host && !guest && !kvm; }
+  std::optional<LinuxGuestRow> linux_guest;
+  bool is_fio() const { return !host && !guest && !kvm && !linux_guest; }
 };
 
 // Every row's name, in the catalogue's order, comma-separated (for --help and errors).
@@ -29,15 +31,16 @@ std::string row_names();
 std::optional<RowSpec> row_from_name(std::string_view name);
 
 // A target: numerator / denominator (medians, at the same depth) must lie in [low, high] at
-// every depth from `min_depth`.
+// every depth from `min_depth` to `max_depth`.
 struct PerformanceTarget {
   std::string_view numerator, denominator;
   double low = 0, high = 0;
   std::uint32_t min_depth = 1;
   std::string_view text;
+  std::uint32_t max_depth = UINT32_MAX;
   // Whether `ratio` meets it (at a depth it applies to).
   bool met_by(double ratio) const { return ratio >= low && ratio <= high; }
-  bool applies_at(std::uint32_t depth) const { return depth >= min_depth; }
+  bool applies_at(std::uint32_t depth) const { return depth >= min_depth && depth <= max_depth; }
 };
 std::span<const PerformanceTarget> performance_targets();
 

@@ -17,17 +17,21 @@ std::vector<std::string> split(const std::string& names) {
 
 TEST(RowCatalogue, EveryNamedRowResolvesAndItsBaselineIsARow) {
   const std::vector<std::string> names = split(row_names());
-  ASSERT_EQ(names.size(), 11u) << row_names();
+  ASSERT_EQ(names.size(), 15u) << row_names();
   std::set<std::string> seen;
   for (const std::string& name : names) {
     EXPECT_TRUE(seen.insert(name).second) << name;
     const auto row = row_from_name(name);
     ASSERT_TRUE(row) << name;
     EXPECT_EQ(row->name, name);
-    EXPECT_EQ(int(row->host.has_value()) + int(row->guest.has_value()) + int(row->kvm.has_value()), row->is_fio() ? 0 : 1)
+    EXPECT_EQ(int(row->host.has_value()) + int(row->guest.has_value()) + int(row->kvm.has_value()) +
+                  int(row->linux_guest.has_value()),
+              row->is_fio() ? 0 : 1)
         << name << " is exactly one kind of row";
     if (name == "bare") {
       EXPECT_TRUE(row->baseline.empty()) << "bare is the baseline of them all";
+    } else if (name == "qsd-virtio") {
+      EXPECT_TRUE(row->baseline.empty()) << "the peer is the Linux-guest rows' baseline";
     } else {
       EXPECT_TRUE(row_from_name(row->baseline)) << name << " is compared with " << row->baseline;
       EXPECT_NE(row->baseline, name);
@@ -45,6 +49,38 @@ TEST(RowCatalogue, EachRowIsComparedWithTheSameRingShapeWithoutWhatItAdds) {
   EXPECT_EQ(row_from_name("kvm-mediated")->baseline, "mediated") << "a KVM row against its process-guest row";
   EXPECT_EQ(row_from_name("fio")->baseline, "bare-sqpoll");
   EXPECT_TRUE(row_from_name("fio")->is_fio());
+  for (const char* name : {"linux-passthrough", "linux-mediated", "linux-virtio"}) {
+    EXPECT_EQ(row_from_name(name)->baseline, "qsd-virtio") << name << " against qemu-storage-daemon's virtio path";
+    EXPECT_FALSE(row_from_name(name)->is_fio());
+  }
+}
+
+TEST(PerformanceTargets, TheLinuxPassthroughTargetsSplitAtIodepth8) {
+  const PerformanceTarget* at_one = nullptr;
+  const PerformanceTarget* from_eight = nullptr;
+  for (const PerformanceTarget& t : performance_targets()) {
+    if (t.numerator != "linux-passthrough") continue;
+    (t.low == 1.5 ? at_one : from_eight) = &t;
+  }
+  ASSERT_TRUE(at_one && from_eight);
+  EXPECT_TRUE(at_one->applies_at(1));
+  EXPECT_FALSE(at_one->applies_at(8)) << "1.5x is the iodepth-1 target only";
+  EXPECT_FALSE(from_eight->applies_at(1));
+  EXPECT_TRUE(from_eight->applies_at(8));
+  EXPECT_TRUE(from_eight->applies_at(32));
+  EXPECT_EQ(from_eight->low, 2.0);
+  EXPECT_EQ(from_eight->denominator, "qsd-virtio");
+}
+
+TEST(LinuxGuestRows, SayWhyTheyCannotRunWithoutAnImage) {
+  const LinuxGuestSetup setup{"/nonexistent/guest-image", "tcg", ""};
+  const auto why = linux_row_unsupported(LinuxGuestRow::Passthrough, setup);
+  ASSERT_TRUE(why);
+  // Where QEMU is missing it says that first; otherwise it names the image and how to build it.
+  EXPECT_TRUE(why->find("guest-image") != std::string::npos || why->find("not installed") != std::string::npos) << *why;
+  const auto run = run_linux_guest_job(LinuxGuestRow::Virtio, FioJob{}, setup);
+  ASSERT_FALSE(run);
+  EXPECT_EQ(run.error(), *linux_row_unsupported(LinuxGuestRow::Virtio, setup));
 }
 
 TEST(PerformanceTargets, NameRowsOfTheCatalogueAndDecideAtTheirBounds) {

@@ -20,6 +20,7 @@ if ! version=$("$here/../../scripts/guest-kernel.sh" 2>"$out/.why"); then
   echo "skip: $(cat "$out/.why")" >&2
   exit 77
 fi
+rm -f "$out/.why"
 kernel=/boot/vmlinuz-$version
 export PATH=$PATH:/usr/sbin:/sbin  # util-linux's blkdiscard
 for tool in busybox fio blkdiscard fallocate; do
