@@ -80,6 +80,7 @@ class RingAttacker {
   std::uint32_t* sq_head() { return sq_head_; }
   std::uint32_t* sq_tail() { return sq_tail_; }
   std::uint32_t* sq_dropped() { return sq_dropped_; }
+  std::uint32_t* sq_flags() { return sq_flags_; }
   std::uint32_t* cq_head() { return cq_head_; }
   std::uint32_t* cq_tail() { return cq_tail_; }
 
@@ -632,6 +633,72 @@ TEST_P(HostileResourcesTest, DoorbellsWithoutSqesCostLittleHostCpu) {
   }
 }
 
+// Waits until the device has gone to sleep (NEED_WAKEUP set); false after a second.
+bool wait_for_sleep(RingAttacker& guest) {
+  const auto end = Clock::now() + 1s;
+  while ((guest.load(guest.sq_flags()) & abi::kSqFlagNeedWakeup) == 0) {
+    if (Clock::now() > end) return false;
+  }
+  return true;
+}
+
+// Waits up to `limit` for the CQ tail to pass `tail`.
+bool completes(RingAttacker& guest, std::uint32_t tail, Clock::duration limit) {
+  const auto end = Clock::now() + limit;
+  while (guest.load(guest.cq_tail()) == tail) {
+    if (Clock::now() > end) return false;
+    std::this_thread::sleep_for(100us);
+  }
+  return true;
+}
+
+// The late look (vmm-glue/device/late_look.h): a guest whose full barrier is no barrier (QEMU's
+// single-threaded TCG) publishes its tail just as the device falls asleep, reads the flag before
+// the device's store of it is visible, and does not ring. Played here by publishing right after
+// the flag appears, without a doorbell: the device's own last look has usually passed by then, so
+// only the late look finds the SQE. An attempt counts when the SQE was published within 200 µs of
+// the flag (well inside the millisecond); a descheduled test thread makes it inconclusive.
+// The devices whose own thread sleeps (the kernel's SQPOLL thread sleeps by the kernel's rules).
+class LateLookTest : public HostileResourcesTest {};
+
+TEST_P(LateLookTest, AnSqePublishedAsTheDeviceFallsAsleepIsTakenWithoutADoorbell) {
+  ASSERT_NO_FATAL_FAILURE(start_device());
+  RingAttacker& guest = *attacker_;
+  std::uint32_t tail = guest.load(guest.sq_tail());
+  int conclusive = 0;
+  for (int attempt = 0; attempt < 40 && conclusive < 5; ++attempt) {
+    ASSERT_TRUE(wait_for_sleep(guest)) << "the idle device never set NEED_WAKEUP";
+    const auto seen = Clock::now();
+    const std::uint32_t cq_tail = guest.load(guest.cq_tail());
+    guest.put(tail, guest.read(kWatched, 4096, 0, 1000 + attempt));
+    guest.store(guest.sq_tail(), ++tail);
+    const auto published = Clock::now() - seen;
+    const bool taken = completes(guest, cq_tail, 2s);
+    guest.reap_all();
+    if (published > 200us) continue;
+    ++conclusive;
+    EXPECT_TRUE(taken) << "attempt " << attempt << ": an SQE published " << ms(published)
+                       << " ms after NEED_WAKEUP, with no doorbell, was never taken";
+  }
+  EXPECT_GE(conclusive, 5) << "the test thread was too slow to publish within 200 µs of the flag";
+}
+
+// ... and it is one look, not a poll: an SQE published long after the device fell asleep waits
+// for the doorbell, as the ABI says, and costs the device nothing until then.
+TEST_P(LateLookTest, AnSqePublishedLongAfterTheDeviceSleptWaitsForTheDoorbell) {
+  ASSERT_NO_FATAL_FAILURE(start_device());
+  RingAttacker& guest = *attacker_;
+  std::uint32_t tail = guest.load(guest.sq_tail());
+  ASSERT_TRUE(wait_for_sleep(guest));
+  std::this_thread::sleep_for(50ms);  // well past the late look
+  const std::uint32_t cq_tail = guest.load(guest.cq_tail());
+  guest.put(tail, guest.read(kWatched, 4096, 0, 7));
+  guest.store(guest.sq_tail(), ++tail);
+  EXPECT_FALSE(completes(guest, cq_tail, 300ms)) << "the sleeping device took an SQE nobody rang for";
+  guest.kick();
+  EXPECT_TRUE(completes(guest, cq_tail, 2s)) << "the doorbell did not wake the device";
+}
+
 // The measurement above can fail: with the watchdog as good as off (it reads the kernel's
 // counters once an hour), the same flood grows the kernel memory charged to the VMM's cgroup by
 // tens of MiB a second, without end (16 MiB, where the tests above see a few hundred KiB).
@@ -734,6 +801,7 @@ TEST(HostileResourcesShared, ObservingAFloodedDeviceDoesNotStallItsSqpollNeighbo
 
 INSTANTIATE_TEST_SUITE_P(Kinds, HostileResourcesTest,
                          ::testing::Values(Kind::Passthrough, Kind::PassthroughSqpoll, Kind::Mediated), kind_name);
+INSTANTIATE_TEST_SUITE_P(Kinds, LateLookTest, ::testing::Values(Kind::Passthrough, Kind::Mediated), kind_name);
 
 }  // namespace
 }  // namespace rf::test

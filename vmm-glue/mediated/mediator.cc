@@ -13,6 +13,7 @@
 #include "abi/ring_descriptor.h"
 #include "device/device_thread.h"
 #include "device/eventfd.h"
+#include "device/late_look.h"
 #include "util/cpu_relax.h"
 
 namespace rf {
@@ -337,10 +338,15 @@ void Mediator::sleep() {
   }
   // With SQEs waiting but no CQ room, the guest frees room by reaping, which rings no bell:
   // look again every millisecond rather than spin.
-  const int timeout_ms = guest_waiting ? 1 : -1;
   pollfd fds[3] = {{kick_fd_, POLLIN, 0}, {kernel_eventfd_, POLLIN, 0}, {stop_.get(), POLLIN, 0}};
   sleeps_.fetch_add(1, std::memory_order_relaxed);
-  if (::poll(fds, 3, timeout_ms) > 0) {
+  int ready = ::poll(fds, 3, guest_waiting ? 1 : kLateLookMs);
+  // The late look (device/late_look.h): a tail published without a doorbell it should have had.
+  if (ready == 0 && !guest_waiting &&
+      (intake_paused_.load(std::memory_order_acquire) || guest_.load_sq_tail() == sq_head_)) {
+    ready = ::poll(fds, 3, -1);
+  }
+  if (ready > 0) {
     if ((fds[0].revents & POLLIN) != 0) consume_eventfd(kick_fd_);
     if ((fds[1].revents & POLLIN) != 0) consume_eventfd(kernel_eventfd_);
   }

@@ -1,5 +1,7 @@
 #include "passthrough/sq_submitter.h"
 
+#include "device/late_look.h"
+
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -226,7 +228,10 @@ void SqSubmitter::sleep() {
   // Held back by the bound, the room comes back as the kernel completes requests, which rings
   // no bell here: look again soon (backoff_ms_).
   pollfd fds[2] = {{control_.get(), POLLIN, 0}, {kick_fd_, POLLIN, 0}};
-  if (::poll(fds, 2, holding_back_ ? backoff_ms_ : -1) > 0) {
+  int ready = ::poll(fds, 2, holding_back_ ? backoff_ms_ : kLateLookMs);
+  // The late look (device/late_look.h): a tail published without a doorbell it should have had.
+  if (ready == 0 && !holding_back_ && load_guest_tail() == kernel_head_) ready = ::poll(fds, 2, -1);
+  if (ready > 0) {
     if ((fds[0].revents & POLLIN) != 0) consume_eventfd(control_.get());
     if ((fds[1].revents & POLLIN) != 0) {
       consume_eventfd(kick_fd_);

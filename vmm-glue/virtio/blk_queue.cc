@@ -14,6 +14,7 @@
 #include "device/device_thread.h"
 #include "device/eventfd.h"
 #include "device/guest_device.h"
+#include "device/late_look.h"
 #include "restrictions/queue_thread_seccomp.h"
 
 namespace rf::virtio {
@@ -340,11 +341,13 @@ void BlkQueue::sleep() {
   // private CQ in use): sleep until a completion frees some, like any other wake-up.
   if (avail_waiting() && has_room()) return;
   // SQEs the kernel could not take yet: look again within a millisecond.
-  const int timeout = ring_.sq().space_left() != ring_.sq().entries() ? 1 : -1;
+  const bool kernel_waiting = ring_.sq().space_left() != ring_.sq().entries();
   pollfd fds[4] = {{kick_.get(), POLLIN, 0}, {ring_eventfd_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0},
                    {device_notify_.get(), POLLIN, 0}};
   // SAFETY: four pollfds on descriptors the queue owns for as long as the thread runs.
-  const int n = ::poll(fds, 4, timeout);
+  int n = ::poll(fds, 4, kernel_waiting ? 1 : kLateLookMs);
+  // The late look (device/late_look.h): an avail index published without the kick it needed.
+  if (n == 0 && !kernel_waiting && !avail_waiting()) n = ::poll(fds, 4, -1);
   if (n <= 0) return;  // EINTR: look again
   for (const pollfd& p : fds) {
     if ((p.revents & POLLIN) != 0) drain_eventfd(p.fd);
