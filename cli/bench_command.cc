@@ -145,12 +145,17 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
                   << std::flush;
       });
   std::cerr << "\r" << std::string(78, ' ') << "\r";
+  std::vector<std::string> failed_runs;  // in cells whose other runs succeeded: said after the table
   for (const bench::RowSpec& row : rows) {
     for (std::uint32_t d : args.iodepths) {
       const bench::Cell& cell = cells.cell(row.name, d);
       if (cell.errors != 0) {
         std::cerr << fmt::format("ringfence bench: {} iodepth={}: {} I/O errors (first: {})\n", row.name, d, cell.errors,
                                  std::strerror(-cell.first_error));
+      }
+      if (!cell.runs.empty() && cell.failed_runs != 0) {
+        failed_runs.push_back(fmt::format("{} iodepth={}: {} of {} runs failed; the first: {}", row.name, d,
+                                          cell.failed_runs, cell.failed_runs + cell.runs.size(), cell.failure));
       }
     }
   }
@@ -283,6 +288,8 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
     }
   }
   if (any_unsupported) std::cout << "\n";
+  for (const std::string& line : failed_runs) std::cout << "failed runs: " << line << "\n";
+  if (!failed_runs.empty()) std::cout << "\n";
   return 0;
 }
 

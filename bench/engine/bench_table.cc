@@ -51,13 +51,21 @@ BenchTable run_bench_table(const TableSpec& spec, const RunJob& run_job, const P
         if (progress) progress(row, depth, rep, done, total);
         auto outcome = run_job(row, depth, rep);
         if (!outcome) {
-          cell.unsupported = std::move(outcome).error();
+          // A run that fails does not hide the repeats that succeed: the cell is unsupported only
+          // if none does (below), and the command reports the failed runs of the others.
+          if (cell.failed_runs++ == 0) cell.failure = std::move(outcome).error();
           continue;
         }
         if (outcome->errors != 0 && cell.errors == 0) cell.first_error = outcome->first_error;
         cell.errors += outcome->errors;
         cell.runs.push_back(std::move(outcome->summary));
       }
+    }
+  }
+  for (const RowSpec& row : spec.rows) {
+    for (std::uint32_t depth : spec.depths) {
+      Cell& cell = table.at(row.name, depth);
+      if (cell.runs.empty() && cell.failed_runs != 0) cell.unsupported = cell.failure;
     }
   }
   return table;

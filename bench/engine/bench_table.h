@@ -22,7 +22,9 @@ namespace rf::bench {
 // One (row, depth) cell: its runs, or why the row could not run.
 struct Cell {
   std::vector<RowSummary> runs;
-  std::string unsupported;
+  std::string unsupported;  // set when no run succeeded: the first failure's reason
+  unsigned failed_runs = 0;  // runs that failed (a cell with runs too: some repeats failed)
+  std::string failure;       // the first failure's reason
   std::uint64_t errors = 0;  // failed completions over all runs
   int first_error = 0;       // -errno of the first
   // The run with the median IOPS (the upper one of an even count); null without runs.

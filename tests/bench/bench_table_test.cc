@@ -1,5 +1,6 @@
 #include "engine/bench_table.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace rf::bench {
@@ -78,6 +79,28 @@ TEST(BenchTable, ARowThatCannotRunSaysWhyAndIopollWithoutPollingIsNotTried) {
   EXPECT_EQ(table.cell("bare-sqpoll-iopoll", 1).unsupported, "vda has no poll queues");
   EXPECT_EQ(table.cell("kvm-mediated", 1).unsupported, "/dev/kvm is missing");
   EXPECT_EQ(table.cell("kvm-mediated", 1).median(), nullptr);
+}
+
+TEST(BenchTable, AFailedRepeatDoesNotHideTheRunsThatSucceeded) {
+  TableSpec spec;
+  spec.rows = {*row_from_name("linux-passthrough")};
+  spec.depths = {1, 8};
+  spec.repeat = 3;
+  const BenchTable table = run_bench_table(spec, [](const RowSpec&, std::uint32_t depth, unsigned rep) -> Result<JobOutcome, std::string> {
+    if (depth == 8 || rep == 0) return unexpected(fmt::format("run {} at {} failed", rep, depth));
+    JobOutcome o;
+    o.summary.iops = 1000.0 * (rep + 1);
+    return o;
+  });
+  const Cell& some = table.cell("linux-passthrough", 1);
+  EXPECT_EQ(some.runs.size(), 2u);
+  EXPECT_EQ(some.failed_runs, 1u);
+  EXPECT_EQ(some.failure, "run 0 at 1 failed");
+  EXPECT_TRUE(some.unsupported.empty()) << "two runs succeeded: the cell has numbers";
+  ASSERT_NE(some.median(), nullptr);
+  const Cell& none = table.cell("linux-passthrough", 8);
+  EXPECT_EQ(none.failed_runs, 3u);
+  EXPECT_EQ(none.unsupported, "run 0 at 8 failed") << "no run succeeded: the first reason";
 }
 
 }  // namespace
