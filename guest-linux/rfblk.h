@@ -134,6 +134,7 @@ struct rfblk_dev {
 	struct gendisk *disk;
 	struct rfblk_ring *rings;
 	unsigned int nr_rings;
+	bool have_vqs; /* virtio_find_vqs succeeded: del_vqs undoes it */
 	unsigned int io_queues[HCTX_MAX_TYPES];
 };
 

@@ -174,7 +174,7 @@ static int read_descriptor(struct rfblk_ring *ring, u32 depth, u32 reply_mode)
 {
 	struct device *d = ring_dev(ring);
 	const struct rf_ring_geometry *g;
-	struct rf_desc_header h;
+	struct rf_desc_header h = {};
 	enum rf_decode_status st;
 	u8 *copy;
 	u32 i;
@@ -205,7 +205,7 @@ static int read_descriptor(struct rfblk_ring *ring, u32 depth, u32 reply_mode)
 		goto out;
 	}
 	g = &h.ring;
-	if (g->sq_entries > depth || g->cq_entries > 4 * depth) {
+	if (g->sq_entries < 8 || g->sq_entries > depth || g->cq_entries > 4 * depth) {
 		dev_err(d, "queue %u: the device gave %u SQ and %u CQ entries for an attach of depth %u\n", ring->index,
 			g->sq_entries, g->cq_entries, depth);
 		goto out;

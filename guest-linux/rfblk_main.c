@@ -167,6 +167,7 @@ static int rfblk_attach_rings(struct rfblk_dev *dev, unsigned int nr_default, un
 		dev_err(&vdev->dev, "cannot set up %u virtqueues: %d\n", nr, err);
 		goto out;
 	}
+	dev->have_vqs = true;
 	for (i = 0; i < nr; i++) {
 		struct rfblk_ring *ring = &dev->rings[i];
 
@@ -209,8 +210,9 @@ static void rfblk_detach_rings(struct rfblk_dev *dev)
 	virtio_reset_device(dev->vdev);
 	for (i = 0; i < dev->nr_rings; i++)
 		rfblk_ring_fail_all(&dev->rings[i]);
-	if (dev->nr_rings)
+	if (dev->have_vqs)
 		dev->vdev->config->del_vqs(dev->vdev);
+	dev->have_vqs = false;
 	for (i = 0; i < dev->nr_rings; i++)
 		rfblk_ring_release(&dev->rings[i]);
 	kfree(dev->rings);

@@ -299,6 +299,15 @@ TEST(CliTest, VhostUserBlkRefusesWhatItCannotServeAndSaysWhy) {
   run = ringfence("vhost-user-blk --socket " + socket + " --disk " + image + " --sqpoll-cpu 0");
   EXPECT_EQ(run.status, 1);
   EXPECT_TRUE(contains(run.output, "needs --mode passthrough")) << run.output;
+  // The hostile-completions test mode is for mediated rings (in passthrough the kernel writes CQEs),
+  // and takes only the faults it knows.
+  run = ringfence("vhost-user-blk --socket " + socket + " --disk " + image +
+                  " --mode passthrough --hostile-completions cq-tail-jump");
+  EXPECT_EQ(run.status, 1);
+  EXPECT_TRUE(contains(run.output, "--hostile-completions needs --mode mediated")) << run.output;
+  run = ringfence("vhost-user-blk --socket " + socket + " --disk " + image + " --hostile-completions everything");
+  EXPECT_NE(run.status, 0);
+  EXPECT_TRUE(contains(run.output, "--hostile-completions")) << run.output;
   // Out-of-range queues, from the argument parser.
   run = ringfence("vhost-user-blk --socket " + socket + " --disk " + image + " --queues 0");
   EXPECT_NE(run.status, 0);
@@ -328,6 +337,8 @@ TEST(CliTest, VhostUserBlkSaysWhetherItOffersDiscardAndWriteZeroes) {
   EXPECT_TRUE(contains(log, "not offered: the policy blk-mediated does not allow FALLOCATE")) << log;
   log = served("--read-only");
   EXPECT_TRUE(contains(log, "not offered: the disk is read-only")) << log;
+  log = served("--hostile-completions oversized-res --hostile-after 7");
+  EXPECT_TRUE(contains(log, "TEST MODE: every attached ring posts 7 honest completions, then one oversized-res")) << log;
 }
 
 TEST(CliTest, DemoRefusesBadOptions) {
