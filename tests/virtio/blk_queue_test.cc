@@ -311,6 +311,57 @@ TEST_F(BlkQueueTest, EventIdxSuppressesNotificationsTheGuestDidNotAskFor) {
   EXPECT_EQ(vq_->avail_event(), 3);
 }
 
+// The late look for interrupts (vmm-glue/device/late_look.h): under single-threaded TCG the
+// guest's store of used_event can become visible after its own last look at the used index, so
+// the queue, which read the old used_event, did not signal, and the guest sleeps. Played here by
+// moving used_event back onto an entry already published, right after it appeared: the queue
+// signals a millisecond into its sleep. An attempt counts when the test wrote within 200 µs.
+TEST_F(BlkQueueTest, AnInterruptAskedForJustAfterThePublishIsSentLate) {
+  BlkQueueConfig config;
+  config.event_idx = true;
+  ASSERT_NO_FATAL_FAILURE(start(config));
+  int conclusive = 0;
+  for (unsigned i = 0; i < 20 && conclusive < 5; ++i) {
+    vq_->set_used_event(static_cast<std::uint16_t>(i + 1000));  // "do not interrupt me for now"
+    while (calls() != 0) {
+    }
+    vq_->publish(request(i, kBlkFlush, 0));
+    kick();
+    std::optional<UsedElement> used;
+    while (!(used = vq_->pop_used())) {
+    }
+    const auto seen = std::chrono::steady_clock::now();
+    vq_->set_used_event(static_cast<std::uint16_t>(i));  // interrupt me for entry i, published already
+    const auto wrote = std::chrono::steady_clock::now() - seen;
+    std::uint64_t signalled = 0;
+    for (int wait = 0; wait < 100 && signalled == 0; ++wait) {
+      std::this_thread::sleep_for(1ms);
+      signalled = calls();
+    }
+    if (wrote > 200us) continue;
+    ++conclusive;
+    EXPECT_EQ(signalled, 1u) << "request " << i << ": the interrupt asked for " << std::chrono::duration<double, std::micro>(wrote).count()
+                             << " µs after the used entry was never sent";
+  }
+  EXPECT_GE(conclusive, 5) << "the test was too slow to write used_event within 200 µs";
+}
+
+// ... and it is one look: a guest that asks long after must look at the used index itself.
+TEST_F(BlkQueueTest, AnInterruptAskedForLongAfterThePublishIsNotSent) {
+  BlkQueueConfig config;
+  config.event_idx = true;
+  ASSERT_NO_FATAL_FAILURE(start(config));
+  vq_->set_used_event(1000);
+  vq_->publish(request(0, kBlkFlush, 0));
+  kick();
+  ASSERT_TRUE(wait_used());
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(calls(), 0u);
+  vq_->set_used_event(0);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(calls(), 0u) << "the sleeping queue watched used_event";
+}
+
 TEST_F(BlkQueueTest, NoInterruptSuppressesNotificationsWithoutEventIdx) {
   ASSERT_NO_FATAL_FAILURE(start());
   vq_->set_avail_flags(kAvailNoInterrupt);

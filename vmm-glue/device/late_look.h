@@ -1,5 +1,6 @@
 // The late look: a device that went to sleep with its doorbell flag set looks at the guest's
-// tail once more a moment into the sleep.
+// tail once more a moment into the sleep; a virtio queue also looks once more at whether the
+// guest asked for an interrupt for used entries it published (the same race, the other way).
 //
 // The doorbell protocol is a Dekker pair (docs/abi.md, "Doorbell and notification"): the guest
 // publishes its tail, issues a full barrier and reads the flag; the device sets the flag, issues a

@@ -105,6 +105,7 @@ BlkQueue::BlkQueue(GuestMemoryMap memory, Ring ring, Disk disk, SplitQueue queue
   // continues from it.
   used_idx_ = config_.base;
   published_used_ = config_.base;
+  signalled_used_ = config_.base;
   slots_.resize(queue_.size());
   free_slots_.reserve(queue_.size());
   for (std::uint32_t i = queue_.size(); i > 0; --i) free_slots_.push_back(i - 1);
@@ -316,17 +317,29 @@ void BlkQueue::publish_and_notify() {
   // The used index must be visible before the guest's suppression word is read (and the guest
   // does the mirror image), or both could decide the other will act.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  bool notify;
+  if (!guest_wants_notification(old) || !has_call_.load(std::memory_order_acquire)) return;
+  signal_eventfd(call_.get());
+  signalled_used_ = published_used_;
+  notifications_.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool BlkQueue::guest_wants_notification(std::uint16_t old) {
   if (config_.event_idx) {
     // GUEST-CONTROLLED: used_event only decides whether to notify.
     const std::uint16_t event = queue_.load_used_event();
-    notify = static_cast<std::uint16_t>(used_idx_ - event - 1) < static_cast<std::uint16_t>(used_idx_ - old);
-  } else {
-    notify = (queue_.load_avail_flags() & kAvailNoInterrupt) == 0;
+    return static_cast<std::uint16_t>(published_used_ - event - 1) < static_cast<std::uint16_t>(published_used_ - old);
   }
-  if (!notify || !has_call_.load(std::memory_order_acquire)) return;
-  signal_eventfd(call_.get());
-  notifications_.fetch_add(1, std::memory_order_relaxed);
+  return (queue_.load_avail_flags() & kAvailNoInterrupt) == 0;
+}
+
+void BlkQueue::late_notify() {
+  if (signalled_used_ == published_used_) return;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (guest_wants_notification(signalled_used_) && has_call_.load(std::memory_order_acquire)) {
+    signal_eventfd(call_.get());
+    notifications_.fetch_add(1, std::memory_order_relaxed);
+  }
+  signalled_used_ = published_used_;  // decided: the guest's word is long visible by now
 }
 
 bool BlkQueue::avail_waiting() {
@@ -346,7 +359,9 @@ void BlkQueue::sleep() {
                    {device_notify_.get(), POLLIN, 0}};
   // SAFETY: four pollfds on descriptors the queue owns for as long as the thread runs.
   int n = ::poll(fds, 4, kernel_waiting ? 1 : kLateLookMs);
-  // The late look (device/late_look.h): an avail index published without the kick it needed.
+  // The late looks (device/late_look.h): an interrupt the guest asked for after we looked, and
+  // an avail index published without the kick it needed.
+  if (n == 0) late_notify();
   if (n == 0 && !kernel_waiting && !avail_waiting()) n = ::poll(fds, 4, -1);
   if (n <= 0) return;  // EINTR: look again
   for (const pollfd& p : fds) {

@@ -156,6 +156,11 @@ class BlkQueue {
   void finish(std::uint32_t slot_index);
   void post_used(std::uint16_t head, std::uint32_t len);
   void publish_and_notify();
+  // Whether the guest asks to hear of the used entries from `old` up to the published index.
+  bool guest_wants_notification(std::uint16_t old);
+  // The late look for interrupts (device/late_look.h): a used entry published while the guest's
+  // request to hear of it was not yet visible is signalled a millisecond later.
+  void late_notify();
   bool avail_waiting();  // EVENT_IDX: ask for a kick at our position, then look once more
   void sleep();
   void mark_broken(BrokenReason reason, std::string detail);
@@ -205,6 +210,7 @@ class BlkQueue {
   std::uint16_t last_avail_ = 0;
   std::uint16_t used_idx_ = 0;
   std::uint16_t published_used_ = 0;
+  std::uint16_t signalled_used_ = 0;  // the published index when the guest was last signalled or decided not to be
   std::vector<Slot> slots_;
   std::vector<std::uint32_t> free_slots_;
   std::uint32_t kernel_in_flight_ = 0;  // pieces in the private ring
