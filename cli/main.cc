@@ -174,8 +174,8 @@ int main(int argc, char** argv) {
   vub->add_option("--hostile-completions", vub_args.hostile_completions,
                   "TEST ONLY, with --mode mediated: every attached ring misbehaves once toward its guest, as a hostile "
                   "device would, to test guest drivers: a CQE with user_data the guest never sent, a res larger than the "
-                  "request, or a CQ tail jump (docs/linux-guest.md)")
-      ->check(CLI::IsMember({"unknown-user-data", "oversized-res", "cq-tail-jump"}));
+                  "request, a CQ tail jump, or a completion never posted (docs/linux-guest.md)")
+      ->check(CLI::IsMember({"unknown-user-data", "oversized-res", "cq-tail-jump", "dropped-cqe"}));
   vub->add_option("--hostile-after", vub_args.hostile_after, "With --hostile-completions: the honest completions "
                                                              "each ring posts first")
       ->capture_default_str();

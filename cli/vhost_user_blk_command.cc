@@ -98,6 +98,7 @@ int run_vhost_user_blk(const VhostUserBlkArgs& args) {
   if (args.hostile_completions == "unknown-user-data") options.backend.attach_fault = CompletionFault::UnknownUserData;
   if (args.hostile_completions == "oversized-res") options.backend.attach_fault = CompletionFault::OversizedResult;
   if (args.hostile_completions == "cq-tail-jump") options.backend.attach_fault = CompletionFault::CqTailJump;
+  if (args.hostile_completions == "dropped-cqe") options.backend.attach_fault = CompletionFault::DroppedCqe;
   options.backend.fault_after = args.hostile_after;
   options.log = log_line;
   const std::string zeroing = describe_zeroing(*disk, options.backend.restrictions, policy->policy.name);

@@ -179,8 +179,6 @@ Result<RowSummary, std::string> run_linux_guest_job(LinuxGuestRow row, const Fio
     return unexpected(fmt::format("{}'s back-end did not open its socket: {}", linux_row_name(row),
                                   tail(read_file(dir.path() + "/backend.log"), 5)));
   }
-  const auto cpu_before = process_cpu_times(backend->pid());
-
   const bool rfblk = rfblk_row(row);
   const std::string scenario_args =
       fmt::format("{},{},{},{},{},{}", rfblk ? "hipri" : "irq", pattern_name(fio.pattern), fio.block_bytes, fio.depth,
@@ -195,9 +193,19 @@ Result<RowSummary, std::string> run_linux_guest_job(LinuxGuestRow row, const Fio
                   rfblk ? "rfblk" : "virtio_blk", rfblk ? "poll_queues=1" : "")};
   auto guest = Background::start(qemu, dir.path() + "/qemu.log");
   if (!guest) return unexpected(std::move(guest).error());
+  // The back-end's CPU over the measured fio run only (not the boot or the ramp): sampled when
+  // the guest's console says the measured run starts and when its report begins.
   const auto limit = std::chrono::seconds(180 + static_cast<long>(fio.ramp_s + fio.runtime_s));
-  const bool finished = guest->wait(limit);
-  const auto cpu_after = process_cpu_times(backend->pid());
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  std::optional<CpuTimes> cpu_before, cpu_after;
+  bool finished = false;
+  while (!(finished = guest->wait(20ms)) && std::chrono::steady_clock::now() < deadline) {
+    if (cpu_after) continue;
+    const std::string so_far = read_file(console);
+    if (!cpu_before && so_far.find("RF-FIO-MEASURE") != std::string::npos) cpu_before = process_cpu_times(backend->pid());
+    if (cpu_before && so_far.find("RF-FIO-JSON-BEGIN") != std::string::npos) cpu_after = process_cpu_times(backend->pid());
+  }
+  if (cpu_before && !cpu_after) cpu_after = process_cpu_times(backend->pid());  // it ended between two looks
   guest->stop(SIGKILL, 0ms);
   backend->stop(SIGTERM, 10s);
 

@@ -6,7 +6,8 @@
 //   qsd-virtio         the stock virtio_blk on qemu-storage-daemon's vhost-user-blk export
 //                      (aio=io_uring, cache.direct=on): "virtqueues with an iothread"
 // Each run boots a guest, so a cell costs a boot besides its ramp and runtime. IOPS and latency
-// are fio's, inside the guest; CPU per I/O is the back-end process's, on the host.
+// are fio's, inside the guest; CPU per I/O is the back-end process's, on the host, over the
+// measured run.
 #pragma once
 
 #include <cstdint>

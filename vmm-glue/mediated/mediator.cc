@@ -300,6 +300,7 @@ void Mediator::complete_to_guest(std::uint64_t user_data, std::int32_t res) {
       case CompletionFault::UnknownUserData: user_data = ~user_data; break;
       case CompletionFault::OversizedResult: res = res >= 0 ? res + (1 << 20) : (1 << 20); break;
       case CompletionFault::CqTailJump: cq_tail_ += guest_.cq_entries() / 2 + 1; break;
+      case CompletionFault::DroppedCqe: ++posted_count_; return;
       case CompletionFault::None: break;
     }
   }

@@ -44,6 +44,7 @@ enum class CompletionFault {
   UnknownUserData,  // a CQE whose user_data the guest never submitted
   OversizedResult,  // a CQE whose res is larger than the request
   CqTailJump,       // the CQ tail moved far past the CQEs written
+  DroppedCqe,       // one completion never posted: the guest's request waits for ever
 };
 
 struct MediatorConfig {
