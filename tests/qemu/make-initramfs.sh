@@ -15,6 +15,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: make-initramfs.sh OUT_DIR [RFBLK_KO]}
 rfblk=${2:-}
 mkdir -p "$out"
+# Every QEMU test of a build, the bench's guest-image target and the bench script may build the
+# same directory at once: one builder at a time, the others then find it up to date.
+exec 9>"$out/.lock"
+flock 9
 
 if ! version=$("$here/../../scripts/guest-kernel.sh" 2>"$out/.why"); then
   echo "skip: $(cat "$out/.why")" >&2
