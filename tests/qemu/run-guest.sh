@@ -68,6 +68,9 @@ rc=0
 [[ $rc -ne 0 ]] && { echo "FAIL: building the guest initramfs failed ($rc)"; exit 1; }
 
 run=$(mktemp -d "$work/run.XXXXXX")
+# A unix socket's path holds at most 107 bytes, and a build tree (CI's, say) can be deep enough that
+# $run is longer than that: the socket lives in a short directory of its own.
+sockdir=$(mktemp -d /tmp/rf-vub.XXXXXX)
 daemon_pid=""
 qemu_pid=""
 cleanup() {
@@ -76,7 +79,7 @@ cleanup() {
   wait 2>/dev/null || true
   # The logs stay for a look afterwards; the disk image and the socket do not.
   rm -rf "$work/last-run" && mkdir -p "$work/last-run" && cp "$run"/*.log "$work/last-run/" 2>/dev/null || true
-  rm -rf "$run"
+  rm -rf "$run" "$sockdir"
 }
 trap cleanup EXIT
 fail() {
@@ -88,7 +91,7 @@ fail() {
 
 image=$run/disk.img
 truncate -s 32M "$image"
-socket=$run/vub.sock
+socket=$sockdir/vub.sock
 "$ringfence" vhost-user-blk --socket "$socket" --disk "$image" --queues "$queues" --mode "$mode" $daemon_args >"$run/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 1 100); do [[ -S "$socket" ]] && break; sleep 0.1; done
