@@ -109,6 +109,15 @@ class TestVirtqueue {
     return e;
   }
 
+  // What a device did before the test's device started: used entry `position` and the used index.
+  void device_wrote_used(std::uint16_t position, std::uint32_t id, std::uint32_t len) {
+    const virtio::UsedElement e{id, len};
+    std::memcpy(view_.at(used_ + 4 + 8ull * (position % size_), 8), &e, 8);
+  }
+  void device_published_used(std::uint16_t idx) {
+    std::atomic_ref<std::uint16_t>(*view_.as<std::uint16_t>(used_ + 2)).store(idx, std::memory_order_release);
+  }
+
   const GuestView& view() const { return view_; }
 
  private:

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -67,6 +68,7 @@ void add_totals(virtio::BlkQueueCounters& sum, const virtio::BlkQueueCounters& c
   sum.io_errors += c.io_errors;
   for (std::size_t i = 0; i < c.refused.size(); ++i) sum.refused[i] += c.refused[i];
   sum.notifications += c.notifications;
+  sum.resubmitted += c.resubmitted;
   if (sum.broken == BrokenReason::None && c.broken != BrokenReason::None) {
     sum.broken = c.broken;
     sum.broken_detail = c.broken_detail;
@@ -119,7 +121,7 @@ BlkBackend::~BlkBackend() { reset(); }
 
 std::uint64_t BlkBackend::offered_protocol_features() const {
   return feature_bit(kProtocolMultiQueue) | feature_bit(kProtocolReplyAck) | feature_bit(kProtocolConfig) |
-         feature_bit(kProtocolResetDevice);
+         feature_bit(kProtocolResetDevice) | feature_bit(kProtocolInflightShmfd);
 }
 
 bool BlkBackend::protocol_features_acked() const { return (acked_features_ & feature_bit(kFeatureProtocolFeatures)) != 0; }
@@ -140,6 +142,8 @@ virtio::BlkQueueCounters BlkBackend::counters() const {
   }
   return sum;
 }
+
+std::vector<std::string> BlkBackend::take_recovery_notes() { return std::exchange(recovery_notes_, {}); }
 
 std::vector<std::string> BlkBackend::describe_queues() const {
   std::vector<std::string> lines;
@@ -259,6 +263,7 @@ void BlkBackend::reset() {
     v = Vring{};
   }
   memory_.reset();
+  inflight_.reset();
   acked_features_ = 0;
   acked_protocol_features_ = 0;
 }
@@ -397,6 +402,11 @@ Result<Reply, std::string> BlkBackend::dispatch(Message& m) {
     }
     case kGetConfig:
       return get_config(m);
+    case kGetInflightFd:
+      return get_inflight_fd(m);
+    case kSetInflightFd:
+      RF_TRY_VOID(set_inflight_fd(m));
+      return Reply{};
     default:
       return unexpected(fmt::format("{} (request {}) is not supported by this back-end", request_name(request), request));
   }
@@ -477,6 +487,29 @@ Result<Reply, std::string> BlkBackend::get_config(const Message& m) {
   return Reply{std::move(out)};
 }
 
+Result<Reply, std::string> BlkBackend::get_inflight_fd(const Message& m) {
+  RF_TRY_VOID(expect_fds(m, 0));
+  auto asked = payload_as<InflightMessage>(m);
+  if (!asked) return unexpected(std::move(asked).error());
+  if (running_queues() != 0) return unexpected("GET_INFLIGHT_FD while queues are running");
+  auto region = InflightRegion::create(*asked, config_.queues);
+  if (!region) return unexpected(std::move(region).error());
+  inflight_ = std::move(*region);
+  return Reply{ReplyPayload{bytes_of(inflight_->message()), inflight_->fd()}};
+}
+
+// GUEST-CONTROLLED (front-end): the region handed back, checked by InflightRegion::adopt.
+Result<void, std::string> BlkBackend::set_inflight_fd(Message& m) {
+  RF_TRY_VOID(expect_fds(m, 1));
+  auto given = payload_as<InflightMessage>(m);
+  if (!given) return unexpected(std::move(given).error());
+  if (running_queues() != 0) return unexpected("SET_INFLIGHT_FD while queues are running");
+  auto region = InflightRegion::adopt(*given, std::move(m.fds[0]), config_.queues);
+  if (!region) return unexpected(std::move(region).error());
+  inflight_ = std::move(*region);
+  return {};
+}
+
 Result<void, std::string> BlkBackend::start_if_ready(unsigned index) {
   Vring& v = vrings_[index];
   if (!memory_ || !v.size || !v.addr || !v.kick) {
@@ -513,6 +546,11 @@ Result<void, std::string> BlkBackend::start_if_ready(unsigned index) {
   qc.zeroing.write_zeroes = (acked_features_ & feature_bit(virtio::kBlkFeatureWriteZeroes)) != 0;
   qc.zeroing.may_unmap = zeroing_.may_unmap;
   qc.attach = config_.attach_mode.has_value();
+  if (inflight_) {
+    auto part = inflight_->part(index, *v.size);
+    if (!part) return unexpected(std::move(part).error());
+    qc.inflight = std::move(*part);
+  }
   auto kick = UniqueFd(::fcntl(v.kick.get(), F_DUPFD_CLOEXEC, 0));
   UniqueFd call = v.call ? UniqueFd(::fcntl(v.call.get(), F_DUPFD_CLOEXEC, 0)) : UniqueFd{};
   if (!kick || (v.call && !call)) return unexpected(fmt::format("duplicating queue {}'s eventfds: {}", index, std::strerror(errno)));
@@ -520,6 +558,13 @@ Result<void, std::string> BlkBackend::start_if_ready(unsigned index) {
   if (!handle) return unexpected(fmt::format("queue {}: {}", index, handle.error().message));
   auto queue = virtio::BlkQueue::create(memory_->memory(), std::move(*handle), std::move(kick), std::move(call), std::move(qc));
   if (!queue) return unexpected(fmt::format("starting queue {}: {}", index, queue.error().message));
+  const virtio::InflightRecovery& r = (*queue)->recovery();
+  if (!r.resubmit.empty() || r.batch_cleared != 0 || r.ignored != 0 || r.unreadable) {
+    recovery_notes_.push_back(fmt::format("queue {}: the inflight region {}: {} requests to resubmit, {} found answered, {} "
+                                          "entries naming no descriptor ignored; continuing at avail {}, used {}",
+                                          index, r.unreadable ? "was unreadable (another version or size) and was reset" : "records a previous back-end's work",
+                                          r.resubmit.size(), r.batch_cleared, r.ignored, r.next_avail, r.used_idx));
+  }
   (*queue)->set_enabled(v.enabled);
   auto started = (*queue)->start();
   if (!started) return unexpected(fmt::format("starting queue {}: {}", index, started.error().message));

@@ -29,6 +29,7 @@
 #include "ring/restriction.h"
 #include "passthrough/passthrough_device.h"
 #include "vhost_user/front_end_memory.h"
+#include "vhost_user/inflight_region.h"
 #include "vhost_user/vhost_user_channel.h"
 #include "virtio/blk_queue.h"
 
@@ -60,8 +61,15 @@ struct BlkBackendConfig {
 // disk). DISCARD needs a device that deallocates by itself; WRITE_ZEROES any writable block device.
 virtio::BlkZeroing offered_zeroing(const Disk& disk, const RestrictionSet& restrictions);
 
-// What handle() answers: a reply payload, or nothing to send.
-using Reply = std::optional<std::vector<std::byte>>;
+// A reply's payload and the fd that rides along (borrowed from the back-end: valid until the next
+// message), or -1.
+struct ReplyPayload {
+  ReplyPayload(std::vector<std::byte> payload, int reply_fd = -1) : bytes(std::move(payload)), fd(reply_fd) {}  // NOLINT: implicit from bytes
+  std::vector<std::byte> bytes;
+  int fd = -1;
+};
+// What handle() answers: a reply, or nothing to send.
+using Reply = std::optional<ReplyPayload>;
 
 class BlkBackend {
  public:
@@ -89,6 +97,9 @@ class BlkBackend {
   void service_controls();
   // The summed counters of every queue that ran on this back-end.
   virtio::BlkQueueCounters counters() const;
+  // What queues found in the inflight region when they started since the last call, one line each
+  // (requests resubmitted for a back-end that died), for the log.
+  std::vector<std::string> take_recovery_notes();
   // A line per running queue (BlkQueue::describe).
   std::vector<std::string> describe_queues() const;
   // Requests each queue took, over every time it ran.
@@ -110,6 +121,8 @@ class BlkBackend {
   Result<Reply, std::string> get_vring_base(const Message& m);
   Result<void, std::string> set_vring_fd(Message& m);
   Result<Reply, std::string> get_config(const Message& m);
+  Result<Reply, std::string> get_inflight_fd(const Message& m);
+  Result<void, std::string> set_inflight_fd(Message& m);
   Result<void, std::string> start_if_ready(unsigned index);
   Result<std::uint32_t, std::string> queue_index(std::uint64_t index, std::uint32_t request) const;
   // A per-queue message (VringState, VringAddr): no fds, exactly its payload, a queue index below
@@ -136,9 +149,11 @@ class BlkBackend {
   std::uint64_t acked_protocol_features_ = 0;
   virtio::BlkConfig config_space_{};
   std::optional<FrontEndMemory> memory_;
+  std::optional<InflightRegion> inflight_;  // GET_INFLIGHT_FD's or SET_INFLIGHT_FD's, for the queues it has parts for
   std::vector<Vring> vrings_;
   virtio::BlkQueueCounters finished_;  // counters of queues already stopped
   std::vector<std::uint64_t> finished_requests_;  // per queue, of its runs already stopped
+  std::vector<std::string> recovery_notes_;
 };
 
 }  // namespace rf::vhost_user

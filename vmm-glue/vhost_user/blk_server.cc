@@ -126,11 +126,23 @@ void BlkServer::serve(UniqueFd connection) {
   Channel channel(std::move(connection));
   BlkBackend backend(disk_, options_.backend);
   std::string reason;
+  // Until the first request completes (for a minute at most), the loop looks every few
+  // milliseconds, so that the log can say when (after a restart: how long the guest waited).
+  const auto connected = std::chrono::steady_clock::now();
+  bool first_completed = false;
   for (;;) {
     std::vector<pollfd> fds = {{channel.fd(), POLLIN, 0}, {listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0},
                                {dump_.get(), POLLIN, 0}};
     for (const int control : backend.control_fds()) fds.push_back({control, POLLIN, 0});
-    if (::poll(fds.data(), fds.size(), -1) < 0) continue;  // EINTR
+    const bool watching = !first_completed && std::chrono::steady_clock::now() - connected < std::chrono::minutes(1);
+    if (::poll(fds.data(), fds.size(), watching ? 5 : -1) < 0) continue;  // EINTR
+    if (watching && backend.counters().completed != 0) {
+      first_completed = true;
+      const auto now = std::chrono::steady_clock::now();
+      log(fmt::format("connection {}: first request completed {} ms after the front-end connected, {} ms after the back-end "
+                      "began listening", number, std::chrono::duration_cast<std::chrono::milliseconds>(now - connected).count(),
+                      std::chrono::duration_cast<std::chrono::milliseconds>(now - started_).count()));
+    }
     if ((fds[3].revents & POLLIN) != 0) {
       drain_eventfd(dump_.get());
       const auto lines = backend.describe_queues();
@@ -166,8 +178,9 @@ void BlkServer::serve(UniqueFd connection) {
       reason = fmt::format("refused {}: {}", request_name(message->header.request), reply.error());
       break;
     }
+    for (const auto& note : backend.take_recovery_notes()) log(fmt::format("connection {}: {}", number, note));
     if (reply->has_value()) {
-      auto sent = channel.reply(message->header.request, **reply);
+      auto sent = channel.reply(message->header.request, (*reply)->bytes, (*reply)->fd);
       if (!sent) {
         reason = sent.error().message;
         break;
@@ -177,8 +190,8 @@ void BlkServer::serve(UniqueFd connection) {
   backend.reset();  // stops the queues (drained), unmaps guest memory
   const virtio::BlkQueueCounters c = backend.counters();
   const bool broken = c.broken != BrokenReason::None;
-  log(fmt::format("connection {} closed: {} ({} requests, {} completed, {} I/O errors; per queue: {}{}{})", number, reason,
-                  c.requests, c.completed, c.io_errors, fmt::join(backend.requests_per_queue(), " "), broken ? "; " : "",
+  log(fmt::format("connection {} closed: {} ({} requests, {} completed, {} I/O errors, {} resubmitted; per queue: {}{}{})",
+                  number, reason, c.requests, c.completed, c.io_errors, c.resubmitted, fmt::join(backend.requests_per_queue(), " "), broken ? "; " : "",
                   broken ? c.broken_detail : ""));
 }
 

@@ -62,6 +62,7 @@ class BlkServer {
   UniqueFd listener_;
   UniqueFd stop_;
   UniqueFd dump_;  // log_state()'s wake-up
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<std::uint64_t> connections_{0}, turned_away_{0}, refused_messages_{0};
 };
 

@@ -95,12 +95,22 @@ Result<Message, ChannelError> Channel::receive() {
   return m;
 }
 
-Result<void, ChannelError> Channel::reply(std::uint32_t request, std::span<const std::byte> payload) {
+Result<void, ChannelError> Channel::reply(std::uint32_t request, std::span<const std::byte> payload, int fd) {
   MessageHeader h{request, kVersion | kFlagReply, static_cast<std::uint32_t>(payload.size())};
   iovec iov[2] = {{&h, sizeof h}, {const_cast<std::byte*>(payload.data()), payload.size()}};
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = payload.empty() ? 1 : 2;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  if (fd >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  }
   const std::size_t total = sizeof h + payload.size();
   ssize_t n;
   do {

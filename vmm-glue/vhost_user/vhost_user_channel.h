@@ -37,8 +37,9 @@ class Channel {
 
   // Blocks for the next whole message.
   Result<Message, ChannelError> receive();
-  // A reply to `request`: the header with the reply flag, then `payload`.
-  Result<void, ChannelError> reply(std::uint32_t request, std::span<const std::byte> payload);
+  // A reply to `request`: the header with the reply flag, then `payload`, with `fd` riding along
+  // unless it is -1.
+  Result<void, ChannelError> reply(std::uint32_t request, std::span<const std::byte> payload, int fd = -1);
   int fd() const { return socket_.get(); }
 
  private:

@@ -24,6 +24,8 @@ std::string_view request_name(std::uint32_t request) {
     case kSetVringEnable: return "SET_VRING_ENABLE";
     case kGetConfig: return "GET_CONFIG";
     case kSetConfig: return "SET_CONFIG";
+    case kGetInflightFd: return "GET_INFLIGHT_FD";
+    case kSetInflightFd: return "SET_INFLIGHT_FD";
     case kResetDevice: return "RESET_DEVICE";
     case kGetMaxMemSlots: return "GET_MAX_MEM_SLOTS";
     default: return "an unknown request";

@@ -43,6 +43,8 @@ enum Request : std::uint32_t {
   kSetVringEnable = 18,
   kGetConfig = 24,
   kSetConfig = 25,
+  kGetInflightFd = 31,
+  kSetInflightFd = 32,
   kResetDevice = 34,
   kGetMaxMemSlots = 36,
 };
@@ -55,6 +57,7 @@ inline constexpr unsigned kFeatureProtocolFeatures = 30;
 inline constexpr unsigned kProtocolMultiQueue = 0;
 inline constexpr unsigned kProtocolReplyAck = 3;
 inline constexpr unsigned kProtocolConfig = 9;
+inline constexpr unsigned kProtocolInflightShmfd = 12;
 inline constexpr unsigned kProtocolResetDevice = 13;
 
 // At most this many fds ride one message, and so at most this many memory regions

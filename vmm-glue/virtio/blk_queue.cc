@@ -104,8 +104,19 @@ BlkQueue::BlkQueue(GuestMemoryMap memory, Ring ring, Disk disk, SplitQueue queue
   // Every request taken before the base was finished (GET_VRING_BASE drains), so the used index
   // continues from it.
   used_idx_ = config_.base;
-  published_used_ = config_.base;
-  signalled_used_ = config_.base;
+  if (config_.inflight) {
+    // SAFETY: the owner checked that the part lies inside the region (offset + the part's bytes
+    // for desc_num), which the config's shared_ptr keeps mapped as long as the queue lives.
+    inflight_.emplace(config_.inflight->region->bytes() + config_.inflight->offset, config_.inflight->desc_num);
+    // GUEST-CONTROLLED: the used index, read once; see inflight_split.h for what a lie can do.
+    recovery_ = inflight_->recover(queue_.load_used_idx(), queue_.size());
+    if (!recovery_.fresh) {
+      last_avail_ = recovery_.next_avail;
+      used_idx_ = recovery_.used_idx;
+    }
+  }
+  published_used_ = used_idx_;
+  signalled_used_ = used_idx_;
   slots_.resize(queue_.size());
   free_slots_.reserve(queue_.size());
   for (std::uint32_t i = queue_.size(); i > 0; --i) free_slots_.push_back(i - 1);
@@ -232,7 +243,11 @@ bool BlkQueue::take() {
                                                      last_avail_, queue_.size()));
     return false;
   }
-  unsigned taken = 0;
+  unsigned taken = take_resubmitted();
+  if (resubmit_next_ < recovery_.resubmit.size()) {  // no room for the rest yet
+    submit_queued();
+    return taken != 0;
+  }
   while (last_avail_ != avail && taken < kRequestsPerRound && has_room()) {
     const std::uint16_t head = queue_.load_avail_entry(last_avail_);  // GUEST-CONTROLLED: read_chain checks it
     if (!take_one(head)) break;
@@ -241,6 +256,20 @@ bool BlkQueue::take() {
   }
   submit_queued();
   return taken != 0;
+}
+
+// The requests a back-end that died had taken and not answered: their chains are read and
+// validated again like any other (the guest has not been told they finished, so it has not reused
+// their descriptors), and their used entries continue the used ring from its index.
+unsigned BlkQueue::take_resubmitted() {
+  unsigned taken = 0;
+  while (resubmit_next_ < recovery_.resubmit.size() && taken < kRequestsPerRound && has_room()) {
+    if (!take_one(recovery_.resubmit[resubmit_next_])) break;
+    ++resubmit_next_;
+    ++taken;
+    resubmitted_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return taken;
 }
 
 // GUEST-CONTROLLED: the chain at `head` and everything it names; validated by read_chain and
@@ -252,6 +281,9 @@ bool BlkQueue::take_one(std::uint16_t head) {
                                                      queue_errc_text(chain.error().code), chain.error().value));
     return false;
   }
+  // Recorded before anything of it can reach the kernel: a back-end that dies from here on leaves
+  // it for the next one to resubmit.
+  if (inflight_) inflight_->taken(head);
   requests_.fetch_add(1, std::memory_order_relaxed);
   ParsedBlkRequest request = parse_blk_request(chain_, target_, pieces_);
   // The ringfence vendor types are not virtio-blk's: the parser calls them unsupported, and an
@@ -303,6 +335,7 @@ void BlkQueue::finish(std::uint32_t slot_index) {
 
 void BlkQueue::post_used(std::uint16_t head, std::uint32_t len) {
   queue_.write_used(used_idx_, head, len);
+  if (inflight_) inflight_->used(head);
   ++used_idx_;
   completed_.fetch_add(1, std::memory_order_relaxed);
 }
@@ -314,6 +347,7 @@ void BlkQueue::publish_and_notify() {
   const std::uint16_t old = published_used_;
   queue_.publish_used_idx(used_idx_);
   published_used_ = used_idx_;
+  if (inflight_) inflight_->published(published_used_);  // only now are the answered heads no longer in flight
   // The used index must be visible before the guest's suppression word is read (and the guest
   // does the mirror image), or both could decide the other will act.
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -588,6 +622,7 @@ BlkQueueCounters BlkQueue::counters() const {
   for (std::size_t i = 0; i < kBlkRefusalCount; ++i) c.refused[i] = refused_[i].load(std::memory_order_relaxed);
   c.notifications = notifications_.load(std::memory_order_relaxed);
   c.in_flight = in_flight_.load(std::memory_order_relaxed);
+  c.resubmitted = resubmitted_.load(std::memory_order_relaxed);
   c.broken = broken_.reason();
   c.broken_detail = broken_.detail();
   return c;

@@ -40,7 +40,9 @@
 #include "memory/guest_memory_builder.h"
 #include "ring/ring.h"
 #include "util/unique_fd.h"
+#include "util/mmap_region.h"
 #include "virtio/blk_request.h"
+#include "virtio/inflight_split.h"
 #include "virtio/ringfence_attach.h"
 #include "virtio/split_queue.h"
 
@@ -62,6 +64,16 @@ struct BlkQueueConfig {
   // Whether a ringfence-aware guest may attach a shared ring on this queue (ringfence_attach.h);
   // the owner makes the device (service_control).
   bool attach = false;
+  // The queue's part of the inflight region (inflight_split.h): `offset` bytes into `region`, for
+  // a queue of up to `desc_num` descriptors. With it the queue records what it takes, and when the
+  // part holds a record from a back-end that died, starts by resubmitting what that one had in
+  // flight (its avail and used positions then come from the record and the used ring, not `base`).
+  struct InflightPart {
+    std::shared_ptr<MmapRegion> region;
+    std::uint64_t offset = 0;
+    std::uint16_t desc_num = 0;
+  };
+  std::optional<InflightPart> inflight;
 };
 
 // What the owner makes for an ATTACH: the device (created, not started), or no device and the
@@ -83,6 +95,7 @@ struct BlkQueueCounters {
   std::array<std::uint64_t, kBlkRefusalCount> refused{};  // by BlkRefusal
   std::uint64_t notifications = 0;  // call eventfd signals
   std::uint64_t in_flight = 0;
+  std::uint64_t resubmitted = 0;  // requests a back-end that died had in flight, taken again
   BrokenReason broken = BrokenReason::None;
   std::string broken_detail;
 };
@@ -105,6 +118,8 @@ class BlkQueue {
   BlkQueue(const BlkQueue&) = delete;
   BlkQueue& operator=(const BlkQueue&) = delete;
 
+  // What the queue found in its inflight part when it was made (nothing without one).
+  const InflightRecovery& recovery() const { return recovery_; }
   // Starts the thread and returns once it runs under its seccomp filter (or why it could not).
   Result<void, DeviceError> start();
   // A new call eventfd (the front-end may change it at any time); empty: stop notifying. The
@@ -148,6 +163,7 @@ class BlkQueue {
   bool round();
   bool reap();
   bool take();
+  unsigned take_resubmitted();  // the recovered heads first, as room allows
   bool take_one(std::uint16_t head);
   bool has_room() const;  // a free slot, and private CQ room for a request of the most pieces
   // Hands the private SQ's queued entries to the kernel; false when it could not take them yet
@@ -206,7 +222,13 @@ class BlkQueue {
   std::vector<std::uint32_t> held_notify_;  // slots
   bool notify_pending_ = false;
 
-  // Private state: never read back from guest memory.
+  // The record of requests in flight, and the heads a dead back-end left in it, to take first.
+  std::optional<InflightSplit> inflight_;
+  InflightRecovery recovery_;
+  std::size_t resubmit_next_ = 0;
+
+  // Private state: never read back from guest memory (but for the used index, once, when a
+  // record of requests in flight is recovered).
   std::uint16_t last_avail_ = 0;
   std::uint16_t used_idx_ = 0;
   std::uint16_t published_used_ = 0;
@@ -224,7 +246,8 @@ class BlkQueue {
 
   // Mirrors of the thread's private positions, for describe() only.
   std::atomic<std::uint16_t> last_avail_mirror_{0}, used_mirror_{0};
-  std::atomic<std::uint64_t> requests_{0}, completed_{0}, kernel_ios_{0}, io_errors_{0}, notifications_{0}, in_flight_{0};
+  std::atomic<std::uint64_t> requests_{0}, completed_{0}, kernel_ios_{0}, io_errors_{0}, notifications_{0}, in_flight_{0},
+      resubmitted_{0};
   std::array<std::atomic<std::uint64_t>, kBlkRefusalCount> refused_{};
   BrokenFlag broken_;
   std::thread thread_;

@@ -80,6 +80,7 @@ std::uint16_t SplitQueue::load_avail_idx() const { return load16(avail_ + 2, std
 std::uint16_t SplitQueue::load_avail_entry(std::uint16_t position) const {
   return load16(avail_ + 4 + 2 * std::size_t{position % size_}, std::memory_order_relaxed);
 }
+std::uint16_t SplitQueue::load_used_idx() const { return load16(used_ + 2, std::memory_order_acquire); }
 std::uint16_t SplitQueue::load_used_event() const {
   return load16(avail_ + 4 + 2 * std::size_t{size_}, std::memory_order_relaxed);
 }

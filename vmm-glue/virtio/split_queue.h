@@ -72,6 +72,10 @@ class SplitQueue {
   std::uint16_t load_avail_idx() const;
   std::uint16_t load_avail_flags() const;
   std::uint16_t load_used_event() const;  // avail->ring[size]: only for EVENT_IDX
+  // GUEST-CONTROLLED: the used ring's index as guest RAM holds it now. Read only when a queue
+  // starts over a record of requests in flight (inflight_split.h); the device never reads back its
+  // own index otherwise.
+  std::uint16_t load_used_idx() const;
   // GUEST-CONTROLLED: the head the guest put in avail slot `position % size`.
   std::uint16_t load_avail_entry(std::uint16_t position) const;
 
