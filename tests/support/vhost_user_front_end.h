@@ -62,6 +62,7 @@ class FrontEndRam {
 struct Reply {
   vhost_user::MessageHeader header{};
   std::vector<std::byte> payload;
+  UniqueFd fd;  // the one that rode along, if any
 };
 
 class FrontEnd {
@@ -112,7 +113,24 @@ class FrontEnd {
 
   std::optional<Reply> receive() {
     Reply r;
-    if (!read_all(&r.header, sizeof r.header)) return std::nullopt;
+    // The header comes with whatever fd rides along (GET_INFLIGHT_FD's region).
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    iovec iov{&r.header, sizeof r.header};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do {
+      n = ::recvmsg(fd_.get(), &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+    } while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(sizeof r.header)) return std::nullopt;
+    if (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr && c->cmsg_type == SCM_RIGHTS) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+      r.fd.reset(fd);
+    }
     r.payload.resize(r.header.size);
     if (r.header.size != 0 && !read_all(r.payload.data(), r.header.size)) return std::nullopt;
     return r;

@@ -22,6 +22,7 @@
 #include "support/vhost_user_front_end.h"
 #include "guest/driver.h"
 #include "util/mmap_region.h"
+#include "virtio/inflight_split.h"
 
 namespace rf::vhost_user {
 namespace {
@@ -246,6 +247,99 @@ TEST_F(BlkServerTest, AFrontEndThatDiesWithRequestsInFlightLeavesNothingBehind) 
   }  // the front-end goes away without a word, as a QEMU killed with SIGKILL does
   EXPECT_FALSE(wait_log("connection 1 closed").empty());
   EXPECT_EQ(MmapRegion::live_count(), mappings_before);
+  expect_still_serving();
+}
+
+// Reconnect with in-flight recovery, as QEMU does it: GET_INFLIGHT_FD on the first start, the same
+// fd handed to the next back-end with SET_INFLIGHT_FD before its queues start.
+TEST_F(BlkServerTest, ANewBackEndResubmitsWhatTheInflightRegionRecords) {
+  FrontEndRam ram;
+  UniqueFd region_fd;
+  InflightMessage given{};
+  {
+    FrontEnd fe = connect();
+    ASSERT_TRUE(fe.handshake());
+    ASSERT_TRUE(fe.send_value(kGetInflightFd, InflightMessage{0, 0, 2, kSize, 0}));
+    auto reply = fe.receive();
+    ASSERT_TRUE(reply);
+    ASSERT_TRUE(reply->fd) << "GET_INFLIGHT_FD's reply carries no fd";
+    ASSERT_EQ(reply->payload.size(), sizeof given);
+    std::memcpy(&given, reply->payload.data(), sizeof given);
+    EXPECT_EQ(given.mmap_size, 2 * virtio::inflight_queue_bytes(kSize));
+    EXPECT_EQ(given.mmap_offset, 0u);
+    EXPECT_EQ(given.num_queues, 2);
+    EXPECT_EQ(given.queue_size, kSize);
+    const int seals = ::fcntl(reply->fd.get(), F_GET_SEALS);
+    EXPECT_EQ(seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+    region_fd = std::move(reply->fd);
+  }
+  ASSERT_FALSE(wait_log("connection 1 closed").empty());
+
+  // What a back-end that died would have left: the guest posted two writes, it took both.
+  auto region = MmapRegion::map_fd(region_fd.get(), 0, given.mmap_size, PROT_READ | PROT_WRITE);
+  ASSERT_TRUE(region);
+  TestVirtqueue vq(ram.view(), kDesc, kAvail, kUsed, kSize);
+  std::uint16_t heads[2];
+  for (unsigned i = 0; i < 2; ++i) {
+    std::memset(vq.view().at(kData + 4096 * i, 4096), 0x61 + static_cast<int>(i), 4096);
+    heads[i] = post(vq, i, virtio::kBlkOut, 24 + 8 * i);
+  }
+  virtio::InflightSplit dead(region->bytes(), kSize);
+  dead.recover(0, kSize);
+  for (const std::uint16_t head : heads) dead.taken(head);
+
+  FrontEnd fe = connect();
+  ASSERT_TRUE(fe.handshake());
+  const int fds[] = {region_fd.get()};
+  ASSERT_TRUE(fe.send_value(kSetInflightFd, given, fds));
+  ASSERT_TRUE(fe.set_mem_table(ram));
+  UniqueFd kick(::eventfd(0, EFD_CLOEXEC)), call(::eventfd(0, EFD_CLOEXEC));
+  ASSERT_TRUE(fe.start_queue(0, vq, ram, kick.get(), call.get()));
+  for (const std::uint16_t head : heads) {
+    auto used = wait_used(vq);
+    ASSERT_TRUE(used);
+    EXPECT_EQ(used->id, head);
+  }
+  EXPECT_FALSE(wait_log("2 requests to resubmit").empty());
+  EXPECT_FALSE(wait_log("first request completed").empty());
+  std::ifstream image(image_, std::ios::binary);
+  for (unsigned i = 0; i < 2; ++i) {
+    image.seekg(static_cast<std::streamoff>((24 + 8 * i) * 512));
+    EXPECT_EQ(image.get(), 0x61 + static_cast<int>(i));
+  }
+}
+
+TEST_F(BlkServerTest, BadInflightRegionsAreRefused) {
+  const auto refused = [this](const InflightMessage& m, std::uint32_t request, int fd, const std::string& reason) {
+    FrontEnd fe = connect();
+    ASSERT_TRUE(fe.handshake());
+    const int fds[] = {fd};
+    ASSERT_TRUE(fe.send_value(request, m, fd < 0 ? std::span<const int>{} : std::span<const int>(fds)));
+    expect_refused(fe, reason);
+  };
+  refused({0, 0, 3, kSize, 0}, kGetInflightFd, -1, "asks for 3 queues");
+  refused({0, 0, 1, 100, 0}, kGetInflightFd, -1, "gives queue size 100");
+  const std::uint64_t bytes = virtio::inflight_queue_bytes(kSize);
+  UniqueFd unsealed(::memfd_create("unsealed", MFD_CLOEXEC));
+  ASSERT_EQ(::ftruncate(unsealed.get(), static_cast<off_t>(bytes)), 0);
+  refused({bytes, 0, 1, kSize, 0}, kSetInflightFd, unsealed.get(), "not sealed against shrinking");
+  refused({bytes + 4096, 0, 1, kSize, 0}, kSetInflightFd, unsealed.get(), "their region is");
+  refused({bytes, 0, 1, kSize, 0}, kSetInflightFd, -1, "carries 0 fds");
+  UniqueFd short_file(::memfd_create("short", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  ASSERT_EQ(::fcntl(short_file.get(), F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  refused({bytes, 0, 1, kSize, 0}, kSetInflightFd, short_file.get(), "not a file of at least");
+
+  // A region for queues of 8 descriptors, and a queue of 16 started over it.
+  FrontEnd fe = connect();
+  ASSERT_TRUE(fe.handshake());
+  ASSERT_TRUE(fe.send_value(kGetInflightFd, InflightMessage{0, 0, 1, 8, 0}));
+  ASSERT_TRUE(fe.receive());
+  FrontEndRam ram;
+  ASSERT_TRUE(fe.set_mem_table(ram));
+  TestVirtqueue vq(ram.view(), kDesc, kAvail, kUsed, kSize);
+  UniqueFd kick(::eventfd(0, EFD_CLOEXEC)), call(::eventfd(0, EFD_CLOEXEC));
+  fe.start_queue(0, vq, ram, kick.get(), call.get());
+  expect_refused(fe, "more than the inflight region's 8 per queue");
   expect_still_serving();
 }
 
