@@ -8,7 +8,7 @@
 #   run-guest.sh --ringfence BIN --work DIR --scenario NAME [--args A,B,...] [--queues N] [--smp N]
 #                [--mode passthrough|mediated] [--reboot] [--kill-qemu] [--then SCENARIO:ARGS]
 #                [--rfblk KO|--rfblk-missing WHY] [--driver virtio_blk|rfblk] [--modparams P=V,...]
-#                [--daemon-args "ARGS"]
+#                [--daemon-args "ARGS"] [--kill-daemon N]
 #
 #   --mode       the back-end's --mode (what a ringfence-aware guest could attach; a stock guest
 #                runs the same virtio path in both)
@@ -18,6 +18,10 @@
 #   --driver     the guest's block driver: the stock virtio_blk (default) or rfblk on the shared
 #                rings, loaded with --modparams (e.g. poll_queues=1)
 #   --daemon-args  more arguments for the back-end (e.g. its --hostile-completions test mode)
+#   --kill-daemon  SIGKILL the back-end N times while the guest's fio runs, starting a new one on
+#                the same socket each time: QEMU reconnects (reconnect=1), the new back-end resubmits
+#                what the dead one had in flight (INFLIGHT_SHMFD), and the guest must pass with no
+#                I/O error in its log. Prints each restart's time to the first completed request.
 #   --kill-qemu  SIGKILL QEMU once the guest prints "rf: fio running", check the back-end let go
 #                of everything, then boot again with --then's scenario against the same back-end
 #
@@ -27,7 +31,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 ringfence="" work="" scenario="" args="" queues=1 smp=1 mode=mediated reboot=0 kill_qemu=0 then=""
-rfblk="" rfblk_missing="" driver=virtio_blk modparams="" daemon_args=""
+rfblk="" rfblk_missing="" driver=virtio_blk modparams="" daemon_args="" kill_daemon=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --ringfence) ringfence=$2; shift 2 ;;
@@ -45,6 +49,7 @@ while [[ $# -gt 0 ]]; do
     --driver) driver=$2; shift 2 ;;
     --modparams) modparams=$2; shift 2 ;;
     --daemon-args) daemon_args=$2; shift 2 ;;
+    --kill-daemon) kill_daemon=$2; shift 2 ;;
     *) echo "run-guest.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -85,17 +90,20 @@ trap cleanup EXIT
 fail() {
   echo "FAIL: $*"
   echo "--- guest console (last 40 lines)"; tail -n 40 "$run"/console*.log 2>/dev/null || true
-  echo "--- back-end log"; cat "$run/daemon.log" 2>/dev/null || true
+  echo "--- back-end log(s)"; cat "$run"/daemon*.log 2>/dev/null || true
   exit 1
 }
 
 image=$run/disk.img
 truncate -s 32M "$image"
 socket=$sockdir/vub.sock
-"$ringfence" vhost-user-blk --socket "$socket" --disk "$image" --queues "$queues" --mode "$mode" $daemon_args >"$run/daemon.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 1 100); do [[ -S "$socket" ]] && break; sleep 0.1; done
-[[ -S "$socket" ]] || fail "the back-end did not create its socket"
+start_daemon() {  # the back-end, logging to $run/daemon.log (the ones before it: daemon-N.log)
+  "$ringfence" vhost-user-blk --socket "$socket" --disk "$image" --queues "$queues" --mode "$mode" $daemon_args >"$run/daemon.log" 2>&1 &
+  daemon_pid=$!
+  for _ in $(seq 1 100); do [[ -S "$socket" ]] && break; sleep 0.1; done
+  [[ -S "$socket" ]] || fail "the back-end did not create its socket"
+}
+start_daemon
 
 # What the back-end holds with no front-end connected: its baseline.
 fds() { ls "/proc/$daemon_pid/fd" | wc -l; }
@@ -104,12 +112,14 @@ guest_maps() { grep -c "memfd:" "/proc/$daemon_pid/maps" || true; }
 base_fds=$(fds)
 base_threads=$(threads)
 
+reconnect=""
+[[ $kill_daemon -gt 0 ]] && reconnect=",reconnect=1"  # QEMU retries the socket every second
 boot() {  # boot CONSOLE SCENARIO ARGS [extra QEMU options]: starts QEMU in the background
   local console=$1 name=$2 scenario_args=$3
   shift 3
   qemu-system-x86_64 -accel tcg -m 512 -smp "$smp" -nographic -nodefaults -serial "file:$console" \
     -object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem \
-    -chardev socket,id=vub0,path="$socket" -device vhost-user-blk-pci,chardev=vub0,num-queues="$queues" \
+    -chardev socket,id=vub0,path="$socket"$reconnect -device vhost-user-blk-pci,chardev=vub0,num-queues="$queues" \
     -kernel "$shared/vmlinuz" -initrd "$shared/initramfs.cpio" \
     -append "console=ttyS0 loglevel=5 panic=-1 rf.scenario=$name rf.args=$scenario_args rf.driver=$driver rf.modparams=$modparams" "$@" >"$console.qemu" 2>&1 &
   qemu_pid=$!
@@ -164,6 +174,27 @@ if [[ $kill_qemu -eq 1 ]]; then
   boot "$run/console2.log" "${then%%:*}" "${then#*:}" -no-reboot
   wait_qemu 300
   expect_pass "$run/console2.log"
+elif [[ $kill_daemon -gt 0 ]]; then
+  for _ in $(seq 1 600); do grep -q "rf: fio " "$run/console1.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q "rf: fio " "$run/console1.log" || fail "the guest never started fio"
+  for k in $(seq 1 "$kill_daemon"); do
+    sleep 2  # some of fio's I/O on this back-end
+    kill -0 "$qemu_pid" 2>/dev/null || fail "the guest finished before the back-end was killed $k time(s); give fio more to do"
+    kill -9 "$daemon_pid"
+    wait "$daemon_pid" 2>/dev/null || true
+    mv "$run/daemon.log" "$run/daemon-$k.log"
+    started=$(date +%s%N)
+    start_daemon
+    for _ in $(seq 1 300); do grep -q "first request completed" "$run/daemon.log" && break; sleep 0.1; done
+    grep -q "first request completed" "$run/daemon.log" || fail "the guest's I/O did not resume within 30 s of back-end $((k + 1))'s start"
+    echo "back-end killed with SIGKILL ($k of $kill_daemon); a new one completed a request $(( ($(date +%s%N) - started) / 1000000 )) ms after it was started"
+    grep -h -E "resubmit|first request" "$run/daemon.log" | sed 's/^/  back-end: /'
+  done
+  wait_qemu 300
+  expect_pass "$run/console1.log"
+  if grep -a -n -E "I/O error|blk_update_request|critical medium error" "$run/console1.log"; then
+    fail "the guest kernel logged an I/O error (above)"
+  fi
 else
   wait_qemu 300
   expect_pass "$run/console1.log"
