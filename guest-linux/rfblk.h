@@ -80,6 +80,7 @@ struct rfblk_piece {
 
 struct rfblk_cmd {
 	blk_status_t status;
+	bool requeue; /* a piece was cancelled (the ring went away under it): dispatch it again */
 	u32 pending; /* SQEs not yet completed, under the ring's lock */
 	u32 nr_pieces;
 	struct rfblk_piece pieces[RFBLK_MAX_PIECES];
@@ -91,13 +92,14 @@ struct rfblk_ring {
 	struct rfblk_dev *dev;
 	struct virtqueue *vq;
 	unsigned int index;
-	bool polled; /* a poll queue: completions are reaped by blk_mq_ops.poll, no NOTIFY posted */
+	bool polled; /* a poll queue: completions are reaped by blk_mq_ops.poll; its NOTIFY only ends on a detach */
 	spinlock_t lock;
 
 	/* The device window: guest RAM this driver set aside for the descriptor and the rings. */
 	void *window;
 	size_t window_bytes;
-	bool attached;
+	bool attached; /* the device holds the window (until a reset, or until it let go on its own) */
+	bool ready;    /* under the lock: the indices below are this attach's; requests may use the ring */
 
 	/* SAFETY: pointers into the window, each checked at attach to lie inside it, aligned. */
 	u32 *sq_head, *sq_tail, *sq_flags, *sq_array;
@@ -121,6 +123,11 @@ struct rfblk_ring {
 	struct completion ctl_done;
 	bool notify_posted;
 	char violation[128]; /* why the last reap failed the device */
+
+	/* The device let go of the ring on its own (a back-end restart): attach it again. */
+	struct work_struct reattach_work;
+	unsigned int reattaches; /* in a row, without a request completed in between */
+	unsigned int cancelled;  /* CQEs with -ECANCELED in a row */
 };
 
 enum rfblk_dev_flags { RFBLK_BROKEN, RFBLK_REMOVING };
@@ -140,6 +147,7 @@ struct rfblk_dev {
 
 /* rfblk_attach.c */
 int rfblk_ring_attach(struct rfblk_ring *ring, u32 depth);
+int rfblk_ring_reattach(struct rfblk_ring *ring, u32 depth);
 void rfblk_ring_release(struct rfblk_ring *ring);
 void rfblk_vq_done(struct virtqueue *vq);
 
@@ -150,8 +158,10 @@ blk_status_t rfblk_ring_submit(struct rfblk_ring *ring, struct request *rq, stru
 int rfblk_ring_reap(struct rfblk_ring *ring);
 void rfblk_ring_fail_all(struct rfblk_ring *ring);
 void rfblk_ring_log_state(struct rfblk_ring *ring);
+unsigned int rfblk_ring_take_back(struct rfblk_ring *ring, struct request **rqs);
 
 /* rfblk_main.c */
 void rfblk_fail_device(struct rfblk_dev *dev, const char *why);
+void rfblk_ring_detached(struct rfblk_ring *ring, u8 status);
 
 #endif

@@ -50,14 +50,16 @@ static u64 window_gpa(struct rfblk_ring *ring)
 	return virt_to_phys(ring->window);
 }
 
-/* Posts the NOTIFY request the device completes when the ring has completions to signal.
- * Called with the ring's lock held. */
+/* Posts the NOTIFY request the device completes when the ring has completions to signal, or
+ * with an error when it let go of the ring. A poll queue posts one too: its CQ notifications are
+ * off, so the device only ends it on a detach, which is how the ring learns of one. Called with
+ * the ring's lock held. */
 static void post_notify_locked(struct rfblk_ring *ring)
 {
 	struct scatterlist hdr, status, *sgs[2] = { &hdr, &status };
 	struct rfblk_ctl *ctl = ring->ctl;
 
-	if (ring->notify_posted || ring->polled || !ring->attached || test_bit(RFBLK_BROKEN, &ring->dev->flags))
+	if (ring->notify_posted || !ring->ready || test_bit(RFBLK_BROKEN, &ring->dev->flags))
 		return;
 	ctl->notify_hdr.type = cpu_to_le32(RF_BLK_T_NOTIFY);
 	ctl->notify_hdr.ioprio = 0;
@@ -80,7 +82,7 @@ void rfblk_vq_done(struct virtqueue *vq)
 {
 	struct rfblk_dev *dev = vq->vdev->priv;
 	struct rfblk_ring *ring = &dev->rings[vq->index];
-	bool reap = false, ended = false;
+	bool reap = false, ended = false, was_ready;
 	unsigned long flags;
 	unsigned int len;
 	u8 status = 0;
@@ -105,15 +107,12 @@ void rfblk_vq_done(struct virtqueue *vq)
 	} while (!virtqueue_enable_cb(vq));
 	if (!ended)
 		post_notify_locked(ring);
+	was_ready = ring->ready;
 	spin_unlock_irqrestore(&ring->lock, flags);
 
-	if (ended && ring->attached && !test_bit(RFBLK_REMOVING, &dev->flags)) {
-		/* The device detached the ring (a reset, a new memory table, a broken device). */
-		snprintf(ring->violation, sizeof(ring->violation),
-			 "the device ended queue %u's NOTIFY request with status %u: the ring is detached",
-			 ring->index, status);
-		rfblk_fail_device(dev, ring->violation);
-	}
+	/* The device let go of the ring (a back-end restart, a new memory table). */
+	if (ended && was_ready && !test_bit(RFBLK_REMOVING, &dev->flags))
+		rfblk_ring_detached(ring, status);
 	if (reap)
 		rfblk_ring_reap(ring);
 }
@@ -272,23 +271,24 @@ out:
 	return err;
 }
 
-int rfblk_ring_attach(struct rfblk_ring *ring, u32 depth)
+/* The ATTACH exchange over the ring's window (allocated here if it has none), up to a checked
+ * descriptor; `may_regrow`: once, with the window size the device asks for. On success the
+ * device holds the window. */
+static int attach_window(struct rfblk_ring *ring, u32 depth, bool may_regrow)
 {
 	struct device *d = ring_dev(ring);
-	size_t bytes = window_estimate(depth);
+	size_t bytes = ring->window ? ring->window_bytes : window_estimate(depth);
 	u32 result, mode;
 	u64 needed;
 	u8 status;
 	int err, attempt;
 
-	init_completion(&ring->ctl_done);
-	ring->ctl = kzalloc(sizeof(*ring->ctl), GFP_KERNEL);
-	if (!ring->ctl)
-		return -ENOMEM;
 	for (attempt = 0;; attempt++) {
-		err = window_alloc(ring, bytes);
-		if (err)
-			return err;
+		if (!ring->window) {
+			err = window_alloc(ring, bytes);
+			if (err)
+				return err;
+		}
 		err = send_attach(ring, depth);
 		if (err)
 			return err; /* the caller resets the device: the window may still be in its hands */
@@ -303,7 +303,7 @@ int rfblk_ring_attach(struct rfblk_ring *ring, u32 depth)
 		}
 		if (status == VIRTIO_BLK_S_OK && result == 0)
 			break;
-		if (status == VIRTIO_BLK_S_IOERR && result == ENOSPC && attempt == 0 && needed > bytes &&
+		if (status == VIRTIO_BLK_S_IOERR && result == ENOSPC && may_regrow && attempt == 0 && needed > bytes &&
 		    needed <= RFBLK_MAX_WINDOW_BYTES) {
 			/* Refused, so the window was never claimed: it is ours to free. */
 			window_free(ring);
@@ -323,12 +323,14 @@ int rfblk_ring_attach(struct rfblk_ring *ring, u32 depth)
 		return -EPROTO;
 	}
 	ring->attached = true; /* from here the window is the device's until it is reset */
-	err = read_descriptor(ring, depth, mode);
-	if (err)
-		return err;
-	err = rfblk_ring_init_slots(ring);
-	if (err)
-		return err;
+	return read_descriptor(ring, depth, mode);
+}
+
+/* The new ring's indices, then requests may use it. */
+static int start_ring(struct rfblk_ring *ring)
+{
+	struct device *d = ring_dev(ring);
+
 	/* A ring does not start at index 0 (a passthrough ring's kernel ran a self-check on it):
 	 * the indices start where the device left them, with the SQ empty; CQEs already there
 	 * are not this driver's and are skipped. DEVICE-CONTROLLED: read once each. */
@@ -342,9 +344,54 @@ int rfblk_ring_attach(struct rfblk_ring *ring, u32 depth)
 	spin_lock_irq(&ring->lock);
 	if (ring->polled)
 		WRITE_ONCE(*ring->cq_flags, READ_ONCE(*ring->cq_flags) | RF_CQ_NOTIFY_DISABLED);
+	ring->cancelled = 0;
+	ring->ready = true;
 	post_notify_locked(ring);
 	spin_unlock_irq(&ring->lock);
 	return 0;
+}
+
+int rfblk_ring_attach(struct rfblk_ring *ring, u32 depth)
+{
+	int err;
+
+	init_completion(&ring->ctl_done);
+	ring->ctl = kzalloc(sizeof(*ring->ctl), GFP_KERNEL);
+	if (!ring->ctl)
+		return -ENOMEM;
+	err = attach_window(ring, depth, true);
+	if (err)
+		return err;
+	err = rfblk_ring_init_slots(ring);
+	if (err)
+		return err;
+	return start_ring(ring);
+}
+
+/*
+ * The device let go of the ring on its own (docs/linux-guest.md, "A back-end that restarts"),
+ * and the caller took back the requests that were on it: the same window is attached again. The
+ * device must describe the same disk, depth and mode as before (blk-mq was set up for them).
+ */
+int rfblk_ring_reattach(struct rfblk_ring *ring, u32 depth)
+{
+	const struct rf_disk_entry disk = ring->disk;
+	const u32 sq_entries = ring->sq_entries, mode = ring->mode;
+	int err;
+
+	ring->attached = false; /* the device that held the window is gone */
+	memset(ring->window, 0, ring->window_bytes);
+	kvfree(ring->windows);
+	ring->windows = NULL;
+	ring->window_count = 0;
+	err = attach_window(ring, depth, false);
+	if (err)
+		return err;
+	if (ring->sq_entries != sq_entries || ring->mode != mode || memcmp(&ring->disk, &disk, sizeof(disk)) != 0) {
+		dev_err(ring_dev(ring), "queue %u: the device came back with another disk, depth or mode\n", ring->index);
+		return -EPROTO;
+	}
+	return start_ring(ring);
 }
 
 /* After the device was reset (it let go of the window), or when nothing was attached. */
@@ -355,6 +402,7 @@ void rfblk_ring_release(struct rfblk_ring *ring)
 	kvfree(ring->slots);
 	kvfree(ring->free_slots);
 	kfree(ring->ctl);
+	ring->ready = false;
 	ring->windows = NULL;
 	ring->slots = NULL;
 	ring->free_slots = NULL;

@@ -26,6 +26,9 @@ static unsigned int io_timeout = 30;
 module_param(io_timeout, uint, 0444);
 MODULE_PARM_DESC(io_timeout, "seconds before an unanswered request fails the device; default 30");
 
+/* Detaches attached again in a row, with no request completed in between, before the device is failed. */
+#define RFBLK_MAX_REATTACHES 8
+
 static int rfblk_major;
 static DEFINE_IDA(rfblk_index_ida);
 
@@ -50,6 +53,64 @@ void rfblk_fail_device(struct rfblk_dev *dev, const char *why)
 	dev_err(&dev->vdev->dev, "%s: device failed: %s; its requests now end with I/O errors\n",
 		dev->disk ? dev->disk->disk_name : "rfblk", why);
 	schedule_work(&dev->fail_work);
+}
+
+/*
+ * A ring the device let go of on its own (docs/linux-guest.md, "A back-end that restarts"): with
+ * the disk's queue quiesced, the requests that were on it go back to blk-mq and the ring is
+ * attached again over the same window; then blk-mq dispatches them again. Nothing is failed
+ * unless attaching again fails.
+ */
+static void rfblk_reattach_work(struct work_struct *work)
+{
+	struct rfblk_ring *ring = container_of(work, struct rfblk_ring, reattach_work);
+	struct rfblk_dev *dev = ring->dev;
+	struct request_queue *q = dev->disk->queue;
+	struct request **rqs;
+	unsigned int n, i;
+	int err;
+
+	if (test_bit(RFBLK_BROKEN, &dev->flags) || test_bit(RFBLK_REMOVING, &dev->flags))
+		return;
+	rqs = kvcalloc(ring->sq_entries, sizeof(*rqs), GFP_KERNEL);
+	if (!rqs) {
+		rfblk_fail_device(dev, "no memory to attach a detached ring again");
+		return;
+	}
+	blk_mq_quiesce_queue(q);
+	n = rfblk_ring_take_back(ring, rqs);
+	for (i = 0; i < n; i++)
+		blk_mq_requeue_request(rqs[i], false);
+	kvfree(rqs);
+	err = rfblk_ring_reattach(ring, queue_depth);
+	if (err) {
+		snprintf(ring->violation, sizeof(ring->violation),
+			 "queue %u: the device let go of the ring and attaching it again failed (%d)", ring->index, err);
+		rfblk_fail_device(dev, ring->violation);
+	} else {
+		dev_warn(&dev->vdev->dev, "%s: queue %u attached again; %u request(s) that were on it dispatched again\n",
+			 dev->disk->disk_name, ring->index, n);
+	}
+	blk_mq_unquiesce_queue(q);
+	blk_mq_kick_requeue_list(q);
+}
+
+/* From the virtqueue's interrupt: the device ended the ring's NOTIFY with `status`. */
+void rfblk_ring_detached(struct rfblk_ring *ring, u8 status)
+{
+	struct rfblk_dev *dev = ring->dev;
+	unsigned int tries = ++ring->reattaches;
+
+	if (!dev->disk || tries > RFBLK_MAX_REATTACHES) {
+		snprintf(ring->violation, sizeof(ring->violation),
+			 "the device ended queue %u's NOTIFY request with status %u: the ring is detached%s", ring->index,
+			 status, dev->disk ? " again, with no request completed since the last time" : "");
+		rfblk_fail_device(dev, ring->violation);
+		return;
+	}
+	dev_warn(&dev->vdev->dev, "%s: the device let go of queue %u's ring (NOTIFY status %u): attaching it again\n",
+		 dev->disk->disk_name, ring->index, status);
+	schedule_work(&ring->reattach_work);
 }
 
 static blk_status_t rfblk_queue_rq(struct blk_mq_hw_ctx *hctx, const struct blk_mq_queue_data *bd)
@@ -83,6 +144,10 @@ static void rfblk_complete_rq(struct request *rq)
 {
 	struct rfblk_cmd *cmd = blk_mq_rq_to_pdu(rq);
 
+	if (cmd->requeue && cmd->status == BLK_STS_OK) {
+		blk_mq_requeue_request(rq, true); /* cancelled by a ring that went away: again */
+		return;
+	}
 	blk_mq_end_request(rq, cmd->status);
 }
 
@@ -176,6 +241,7 @@ static int rfblk_attach_rings(struct rfblk_dev *dev, unsigned int nr_default, un
 		ring->index = i;
 		ring->polled = i >= nr_default;
 		spin_lock_init(&ring->lock);
+		INIT_WORK(&ring->reattach_work, rfblk_reattach_work);
 	}
 	virtio_device_ready(vdev);
 	for (i = 0; i < nr; i++) {
@@ -202,11 +268,21 @@ out:
 	return err;
 }
 
+/* Waits for attaches again that were under way (the caller set RFBLK_REMOVING: no new one). */
+static void rfblk_stop_reattaches(struct rfblk_dev *dev)
+{
+	unsigned int i;
+
+	for (i = 0; i < dev->nr_rings && dev->have_vqs; i++)
+		cancel_work_sync(&dev->rings[i].reattach_work);
+}
+
 /* Undoes rfblk_attach_rings: the reset first, so that the device lets go of every window. */
 static void rfblk_detach_rings(struct rfblk_dev *dev)
 {
 	unsigned int i;
 
+	rfblk_stop_reattaches(dev);
 	virtio_reset_device(dev->vdev);
 	for (i = 0; i < dev->nr_rings; i++)
 		rfblk_ring_fail_all(&dev->rings[i]);
@@ -341,6 +417,8 @@ static void rfblk_remove(struct virtio_device *vdev)
 	struct rfblk_dev *dev = vdev->priv;
 
 	set_bit(RFBLK_REMOVING, &dev->flags);
+	/* An attach again under way ends first: it unquiesces the queue del_gendisk drains. */
+	rfblk_stop_reattaches(dev);
 	/* Waits for the requests in flight: the device answers them, or its failure ends them. */
 	del_gendisk(dev->disk);
 	flush_work(&dev->fail_work);

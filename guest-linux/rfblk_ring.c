@@ -90,6 +90,7 @@ int rfblk_ring_plan(struct rfblk_ring *ring, struct request *rq, struct rfblk_cm
 
 	cmd->nr_pieces = 0;
 	cmd->status = BLK_STS_OK;
+	cmd->requeue = false;
 	if (req_op(rq) == REQ_OP_FLUSH)
 		return 0;
 	rq_for_each_bvec(bv, rq, iter) {
@@ -146,6 +147,10 @@ blk_status_t rfblk_ring_submit(struct rfblk_ring *ring, struct request *rq, stru
 	if (test_bit(RFBLK_BROKEN, &ring->dev->flags)) {
 		spin_unlock_irqrestore(&ring->lock, flags);
 		return BLK_STS_IOERR;
+	}
+	if (!ring->ready) { /* being attached again: blk-mq dispatches it later */
+		spin_unlock_irqrestore(&ring->lock, flags);
+		return BLK_STS_RESOURCE;
 	}
 	/* Free SQ room is this driver's own count of SQEs in flight, never the device's head. */
 	if (needed > ring->nr_free) {
@@ -231,10 +236,24 @@ static unsigned int reap_locked(struct rfblk_ring *ring, struct request **done, 
 			break;
 		}
 		cmd = blk_mq_rq_to_pdu(s->rq);
-		if (res < 0)
+		if (res == -ECANCELED) {
+			/* The ring went away under the SQE (a passthrough ring's kernel cancels what it had
+			 * not started when the back-end dies): not done, so dispatched again. A device
+			 * that cancels everything cannot keep a request going round for ever. */
+			cmd->requeue = true;
+			if (++ring->cancelled > 2 * ring->sq_entries) {
+				snprintf(ring->violation, sizeof(ring->violation),
+					 "queue %u: %u CQEs in a row were cancelled", ring->index, ring->cancelled);
+				*violated = true;
+				break;
+			}
+		} else if (res < 0) {
 			cmd->status = errno_status(res);
-		else if ((u32)res != s->len)
+		} else if ((u32)res != s->len) {
 			cmd->status = BLK_STS_IOERR; /* a short transfer */
+		}
+		if (res != -ECANCELED)
+			ring->cancelled = 0;
 		if (--cmd->pending == 0)
 			done[n++] = s->rq;
 		s->rq = NULL;
@@ -245,6 +264,8 @@ static unsigned int reap_locked(struct rfblk_ring *ring, struct request **done, 
 	ring->cq_head_local = head;
 	smp_store_release(ring->cq_head, head);
 	*more = !*violated && seen < ready;
+	if (n)
+		ring->reattaches = 0; /* the ring works: a later detach may be attached again */
 	return n;
 }
 
@@ -260,7 +281,7 @@ int rfblk_ring_reap(struct rfblk_ring *ring)
 		n = 0;
 		more = false;
 		spin_lock_irqsave(&ring->lock, flags);
-		if (ring->attached && !test_bit(RFBLK_BROKEN, &ring->dev->flags))
+		if (ring->ready && !test_bit(RFBLK_BROKEN, &ring->dev->flags))
 			n = reap_locked(ring, done, &more, &violated);
 		spin_unlock_irqrestore(&ring->lock, flags);
 		for (i = 0; i < n; i++)
@@ -300,6 +321,39 @@ void rfblk_ring_fail_all(struct rfblk_ring *ring)
 			break;
 		blk_mq_complete_request(rq);
 	}
+}
+
+/*
+ * The device let go of the ring: it takes nothing more, and every request that was on it is
+ * handed to the caller (once each, however many SQEs it had), its slots freed, for blk-mq to
+ * dispatch again once the ring is attached again. `rqs` has room for sq_entries requests.
+ * Returns how many.
+ */
+unsigned int rfblk_ring_take_back(struct rfblk_ring *ring, struct request **rqs)
+{
+	unsigned long flags;
+	unsigned int n = 0;
+	u32 i;
+
+	spin_lock_irqsave(&ring->lock, flags);
+	ring->ready = false;
+	ring->notify_posted = false; /* the device ended it */
+	for (i = 0; i < ring->sq_entries; i++) {
+		struct request *rq = ring->slots[i].rq;
+		struct rfblk_cmd *cmd;
+
+		if (!rq)
+			continue;
+		cmd = blk_mq_rq_to_pdu(rq);
+		if (cmd->pending != 0) { /* its first slot: the rest of its SQEs are skipped below */
+			cmd->pending = 0;
+			rqs[n++] = rq;
+		}
+		ring->slots[i].rq = NULL;
+		ring->free_slots[ring->nr_free++] = i;
+	}
+	spin_unlock_irqrestore(&ring->lock, flags);
+	return n;
 }
 
 /* For the failure's diagnosis: where the ring stood (the device's words are only printed). */

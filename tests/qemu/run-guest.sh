@@ -8,7 +8,7 @@
 #   run-guest.sh --ringfence BIN --work DIR --scenario NAME [--args A,B,...] [--queues N] [--smp N]
 #                [--mode passthrough|mediated] [--reboot] [--kill-qemu] [--then SCENARIO:ARGS]
 #                [--rfblk KO|--rfblk-missing WHY] [--driver virtio_blk|rfblk] [--modparams P=V,...]
-#                [--daemon-args "ARGS"] [--kill-daemon N]
+#                [--daemon-args "ARGS"] [--kill-daemon N] [--kill-both]
 #
 #   --mode       the back-end's --mode (what a ringfence-aware guest could attach; a stock guest
 #                runs the same virtio path in both)
@@ -22,6 +22,9 @@
 #                the same socket each time: QEMU reconnects (reconnect=1), the new back-end resubmits
 #                what the dead one had in flight (INFLIGHT_SHMFD), and the guest must pass with no
 #                I/O error in its log. Prints each restart's time to the first completed request.
+#   --kill-both  SIGKILL the back-end during fio, then QEMU while it is reconnecting; check that
+#                nothing of either is left on the host (no loop device on the image), then start a
+#                new back-end and boot --then's scenario against it
 #   --kill-qemu  SIGKILL QEMU once the guest prints "rf: fio running", check the back-end let go
 #                of everything, then boot again with --then's scenario against the same back-end
 #
@@ -31,7 +34,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 ringfence="" work="" scenario="" args="" queues=1 smp=1 mode=mediated reboot=0 kill_qemu=0 then=""
-rfblk="" rfblk_missing="" driver=virtio_blk modparams="" daemon_args="" kill_daemon=0
+rfblk="" rfblk_missing="" driver=virtio_blk modparams="" daemon_args="" kill_daemon=0 kill_both=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --ringfence) ringfence=$2; shift 2 ;;
@@ -50,6 +53,7 @@ while [[ $# -gt 0 ]]; do
     --modparams) modparams=$2; shift 2 ;;
     --daemon-args) daemon_args=$2; shift 2 ;;
     --kill-daemon) kill_daemon=$2; shift 2 ;;
+    --kill-both) kill_both=1; shift ;;
     *) echo "run-guest.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -113,7 +117,7 @@ base_fds=$(fds)
 base_threads=$(threads)
 
 reconnect=""
-[[ $kill_daemon -gt 0 ]] && reconnect=",reconnect=1"  # QEMU retries the socket every second
+[[ $kill_daemon -gt 0 || $kill_both -eq 1 ]] && reconnect=",reconnect=1"  # QEMU retries the socket every second
 boot() {  # boot CONSOLE SCENARIO ARGS [extra QEMU options]: starts QEMU in the background
   local console=$1 name=$2 scenario_args=$3
   shift 3
@@ -160,23 +164,45 @@ reboot_flag=(-no-reboot)
 [[ $reboot -eq 1 ]] && reboot_flag=()
 boot "$run/console1.log" "$scenario" "$args" "${reboot_flag[@]}"
 connection=1
-if [[ $kill_qemu -eq 1 ]]; then
-  for _ in $(seq 1 600); do grep -q "rf: fio running" "$run/console1.log" 2>/dev/null && break; sleep 0.1; done
-  grep -q "rf: fio running" "$run/console1.log" || fail "the guest never started fio"
-  sleep 3
+wait_console() {  # wait_console TEXT: up to 60 s for the first guest's console to show TEXT
+  for _ in $(seq 1 600); do grep -q "$1" "$run/console1.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q "$1" "$run/console1.log" || fail "the guest never printed '$1'"
+}
+kill_qemu_now() {
   kill -9 "$qemu_pid"
   wait "$qemu_pid" 2>/dev/null || true
   qemu_pid=""
-  echo "QEMU killed with SIGKILL during fio"
-  expect_released 1
-  [[ -n "$then" ]] || fail "--kill-qemu needs --then SCENARIO:ARGS"
-  connection=2
+}
+boot_then() {  # the second guest, with --then's scenario, which must pass
+  [[ -n "$then" ]] || fail "this test needs --then SCENARIO:ARGS"
   boot "$run/console2.log" "${then%%:*}" "${then#*:}" -no-reboot
   wait_qemu 300
   expect_pass "$run/console2.log"
+}
+if [[ $kill_qemu -eq 1 ]]; then
+  wait_console "rf: fio running"
+  sleep 3
+  kill_qemu_now
+  echo "QEMU killed with SIGKILL during fio"
+  expect_released 1
+  connection=2
+  boot_then
+elif [[ $kill_both -eq 1 ]]; then
+  wait_console "rf: fio running"
+  sleep 2
+  kill -9 "$daemon_pid"
+  wait "$daemon_pid" 2>/dev/null || true
+  mv "$run/daemon.log" "$run/daemon-1.log"
+  sleep 0.5  # QEMU is now retrying the socket every second
+  kill_qemu_now
+  echo "the back-end, then QEMU while reconnecting, killed with SIGKILL during fio"
+  # The dead back-end's loop device goes once the kernel has finished its last request.
+  for _ in $(seq 1 50); do [[ -z "$(losetup -j "$image")" ]] && break; sleep 0.1; done
+  [[ -z "$(losetup -j "$image")" ]] || fail "a loop device still holds the image after both died: $(losetup -j "$image")"
+  start_daemon  # over the dead one's stale socket file, which it replaces
+  boot_then
 elif [[ $kill_daemon -gt 0 ]]; then
-  for _ in $(seq 1 600); do grep -q "rf: fio " "$run/console1.log" 2>/dev/null && break; sleep 0.1; done
-  grep -q "rf: fio " "$run/console1.log" || fail "the guest never started fio"
+  wait_console "rf: fio "
   for k in $(seq 1 "$kill_daemon"); do
     sleep 2  # some of fio's I/O on this back-end
     kill -0 "$qemu_pid" 2>/dev/null || fail "the guest finished before the back-end was killed $k time(s); give fio more to do"
@@ -192,8 +218,16 @@ elif [[ $kill_daemon -gt 0 ]]; then
   done
   wait_qemu 300
   expect_pass "$run/console1.log"
-  if grep -a -n -E "I/O error|blk_update_request|critical medium error" "$run/console1.log"; then
+  if grep -a -n -E "I/O error|blk_update_request|critical medium error|device failed" "$run/console1.log"; then
     fail "the guest kernel logged an I/O error (above)"
+  fi
+  if [[ $driver == rfblk ]]; then
+    # Each restart ends every ring's NOTIFY, and rfblk attaches each ring again, once.
+    again=$(grep -a -c "attached again;" "$run/console1.log" || true)
+    [[ $again -eq $((kill_daemon * queues)) ]] ||
+      fail "rfblk attached its rings again $again times; $kill_daemon restarts of $queues rings make $((kill_daemon * queues))"
+    echo "rfblk attached each of its $queues rings again after each restart ($again in all)"
+    grep -a -o "queue [0-9]* attached again.*" "$run/console1.log" | sed 's/^/  guest: /'
   fi
 else
   wait_qemu 300

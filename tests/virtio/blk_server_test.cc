@@ -671,6 +671,15 @@ TEST_P(AttachTest, AGuestAttachesARingOnItsVirtqueueAndDoesVerifiedIoOnIt) {
   EXPECT_EQ(*vq.view().at(kStatus), std::byte{0});
   // Attached again after a detach: the window is free again.
   ASSERT_EQ(attach(vq, kick, request(), reply), virtio::kBlkStatusOk) << "result " << reply.result;
+  // A NOTIFY held when the connection ends is answered IOERR (the ring is gone), which is no
+  // I/O error of the disk's.
+  *vq.view().at(kNotifyStatus) = std::byte{0xff};
+  vq.publish(vq.chain(kNotifyHead, notify_parts));
+  ASSERT_EQ(::eventfd_write(kick, 1), 0);
+  std::this_thread::sleep_for(50ms);
+  q.reset();
+  const std::string closed = wait_log("connection 1 closed");
+  EXPECT_NE(closed.find(" 0 I/O errors"), std::string::npos) << closed;
 }
 
 TEST_P(AttachTest, AttachRefusesWhatItCannotPlace) {

@@ -324,9 +324,9 @@ bool BlkQueue::take_one(std::uint16_t head) {
   return true;
 }
 
-void BlkQueue::finish(std::uint32_t slot_index) {
+void BlkQueue::finish(std::uint32_t slot_index, bool io_error) {
   Slot& s = slots_[slot_index];
-  if (!s.ok) io_errors_.fetch_add(1, std::memory_order_relaxed);
+  if (!s.ok && io_error) io_errors_.fetch_add(1, std::memory_order_relaxed);
   write_status(s.request.status, s.ok ? kBlkStatusOk : kBlkStatusIoErr);
   post_used(s.head, blk_used_len(s.request, s.ok));
   free_slots_.push_back(slot_index);
@@ -432,12 +432,14 @@ void BlkQueue::take_ringfence(std::uint16_t head, std::uint32_t type) {
       } else if (notify_pending_) {
         notify_pending_ = false;  // a notification was waiting for a buffer: this one carries it
       } else {
-        // Held until the device has something to signal; it takes one of the queue's slots.
+        // Held until the device has something to signal; it takes one of the queue's slots and
+        // is in flight like any request (finish() ends it).
         const std::uint32_t slot = free_slots_.back();
         free_slots_.pop_back();
         slots_[slot] = Slot{head, 0, true, ParsedBlkRequest{}};
         slots_[slot].request.status = parsed->status;
         held_notify_.push_back(slot);
+        in_flight_.fetch_add(1, std::memory_order_relaxed);
         return;
       }
       answer_ringfence(head, *parsed, reply);
@@ -496,7 +498,7 @@ void BlkQueue::deliver_notification() {
 void BlkQueue::fail_held_notifications() {
   for (const std::uint32_t slot : held_notify_) {
     slots_[slot].ok = false;
-    finish(slot);
+    finish(slot, /*io_error=*/false);  // the ring is gone, which the IOERR status tells the guest
   }
   held_notify_.clear();
   notify_pending_ = false;

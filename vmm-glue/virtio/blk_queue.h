@@ -169,7 +169,8 @@ class BlkQueue {
   // Hands the private SQ's queued entries to the kernel; false when it could not take them yet
   // (they stay queued) or the ring failed (the queue is then broken).
   bool submit_queued();
-  void finish(std::uint32_t slot_index);
+  // Writes the status and the used entry; `io_error`: a failed request counts as an I/O error.
+  void finish(std::uint32_t slot_index, bool io_error = true);
   void post_used(std::uint16_t head, std::uint32_t len);
   void publish_and_notify();
   // Whether the guest asks to hear of the used entries from `old` up to the published index.
