@@ -156,6 +156,9 @@ int main(int argc, char** argv) {
   vub->add_option("--socket", vub_args.socket, "The UNIX socket to listen on (a stale socket file is replaced)")->required();
   vub->add_option("--disk", vub_args.disk, "The disk image or block device to serve")->required();
   vub->add_flag("--read-only", vub_args.read_only, "Serve the disk read-only (VIRTIO_BLK_F_RO; writes fail)");
+  vub->add_flag("--incoming", vub_args.incoming, "The target of a live migration (QEMU's -incoming): start while the "
+                                                 "source's back-end still holds the disk; it is opened and locked when "
+                                                 "QEMU starts the queues here, at the switch-over");
   vub->add_option("--queues", vub_args.queues, "Virtqueues (the guest maps one per vCPU); each has its own thread "
                                                "and private ring")
       ->check(CLI::Range(1u, 64u))

@@ -35,7 +35,7 @@ int fail(std::string_view message) {
 
 // Which of DISCARD and WRITE_ZEROES the guest is offered, and why not.
 std::string describe_zeroing(const Disk& disk, const RestrictionSet& restrictions, std::string_view policy) {
-  const virtio::BlkZeroing offered = vhost_user::offered_zeroing(disk, restrictions);
+  const virtio::BlkZeroing offered = vhost_user::offered_zeroing(disk.zeroing(), restrictions);
   if (!restrictions.allows(SqeOpcode::Fallocate)) {
     return fmt::format("DISCARD and WRITE_ZEROES are not offered: the policy {} does not allow FALLOCATE", policy);
   }
@@ -76,6 +76,10 @@ int run_vhost_user_blk(const VhostUserBlkArgs& args) {
   }
   DiskOptions disk_options;
   disk_options.read_only = args.read_only;
+  // Checked (and locked, so that a disk another process writes is refused now rather than when a
+  // guest starts) and closed again by the server, which opens it while a guest's queues run. A
+  // migration's target cannot take the lock the source holds.
+  disk_options.lock = !args.incoming;
   auto disk = Disk::open(args.disk, disk_options);
   if (!disk) return fail(fmt::format("the disk: {}", disk.error().message));
 
@@ -102,10 +106,13 @@ int run_vhost_user_blk(const VhostUserBlkArgs& args) {
   options.backend.fault_after = args.hostile_after;
   options.log = log_line;
   const std::string zeroing = describe_zeroing(*disk, options.backend.restrictions, policy->policy.name);
-  auto server = vhost_user::BlkServer::listen(*disk, std::move(options));
+  const std::string described = disk->describe();
+  auto server = vhost_user::BlkServer::listen(std::move(*disk), std::move(options));
   if (!server) return fail(server.error());
-  log_line(fmt::format("serving {} on {} with {} queue{}, policy {}; a ringfence-aware guest may attach a {} ring",
-                       disk->describe(), args.socket, args.queues, args.queues == 1 ? "" : "s", policy->policy.name, args.mode));
+  log_line(fmt::format("serving {} on {} with {} queue{}, policy {}; a ringfence-aware guest may attach a {} ring{}",
+                       described, args.socket, args.queues, args.queues == 1 ? "" : "s", policy->policy.name, args.mode,
+                       args.incoming ? "; the target of a migration: the disk is opened when the guest's queues start here"
+                                     : ""));
   log_line(zeroing);
   if (!args.hostile_completions.empty()) {
     log_line(fmt::format("TEST MODE: every attached ring posts {} honest completions, then one {} (--hostile-completions)",

@@ -9,6 +9,7 @@ struct VhostUserBlkArgs {
   std::string socket;
   std::string disk;
   bool read_only = false;
+  bool incoming = false;  // a live migration's target: the source's back-end still holds the disk
   unsigned queues = 1;
   std::string policy = "blk-virtio";
   std::string serial = "ringfence";

@@ -61,7 +61,8 @@ class BlkServerTest : public ::testing::Test {
     };
     options.message_timeout = 300ms;
     configure(options);
-    auto server = BlkServer::listen(*disk_, std::move(options));
+    auto server = BlkServer::listen(std::move(*disk_), std::move(options));
+    disk_.reset();  // the server holds the disk only while queues run
     ASSERT_TRUE(server) << server.error();
     server_ = std::move(*server);
     thread_ = std::thread([this] { server_->run(); });
@@ -219,12 +220,13 @@ TEST(BlkBackendZeroingTest, OfferedOnlyUnderAFallocatePolicyOnAWritableDisk) {
     EXPECT_TRUE(disk);
     BlkBackendConfig config;
     config.restrictions = *device_restrictions(std::nullopt, policy_name);
-    BlkBackend backend(*disk, config);
+    DiskLease lease(std::move(*disk));
+    BlkBackend backend(lease, config);
     const std::uint64_t f = backend.offered_features();
     const virtio::BlkConfig& space = backend.config_space();
     const bool discard = (f & virtio::feature_bit(virtio::kBlkFeatureDiscard)) != 0;
     const bool write_zeroes = (f & virtio::feature_bit(virtio::kBlkFeatureWriteZeroes)) != 0;
-    EXPECT_EQ(discard, disk->zeroing().punch_hole && !read_only && std::string(policy_name) == "blk-virtio");
+    EXPECT_EQ(discard, lease.zeroing().punch_hole && !read_only && std::string(policy_name) == "blk-virtio");
     EXPECT_EQ(space.max_discard_sectors, discard ? virtio::kMaxZeroingBytes / 512 : 0u);
     EXPECT_EQ(space.max_discard_seg, discard ? virtio::kMaxZeroingSegments : 0u);
     EXPECT_EQ(space.discard_sector_alignment, discard ? 1u : 0u);
@@ -340,6 +342,39 @@ TEST_F(BlkServerTest, BadInflightRegionsAreRefused) {
   UniqueFd kick(::eventfd(0, EFD_CLOEXEC)), call(::eventfd(0, EFD_CLOEXEC));
   fe.start_queue(0, vq, ram, kick.get(), call.get());
   expect_refused(fe, "more than the inflight region's 8 per queue");
+  expect_still_serving();
+}
+
+// A migration's two back-ends share one image: each holds it (locked, behind its own loop device)
+// only while a guest's queues run on it (disk_lease.h).
+TEST_F(BlkServerTest, TheDiskIsOpenAndLockedOnlyWhileQueuesRun) {
+  const auto another_writer_can_open = [this] {
+    DiskOptions quick;
+    auto other = Disk::open(image_, quick);
+    return other.has_value();
+  };
+  EXPECT_TRUE(another_writer_can_open()) << "an idle back-end holds the disk";
+  auto q = start_queue_zero();
+  ASSERT_TRUE(q);
+  post(q->vq, 0, virtio::kBlkOut, 8);
+  ASSERT_EQ(::eventfd_write(q->kick.get(), 1), 0);
+  ASSERT_TRUE(wait_used(q->vq));
+  EXPECT_FALSE(another_writer_can_open()) << "a running queue's disk is not locked";
+  // QEMU's stop (a reset, or a migration's switch-over): every queue's GET_VRING_BASE.
+  ASSERT_TRUE(q->fe.send_value(kGetVringBase, VringState{0, 0}));
+  ASSERT_TRUE(q->fe.receive());
+  EXPECT_TRUE(another_writer_can_open()) << "the disk stayed locked after every queue stopped";
+
+  // Held by someone else when the guest starts again: the start is refused with the reason.
+  DiskOptions holder_options;
+  auto opened = Disk::open(image_, holder_options);
+  ASSERT_TRUE(opened);
+  std::optional<Disk> holder(std::move(*opened));
+  UniqueFd kick(::eventfd(0, EFD_CLOEXEC));
+  const int kick_fd[] = {kick.get()};
+  ASSERT_TRUE(q->fe.send_value(kSetVringKick, std::uint64_t{0}, kick_fd));
+  expect_refused(q->fe, "another open holds it");
+  holder.reset();
   expect_still_serving();
 }
 
@@ -522,7 +557,11 @@ TEST_F(BlkServerTest, ASecondListenerOnTheSameSocketIsRefused) {
   BlkServerOptions options;
   options.socket_path = socket_;
   options.backend.queues = 1;
-  auto second = BlkServer::listen(*disk_, std::move(options));
+  DiskOptions unlocked;
+  unlocked.lock = false;
+  auto disk = Disk::open(image_, unlocked);
+  ASSERT_TRUE(disk) << disk.error().message;
+  auto second = BlkServer::listen(std::move(*disk), std::move(options));
   ASSERT_FALSE(second);
   EXPECT_NE(second.error().find("another back-end is listening"), std::string::npos) << second.error();
   expect_still_serving();

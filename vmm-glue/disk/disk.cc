@@ -86,11 +86,12 @@ Result<Disk, DiskError> Disk::open(const std::string& path, const DiskOptions& o
 
   Disk disk;
   disk.path_ = path;
+  disk.options_ = options;
   disk.read_only_ = options.read_only;
   if (S_ISBLK(st.st_mode)) {
     auto fd = open_path(path, access | direct);
     if (!fd) return unexpected(std::move(fd).error());
-    RF_TRY_VOID(lock_file(fd->get(), path, options.read_only));
+    if (options.lock) RF_TRY_VOID(lock_file(fd->get(), path, options.read_only));
     RF_TRY_VOID(block_geometry(fd->get(), path, disk.size_bytes_, disk.logical_block_size_));
     disk.fd_ = std::move(*fd);
     disk.kind_ = DiskKind::BlockDevice;
@@ -103,7 +104,7 @@ Result<Disk, DiskError> Disk::open(const std::string& path, const DiskOptions& o
     if (options.offset_bound == OffsetBound::None) {
       auto fd = open_path(path, access | direct);
       if (!fd) return unexpected(std::move(fd).error());
-      RF_TRY_VOID(lock_file(fd->get(), path, options.read_only));
+      if (options.lock) RF_TRY_VOID(lock_file(fd->get(), path, options.read_only));
       disk.fd_ = std::move(*fd);
       disk.size_bytes_ = static_cast<std::uint64_t>(st.st_size);
       disk.kind_ = DiskKind::UnboundedFile;
@@ -112,7 +113,7 @@ Result<Disk, DiskError> Disk::open(const std::string& path, const DiskOptions& o
       auto image = open_path(path, access);
       if (!image) return unexpected(std::move(image).error());
       // Locked before it is attached: the loop device keeps this description, and the lock.
-      RF_TRY_VOID(lock_file(image->get(), path, options.read_only));
+      if (options.lock) RF_TRY_VOID(lock_file(image->get(), path, options.read_only));
       auto loop = attach_loop_device(image->get(), options.read_only, options.direct_io, access | direct);
       if (!loop) return unexpected(std::move(loop).error());
       RF_TRY_VOID(block_geometry(loop->device.get(), loop->path, disk.size_bytes_, disk.logical_block_size_));
@@ -143,6 +144,7 @@ Result<Disk, DiskError> Disk::duplicate() const {
   copy.read_only_ = read_only_;
   copy.kind_ = kind_;
   copy.path_ = path_;
+  copy.options_ = options_;
   copy.device_path_ = device_path_;
   copy.loop_direct_io_ = loop_direct_io_;
   return copy;

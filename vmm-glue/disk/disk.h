@@ -43,6 +43,9 @@ enum class DiskKind { BlockDevice, LoopBackedFile, UnboundedFile };
 
 struct DiskOptions {
   bool read_only = false;
+  // The OFD lock above; off only to look at a disk another process holds (a migration's target
+  // back-end reads the geometry while the source still serves the guest).
+  bool lock = true;
   bool direct_io = true;  // O_DIRECT (and direct I/O from the loop device to the image where it can)
   OffsetBound offset_bound = OffsetBound::LoopDevice;
 };
@@ -60,6 +63,8 @@ class Disk {
   // Another handle on the same disk (a dup of its descriptor): a loop device stays attached while
   // any handle lives. For a VMM that gives the same disk to one device after another.
   Result<Disk, DiskError> duplicate() const;
+  // The same path opened again with the same options (a new loop device, the lock taken anew).
+  Result<Disk, DiskError> reopen() const { return open(path_, options_); }
 
   Disk(Disk&&) noexcept = default;
   Disk& operator=(Disk&&) noexcept = default;
@@ -71,6 +76,7 @@ class Disk {
   bool read_only() const { return read_only_; }
   DiskKind kind() const { return kind_; }
   const std::string& path() const { return path_; }
+  const DiskOptions& options() const { return options_; }
   // /dev/loopN for a LoopBackedFile, empty otherwise.
   const std::string& loop_device() const { return device_path_; }
   // "/tmp/disk.img via /dev/loop3 (bounded by the block layer)" and the like.
@@ -88,6 +94,7 @@ class Disk {
   bool read_only_ = false;
   DiskKind kind_ = DiskKind::BlockDevice;
   std::string path_;
+  DiskOptions options_;
   std::string device_path_;  // the loop device, for LoopBackedFile
   bool loop_direct_io_ = false;  // the loop device does direct I/O to the image
 };

@@ -81,13 +81,12 @@ std::string while_running(std::uint32_t request, std::uint32_t index) {
 
 }  // namespace
 
-virtio::BlkZeroing offered_zeroing(const Disk& disk, const RestrictionSet& restrictions) {
+virtio::BlkZeroing offered_zeroing(const DiskZeroing& can, const RestrictionSet& restrictions) {
   if (!restrictions.allows(SqeOpcode::Fallocate)) return {};
-  const DiskZeroing can = disk.zeroing();
   return virtio::BlkZeroing{can.punch_hole, can.zero_range, can.punch_hole};
 }
 
-BlkBackend::BlkBackend(const Disk& disk, BlkBackendConfig config) : disk_(disk), config_(std::move(config)) {
+BlkBackend::BlkBackend(DiskLease& disk, BlkBackendConfig config) : disk_(disk), config_(std::move(config)) {
   offered_features_ = feature_bit(virtio::kFeatureVersion1) | feature_bit(virtio::kFeatureIndirectDesc) |
                       feature_bit(virtio::kFeatureEventIdx) | feature_bit(virtio::kBlkFeatureSizeMax) |
                       feature_bit(virtio::kBlkFeatureSegMax) | feature_bit(virtio::kBlkFeatureBlkSize) |
@@ -99,7 +98,7 @@ BlkBackend::BlkBackend(const Disk& disk, BlkBackendConfig config) : disk_(disk),
   config_space_.seg_max = kSegMax;
   config_space_.blk_size = disk_.logical_block_size();
   config_space_.num_queues = static_cast<std::uint16_t>(config_.queues);
-  zeroing_ = offered_zeroing(disk_, config_.restrictions);
+  zeroing_ = offered_zeroing(disk_.zeroing(), config_.restrictions);
   constexpr std::uint32_t kZeroingSectors = virtio::kMaxZeroingBytes / virtio::kSectorBytes;
   if (zeroing_.discard) {
     offered_features_ |= feature_bit(virtio::kBlkFeatureDiscard);
@@ -177,7 +176,8 @@ virtio::AttachOutcome BlkBackend::make_attached_device(const virtio::AttachReque
     out.reply.result = EINVAL;
     return out;
   }
-  auto handle = disk_.duplicate();
+  auto active = disk_.acquire();  // held: this queue runs
+  auto handle = active ? (*active)->duplicate() : unexpected(DiskError{DiskErrc::Open, 0, ""});
   if (!handle) {
     out.reply.result = ENOMEM;
     return out;
@@ -257,11 +257,16 @@ std::uint16_t BlkBackend::stop_queue(Vring& v) {
   return report.next_avail;
 }
 
+void BlkBackend::release_disk_if_idle() {
+  if (running_queues() == 0) disk_.release();
+}
+
 void BlkBackend::reset() {
   for (Vring& v : vrings_) {
     stop_queue(v);
     v = Vring{};
   }
+  disk_.release();
   memory_.reset();
   inflight_.reset();
   acked_features_ = 0;
@@ -435,6 +440,9 @@ Result<Reply, std::string> BlkBackend::get_vring_base(const Message& m) {
   const std::uint16_t next = stop_queue(v);
   // The ring is stopped until the next SET_VRING_KICK.
   v.kick.reset();
+  // QEMU stops every queue at a reset, and at a migration's switch-over, after which the other
+  // back-end must be able to open the disk.
+  release_disk_if_idle();
   return Reply{bytes_of(VringState{state->index, next})};
 }
 
@@ -554,7 +562,9 @@ Result<void, std::string> BlkBackend::start_if_ready(unsigned index) {
   auto kick = UniqueFd(::fcntl(v.kick.get(), F_DUPFD_CLOEXEC, 0));
   UniqueFd call = v.call ? UniqueFd(::fcntl(v.call.get(), F_DUPFD_CLOEXEC, 0)) : UniqueFd{};
   if (!kick || (v.call && !call)) return unexpected(fmt::format("duplicating queue {}'s eventfds: {}", index, std::strerror(errno)));
-  auto handle = disk_.duplicate();
+  auto active = disk_.acquire();
+  if (!active) return unexpected(fmt::format("starting queue {}: {}", index, active.error()));
+  auto handle = (*active)->duplicate();
   if (!handle) return unexpected(fmt::format("queue {}: {}", index, handle.error().message));
   auto queue = virtio::BlkQueue::create(memory_->memory(), std::move(*handle), std::move(kick), std::move(call), std::move(qc));
   if (!queue) return unexpected(fmt::format("starting queue {}: {}", index, queue.error().message));

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "disk/disk.h"
+#include "vhost_user/disk_lease.h"
 #include "mediated/mediator.h"
 #include "ring/restriction.h"
 #include "passthrough/passthrough_device.h"
@@ -57,9 +58,10 @@ struct BlkBackendConfig {
 };
 
 // DISCARD and WRITE_ZEROES as the back-end offers them: only when the private rings' policy
-// allows FALLOCATE, and as far as the disk can zero in place (Disk::zeroing: never a read-only
-// disk). DISCARD needs a device that deallocates by itself; WRITE_ZEROES any writable block device.
-virtio::BlkZeroing offered_zeroing(const Disk& disk, const RestrictionSet& restrictions);
+// allows FALLOCATE, and as far as the disk can zero in place (`can`, Disk::zeroing: never a
+// read-only disk). DISCARD needs a device that deallocates by itself; WRITE_ZEROES any writable
+// block device.
+virtio::BlkZeroing offered_zeroing(const DiskZeroing& can, const RestrictionSet& restrictions);
 
 // A reply's payload and the fd that rides along (borrowed from the back-end: valid until the next
 // message), or -1.
@@ -73,8 +75,9 @@ using Reply = std::optional<ReplyPayload>;
 
 class BlkBackend {
  public:
-  // `disk` is borrowed: each queue registers its own handle on it.
-  BlkBackend(const Disk& disk, BlkBackendConfig config);
+  // `disk` is borrowed: it is acquired when a queue starts (each queue registers its own handle
+  // on it) and released when none runs.
+  BlkBackend(DiskLease& disk, BlkBackendConfig config);
   ~BlkBackend();
   BlkBackend(const BlkBackend&) = delete;
   BlkBackend& operator=(const BlkBackend&) = delete;
@@ -135,13 +138,14 @@ class BlkBackend {
   template <typename T>
   Result<VringMessage<T>, std::string> vring_message(const Message& m) const;
   std::uint16_t stop_queue(Vring& v);  // returns the next avail position
+  void release_disk_if_idle();  // no queue runs: the disk is closed (and unlocked)
   bool protocol_features_acked() const;
   void collect(const virtio::BlkQueue& q);
   virtio::AttachOutcome make_attached_device(const virtio::AttachRequest& request);
   // An attached ring already served by the kernel's SQPOLL thread, to share it with.
   const PassthroughDevice* live_sqpoll_device() const;
 
-  const Disk& disk_;
+  DiskLease& disk_;
   BlkBackendConfig config_;
   std::uint64_t offered_features_ = 0;
   virtio::BlkZeroing zeroing_;  // as offered

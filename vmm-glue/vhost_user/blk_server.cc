@@ -54,14 +54,14 @@ void set_timeouts(int fd, std::chrono::milliseconds timeout) {
 
 }  // namespace
 
-Result<std::unique_ptr<BlkServer>, std::string> BlkServer::listen(const Disk& disk, BlkServerOptions options) {
+Result<std::unique_ptr<BlkServer>, std::string> BlkServer::listen(Disk disk, BlkServerOptions options) {
   if (options.backend.queues == 0 || options.backend.queues > kMaxQueues) {
     return unexpected(fmt::format("--queues {} is out of range: 1 to {}", options.backend.queues, kMaxQueues));
   }
   auto addr = socket_address(options.socket_path);
   if (!addr) return unexpected(std::move(addr).error());
   RF_TRY_VOID(clear_stale_socket(options.socket_path, *addr));
-  std::unique_ptr<BlkServer> server(new BlkServer(disk, std::move(options)));
+  std::unique_ptr<BlkServer> server(new BlkServer(std::move(disk), std::move(options)));
   server->listener_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!server->listener_) return unexpected(fmt::format("socket: {}", std::strerror(errno)));
   if (::bind(server->listener_.get(), generic(*addr), sizeof *addr) != 0) {

@@ -40,8 +40,9 @@ struct BlkServerStats {
 class BlkServer {
  public:
   // Binds and listens on the socket path. A stale socket file (nobody listening) is replaced; a
-  // live one, or any other file, is refused.
-  static Result<std::unique_ptr<BlkServer>, std::string> listen(const Disk& disk, BlkServerOptions options);
+  // live one, or any other file, is refused. `disk` is the disk as opened at start: the server
+  // closes it and opens it again while a guest's queues run (disk_lease.h).
+  static Result<std::unique_ptr<BlkServer>, std::string> listen(Disk disk, BlkServerOptions options);
   ~BlkServer();  // removes the socket file
 
   // Serves connections until stop() is called (from any thread, or a signal handler's thread).
@@ -52,12 +53,12 @@ class BlkServer {
   BlkServerStats stats() const;
 
  private:
-  BlkServer(const Disk& disk, BlkServerOptions options) : disk_(disk), options_(std::move(options)) {}
+  BlkServer(Disk disk, BlkServerOptions options) : disk_(std::move(disk)), options_(std::move(options)) {}
   void serve(UniqueFd connection);
   void turn_away();
   void log(std::string_view line) const;
 
-  const Disk& disk_;
+  DiskLease disk_;
   BlkServerOptions options_;
   UniqueFd listener_;
   UniqueFd stop_;
