@@ -542,3 +542,86 @@ TEST_F(BlkQueueInflightTest, ADeathBetweenPublishingAndClearingResubmitsNothingA
 
 }  // namespace
 }  // namespace rf::virtio
+
+namespace rf::virtio {
+namespace {
+
+// Live migration: every guest page the queue writes (a read's data, a status byte, the used ring)
+// is in the dirty log before the guest can see the request answered, and nothing it only reads.
+class BlkQueueDirtyLogTest : public BlkQueueTest {
+ protected:
+  struct Log {
+    std::shared_ptr<DirtyLog> log;
+    std::byte* bits = nullptr;
+    bool has(std::uint64_t gpa) const {
+      const std::uint64_t page = gpa / DirtyLog::kPageBytes;
+      return (static_cast<unsigned>(bits[page / 8]) & (1u << (page % 8))) != 0;
+    }
+    bool empty() const {
+      for (std::size_t i = 0; i < 4096; ++i) {
+        if (bits[i] != std::byte{0}) return false;
+      }
+      return true;
+    }
+    void clear() const { std::memset(bits, 0, 4096); }
+  };
+  static Log make_log() {
+    auto map = MmapRegion::map_anonymous(4096);
+    if (!map) throw std::runtime_error("mmap");
+    Log l;
+    l.bits = map->bytes();
+    l.log = std::make_shared<DirtyLog>(std::move(*map));
+    return l;
+  }
+  void run_request(unsigned i, std::uint32_t type) {
+    vq_->publish(request(i, type, 8 * i));
+    kick();
+    ASSERT_TRUE(wait_used());
+  }
+};
+
+TEST_F(BlkQueueDirtyLogTest, EveryPageTheQueueWritesIsMarkedAndNothingItOnlyReads) {
+  const Log first = make_log();
+  BlkQueueConfig config;
+  config.dirty_log = first.log;
+  config.used_log = GuestAddress{kUsed};
+  ASSERT_NO_FATAL_FAILURE(start(config));
+  ASSERT_NO_FATAL_FAILURE(run_request(0, kBlkOut));
+  EXPECT_TRUE(first.has(kUsed));
+  EXPECT_TRUE(first.has(kStatus));
+  EXPECT_FALSE(first.has(kData)) << "a write's data is only read by the device";
+  EXPECT_FALSE(first.has(kHeaders));
+  EXPECT_FALSE(first.has(kDesc));
+  first.clear();
+  ASSERT_NO_FATAL_FAILURE(run_request(1, kBlkIn));
+  EXPECT_TRUE(first.has(kData + 4096));
+  EXPECT_TRUE(first.has(kStatus + 1));
+  EXPECT_TRUE(first.has(kUsed));
+  EXPECT_EQ(first.log->out_of_range(), 0u);
+
+  // A new log (QEMU resizes it): once set_dirty_log returns, the old one gets nothing more.
+  const Log second = make_log();
+  ASSERT_TRUE(queue_->set_dirty_log(second.log, GuestAddress{kUsed}));
+  first.clear();
+  ASSERT_NO_FATAL_FAILURE(run_request(2, kBlkIn));
+  EXPECT_TRUE(second.has(kData + 2 * 4096));
+  EXPECT_TRUE(first.empty());
+  // Logging off: nothing is marked.
+  ASSERT_TRUE(queue_->set_dirty_log(nullptr, std::nullopt));
+  second.clear();
+  ASSERT_NO_FATAL_FAILURE(run_request(3, kBlkIn));
+  EXPECT_TRUE(second.empty());
+}
+
+TEST_F(BlkQueueDirtyLogTest, WithoutUsedRingLoggingOnlyTheBuffersAreMarked) {
+  const Log log = make_log();
+  BlkQueueConfig config;
+  config.dirty_log = log.log;
+  ASSERT_NO_FATAL_FAILURE(start(config));
+  ASSERT_NO_FATAL_FAILURE(run_request(0, kBlkIn));
+  EXPECT_TRUE(log.has(kData));
+  EXPECT_FALSE(log.has(kUsed)) << "VHOST_VRING_F_LOG was not asked for";
+}
+
+}  // namespace
+}  // namespace rf::virtio

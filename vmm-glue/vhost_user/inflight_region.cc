@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "util/checked_math.h"
+#include "vhost_user/sealed_file.h"
 #include "virtio/inflight_split.h"
 #include "virtio/virtio_spec.h"
 
@@ -60,24 +61,8 @@ Result<InflightRegion, std::string> InflightRegion::adopt(const InflightMessage&
     return unexpected(fmt::format("SET_INFLIGHT_FD gives a {}-byte region for {} queues of {}; their region is {} bytes",
                                   given.mmap_size, given.num_queues, given.queue_size, *bytes));
   }
-  const long page = ::sysconf(_SC_PAGESIZE);
-  const auto end = checked_add(given.mmap_offset, given.mmap_size);
-  if (page <= 0 || given.mmap_offset % static_cast<std::uint64_t>(page) != 0 || !end) {
-    return unexpected(fmt::format("SET_INFLIGHT_FD's offset {:#x} is not page-aligned (or offset + size overflows)", given.mmap_offset));
-  }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return unexpected(sys_error("SET_INFLIGHT_FD: fstat on its fd"));
-  if (!S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) < *end) {
-    return unexpected(fmt::format("SET_INFLIGHT_FD's fd is not a file of at least {} bytes (it has {})", *end,
-                                  static_cast<std::uint64_t>(st.st_size)));
-  }
-  const int seals = ::fcntl(fd.get(), F_GET_SEALS);
-  if (seals < 0 || (seals & F_SEAL_SHRINK) == 0) {
-    return unexpected("SET_INFLIGHT_FD's fd is not sealed against shrinking (F_SEAL_SHRINK): a front-end that truncated it "
-                      "would kill the back-end with SIGBUS. Hand back the region GET_INFLIGHT_FD gave");
-  }
-  auto map = MmapRegion::map_fd(fd.get(), given.mmap_offset, *bytes, PROT_READ | PROT_WRITE);
-  if (!map) return unexpected(fmt::format("SET_INFLIGHT_FD: mapping the region: {}", map.error().message));
+  auto map = map_sealed_file(fd, given.mmap_offset, *bytes, "SET_INFLIGHT_FD");
+  if (!map) return unexpected(std::move(map).error());
   InflightRegion r;
   r.fd_ = std::move(fd);
   r.map_ = std::make_shared<MmapRegion>(std::move(*map));

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -117,6 +118,8 @@ BlkQueue::BlkQueue(GuestMemoryMap memory, Ring ring, Disk disk, SplitQueue queue
   }
   published_used_ = used_idx_;
   signalled_used_ = used_idx_;
+  log_ = config_.dirty_log;
+  used_log_ = config_.used_log;
   slots_.resize(queue_.size());
   free_slots_.reserve(queue_.size());
   for (std::uint32_t i = queue_.size(); i > 0; --i) free_slots_.push_back(i - 1);
@@ -163,6 +166,46 @@ void BlkQueue::set_enabled(bool enabled) {
   signal_eventfd(stop_.get());  // wake the thread to look
 }
 
+bool BlkQueue::set_dirty_log(std::shared_ptr<DirtyLog> log, std::optional<GuestAddress> used_log) {
+  std::unique_lock lock(log_mutex_);
+  if (!thread_.joinable()) {  // not started, or stopped: nothing marks concurrently
+    log_ = std::move(log);
+    used_log_ = used_log;
+    return true;
+  }
+  asked_log_ = std::move(log);
+  asked_used_log_ = used_log;
+  const std::uint64_t asked = ++log_asked_;
+  log_changed_.store(true, std::memory_order_release);
+  signal_eventfd(stop_.get());  // wakes the thread to look
+  return log_taken_.wait_for(lock, std::chrono::seconds(1), [&] { return log_applied_ >= asked; });
+}
+
+// On the queue thread, between requests: no mark is half made with the old log.
+void BlkQueue::check_dirty_log() {
+  if (!log_changed_.load(std::memory_order_acquire)) return;
+  std::shared_ptr<DirtyLog> old;  // dropped outside the lock
+  {
+    std::lock_guard lock(log_mutex_);
+    log_changed_.store(false, std::memory_order_relaxed);
+    old = std::exchange(log_, std::move(asked_log_));
+    used_log_ = asked_used_log_;
+    log_applied_ = log_asked_;
+  }
+  log_taken_.notify_all();
+}
+
+void BlkQueue::mark_written(std::span<const ChainSegment> chain) {
+  if (!log_) return;
+  for (const ChainSegment& c : chain) {
+    if (c.device_writes) log_->mark(c.gpa, c.len);
+  }
+}
+
+void BlkQueue::mark_used_ring() {
+  if (log_ && used_log_) log_->mark(*used_log_, used_ring_bytes(queue_.size()));
+}
+
 void BlkQueue::mark_broken(BrokenReason reason, std::string detail) {
   broken_.mark(reason, fmt::format("queue {}: {}", config_.index, detail));
 }
@@ -193,6 +236,7 @@ void BlkQueue::run() {
 }
 
 bool BlkQueue::round() {
+  check_dirty_log();
   check_control();
   bool work = reap();
   if (enabled_.load(std::memory_order_acquire) && !broken_.is_set()) work = take() || work;
@@ -299,12 +343,11 @@ bool BlkQueue::take_one(std::uint16_t head) {
     if (request.status != nullptr) {
       write_status(request.status, request.status_value);
     }
+    mark_written(chain_);
     post_used(head, blk_used_len(request, request.status_value == kBlkStatusOk));
     return true;
   }
-  const std::uint32_t slot = free_slots_.back();
-  free_slots_.pop_back();
-  slots_[slot] = Slot{head, static_cast<std::uint32_t>(pieces_.size()), true, request};
+  const std::uint32_t slot = take_slot(head, static_cast<std::uint32_t>(pieces_.size()), request);
   in_flight_.fetch_add(1, std::memory_order_relaxed);
   for (const ValidatedRequest& piece : pieces_) {
     const Sqe sqe = kernel_sqe(piece).with_user_data(piece_user_data(slot, full_result(piece)));
@@ -324,10 +367,26 @@ bool BlkQueue::take_one(std::uint16_t head) {
   return true;
 }
 
+std::uint32_t BlkQueue::take_slot(std::uint16_t head, std::uint32_t pieces, const ParsedBlkRequest& request) {
+  const std::uint32_t slot = free_slots_.back();
+  free_slots_.pop_back();
+  Slot& s = slots_[slot];
+  s.head = head;
+  s.pieces_left = pieces;
+  s.ok = true;
+  s.request = request;
+  s.written.clear();
+  for (const ChainSegment& c : chain_) {
+    if (c.device_writes) s.written.push_back(c);
+  }
+  return slot;
+}
+
 void BlkQueue::finish(std::uint32_t slot_index, bool io_error) {
   Slot& s = slots_[slot_index];
   if (!s.ok && io_error) io_errors_.fetch_add(1, std::memory_order_relaxed);
   write_status(s.request.status, s.ok ? kBlkStatusOk : kBlkStatusIoErr);
+  mark_written(s.written);  // the kernel's writes are done (its CQE came), the status just written
   post_used(s.head, blk_used_len(s.request, s.ok));
   free_slots_.push_back(slot_index);
   in_flight_.fetch_sub(1, std::memory_order_relaxed);
@@ -346,6 +405,7 @@ void BlkQueue::publish_and_notify() {
   used_mirror_.store(used_idx_, std::memory_order_relaxed);
   const std::uint16_t old = published_used_;
   queue_.publish_used_idx(used_idx_);
+  mark_used_ring();
   published_used_ = used_idx_;
   if (inflight_) inflight_->published(published_used_);  // only now are the answered heads no longer in flight
   // The used index must be visible before the guest's suppression word is read (and the guest
@@ -378,7 +438,10 @@ void BlkQueue::late_notify() {
 
 bool BlkQueue::avail_waiting() {
   if (!enabled_.load(std::memory_order_acquire) || broken_.is_set()) return false;
-  if (config_.event_idx) queue_.store_avail_event(last_avail_);
+  if (config_.event_idx) {
+    queue_.store_avail_event(last_avail_);
+    mark_used_ring();  // avail_event lives in the used ring
+  }
   std::atomic_thread_fence(std::memory_order_seq_cst);
   return queue_.load_avail_idx() != last_avail_;
 }
@@ -406,10 +469,12 @@ void BlkQueue::sleep() {
   if ((fds[3].revents & POLLIN) != 0) deliver_notification();
 }
 
-void BlkQueue::answer_ringfence(std::uint16_t head, const RingfenceRequest& r, const AttachReply& reply) {
+void BlkQueue::answer_ringfence(std::uint16_t head, const RingfenceRequest& r, const AttachReply& reply,
+                                std::span<const ChainSegment> written) {
   if (r.reply != nullptr) std::memcpy(r.reply, &reply, sizeof reply);
   const bool ok = reply.result == 0;
   write_status(r.status, ok ? kBlkStatusOk : kBlkStatusIoErr);
+  mark_written(written);
   post_used(head, r.reply != nullptr ? static_cast<std::uint32_t>(sizeof reply) + 1 : 1);
 }
 
@@ -434,15 +499,14 @@ void BlkQueue::take_ringfence(std::uint16_t head, std::uint32_t type) {
       } else {
         // Held until the device has something to signal; it takes one of the queue's slots and
         // is in flight like any request (finish() ends it).
-        const std::uint32_t slot = free_slots_.back();
-        free_slots_.pop_back();
-        slots_[slot] = Slot{head, 0, true, ParsedBlkRequest{}};
-        slots_[slot].request.status = parsed->status;
+        ParsedBlkRequest notify;
+        notify.status = parsed->status;
+        const std::uint32_t slot = take_slot(head, 0, notify);
         held_notify_.push_back(slot);
         in_flight_.fetch_add(1, std::memory_order_relaxed);
         return;
       }
-      answer_ringfence(head, *parsed, reply);
+      answer_ringfence(head, *parsed, reply, chain_);
       return;
     case kBlkRingfenceAttach:
       if (parsed->attach.magic != kAttachMagic || parsed->attach.major != kAttachMajor) {
@@ -456,7 +520,7 @@ void BlkQueue::take_ringfence(std::uint16_t head, std::uint32_t type) {
       break;
   }
   if (reply.result != 0) {
-    answer_ringfence(head, *parsed, reply);
+    answer_ringfence(head, *parsed, reply, chain_);
     return;
   }
   {
@@ -466,6 +530,10 @@ void BlkQueue::take_ringfence(std::uint16_t head, std::uint32_t type) {
   }
   pending_control_ = parsed;
   pending_head_ = head;
+  pending_written_.clear();
+  for (const ChainSegment& c : chain_) {
+    if (c.device_writes) pending_written_.push_back(c);
+  }
   signal_eventfd(control_.get());
 }
 
@@ -480,7 +548,7 @@ void BlkQueue::check_control() {
   }
   // A detach, or an attach that failed, leaves no device: the held NOTIFY requests end.
   if (!attached_.load(std::memory_order_acquire)) fail_held_notifications();
-  answer_ringfence(pending_head_, *pending_control_, reply);
+  answer_ringfence(pending_head_, *pending_control_, reply, pending_written_);
   pending_control_.reset();
 }
 
@@ -567,7 +635,7 @@ void BlkQueue::cancel_in_flight() {
   if (pending_control_) {
     AttachReply reply{};
     reply.result = ECANCELED;
-    answer_ringfence(pending_head_, *pending_control_, reply);
+    answer_ringfence(pending_head_, *pending_control_, reply, pending_written_);
     pending_control_.reset();
   }
   for (std::uint32_t i = 0; i < slots_.size(); ++i) {

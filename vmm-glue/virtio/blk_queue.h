@@ -22,12 +22,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <functional>
 #include <future>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +39,7 @@
 #include "device/device_error.h"
 #include "device/release_probe.h"
 #include "disk/disk.h"
+#include "memory/dirty_log.h"
 #include "memory/guest_memory_builder.h"
 #include "ring/ring.h"
 #include "util/unique_fd.h"
@@ -74,6 +77,11 @@ struct BlkQueueConfig {
     std::uint16_t desc_num = 0;
   };
   std::optional<InflightPart> inflight;
+  // Live migration (memory/dirty_log.h): while set, every guest page the queue writes is marked,
+  // and with `used_log` its used ring's pages too, at that guest-physical address (vhost-user's
+  // log_guest_addr). set_dirty_log() changes it while the queue runs.
+  std::shared_ptr<DirtyLog> dirty_log;
+  std::optional<GuestAddress> used_log;
 };
 
 // What the owner makes for an ATTACH: the device (created, not started), or no device and the
@@ -128,6 +136,10 @@ class BlkQueue {
   void set_call(const UniqueFd& call);
   // A disabled queue takes no new requests but finishes the ones it has (SET_VRING_ENABLE).
   void set_enabled(bool enabled);
+  // The dirty log to mark from now on (null: none), and where the used ring is logged. Returns
+  // once the queue thread marks only the new one (so that the front-end may read and free the old
+  // log), or after a second if the thread does not come round (false).
+  bool set_dirty_log(std::shared_ptr<DirtyLog> log, std::optional<GuestAddress> used_log);
   // Takes nothing more, waits up to `drain` for what is in flight, joins the thread and closes the
   // private ring; idempotent (a second call returns the first report).
   BlkQueueStopReport stop(std::chrono::milliseconds drain);
@@ -156,7 +168,12 @@ class BlkQueue {
     std::uint32_t pieces_left = 0;
     bool ok = true;
     ParsedBlkRequest request;
+    // The chain's device-writable buffers, for the dirty log when the request ends (its capacity
+    // is kept from one request to the next).
+    std::vector<ChainSegment> written;
   };
+  // Takes a free slot for the request at `head` whose chain is in chain_.
+  std::uint32_t take_slot(std::uint16_t head, std::uint32_t pieces, const ParsedBlkRequest& request);
 
   BlkQueue(GuestMemoryMap memory, Ring ring, Disk disk, SplitQueue queue, BlkQueueConfig config);
   void run();
@@ -172,6 +189,10 @@ class BlkQueue {
   // Writes the status and the used entry; `io_error`: a failed request counts as an I/O error.
   void finish(std::uint32_t slot_index, bool io_error = true);
   void post_used(std::uint16_t head, std::uint32_t len);
+  // The dirty log: the device-writable buffers of a chain, the used ring; and taking a new log.
+  void mark_written(std::span<const ChainSegment> chain);
+  void mark_used_ring();
+  void check_dirty_log();
   void publish_and_notify();
   // Whether the guest asks to hear of the used entries from `old` up to the published index.
   bool guest_wants_notification(std::uint16_t old);
@@ -184,7 +205,8 @@ class BlkQueue {
   void cancel_in_flight();
   // The shared-ring attach, on the queue thread.
   void take_ringfence(std::uint16_t head, std::uint32_t type);
-  void answer_ringfence(std::uint16_t head, const RingfenceRequest& r, const AttachReply& reply);
+  void answer_ringfence(std::uint16_t head, const RingfenceRequest& r, const AttachReply& reply,
+                        std::span<const ChainSegment> written);
   void check_control();
   void deliver_notification();
   void fail_held_notifications();
@@ -220,8 +242,19 @@ class BlkQueue {
   // The queue thread's side: the request waiting for the owner, and the NOTIFY requests held.
   std::optional<RingfenceRequest> pending_control_;
   std::uint16_t pending_head_ = 0;
+  std::vector<ChainSegment> pending_written_;  // its chain's device-writable buffers
   std::vector<std::uint32_t> held_notify_;  // slots
   bool notify_pending_ = false;
+
+  // The dirty log the thread marks, and the one the owner asks it to take (log_mutex_).
+  std::shared_ptr<DirtyLog> log_;
+  std::optional<GuestAddress> used_log_;
+  std::mutex log_mutex_;
+  std::condition_variable log_taken_;
+  std::shared_ptr<DirtyLog> asked_log_;             // guarded
+  std::optional<GuestAddress> asked_used_log_;      // guarded
+  std::uint64_t log_asked_ = 0, log_applied_ = 0;   // guarded
+  std::atomic<bool> log_changed_{false};
 
   // The record of requests in flight, and the heads a dead back-end left in it, to take first.
   std::optional<InflightSplit> inflight_;
