@@ -22,8 +22,11 @@ class InflightSplitTest : public ::testing::Test {
     std::memset(part(), 0, inflight_queue_bytes(kSize));
   }
   std::byte* part() { return bytes_.data() + kGuard; }
+  // SAFETY: the part lies inside bytes_, 16-aligned (vector storage plus kGuard), and holds the
+  // header and kSize states (inflight_queue_bytes); tests pass i < kSize.
   InflightQueueHeader& header() { return *reinterpret_cast<InflightQueueHeader*>(part()); }
   InflightDescState& desc(unsigned i) {
+    // SAFETY: as above.
     return reinterpret_cast<InflightDescState*>(part() + sizeof(InflightQueueHeader))[i];
   }
   bool guards_intact() const {
