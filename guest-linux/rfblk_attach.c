@@ -371,12 +371,13 @@ int rfblk_ring_attach(struct rfblk_ring *ring, u32 depth)
 /*
  * The device let go of the ring on its own (docs/linux-guest.md, "A back-end that restarts"),
  * and the caller took back the requests that were on it: the same window is attached again. The
- * device must describe the same disk, depth and mode as before (blk-mq was set up for them).
+ * device must describe the same disk and depth as before (blk-mq was set up for them); the mode
+ * may change (a back-end serves a passthrough ring as mediated while a migration logs writes).
  */
 int rfblk_ring_reattach(struct rfblk_ring *ring, u32 depth)
 {
 	const struct rf_disk_entry disk = ring->disk;
-	const u32 sq_entries = ring->sq_entries, mode = ring->mode;
+	const u32 sq_entries = ring->sq_entries;
 	int err;
 
 	ring->attached = false; /* the device that held the window is gone */
@@ -387,8 +388,8 @@ int rfblk_ring_reattach(struct rfblk_ring *ring, u32 depth)
 	err = attach_window(ring, depth, false);
 	if (err)
 		return err;
-	if (ring->sq_entries != sq_entries || ring->mode != mode || memcmp(&ring->disk, &disk, sizeof(disk)) != 0) {
-		dev_err(ring_dev(ring), "queue %u: the device came back with another disk, depth or mode\n", ring->index);
+	if (ring->sq_entries != sq_entries || memcmp(&ring->disk, &disk, sizeof(disk)) != 0) {
+		dev_err(ring_dev(ring), "queue %u: the device came back with another disk or depth\n", ring->index);
 		return -EPROTO;
 	}
 	return start_ring(ring);

@@ -88,8 +88,8 @@ static void rfblk_reattach_work(struct work_struct *work)
 			 "queue %u: the device let go of the ring and attaching it again failed (%d)", ring->index, err);
 		rfblk_fail_device(dev, ring->violation);
 	} else {
-		dev_warn(&dev->vdev->dev, "%s: queue %u attached again; %u request(s) that were on it dispatched again\n",
-			 dev->disk->disk_name, ring->index, n);
+		dev_warn(&dev->vdev->dev, "%s: queue %u attached again (%s); %u request(s) that were on it dispatched again\n",
+			 dev->disk->disk_name, ring->index, ring->mode == RF_MODE_PASSTHROUGH ? "passthrough" : "mediated", n);
 	}
 	blk_mq_unquiesce_queue(q);
 	blk_mq_kick_requeue_list(q);

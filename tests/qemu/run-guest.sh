@@ -223,7 +223,7 @@ elif [[ $kill_daemon -gt 0 ]]; then
   fi
   if [[ $driver == rfblk ]]; then
     # Each restart ends every ring's NOTIFY, and rfblk attaches each ring again, once.
-    again=$(grep -a -c "attached again;" "$run/console1.log" || true)
+    again=$(grep -a -c "attached again (" "$run/console1.log" || true)
     [[ $again -eq $((kill_daemon * queues)) ]] ||
       fail "rfblk attached its rings again $again times; $kill_daemon restarts of $queues rings make $((kill_daemon * queues))"
     echo "rfblk attached each of its $queues rings again after each restart ($again in all)"

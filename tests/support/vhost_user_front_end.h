@@ -155,7 +155,7 @@ class FrontEnd {
 
   // QEMU's steps up to a running queue, for `queues` queues over `ram`. Returns false (with
   // `error`) on the first step that fails.
-  bool handshake(std::uint64_t* features_out = nullptr) {
+  bool handshake(std::uint64_t* features_out = nullptr, std::uint64_t* acked_out = nullptr) {
     if (!send_empty(vhost_user::kGetFeatures)) return false;
     auto features = receive_u64();
     if (!features) return false;
@@ -173,6 +173,7 @@ class FrontEnd {
                                              virtio::feature_bit(virtio::kBlkFeatureFlush));
     if (!send_value(vhost_user::kSetFeatures, acked)) return false;
     if (features_out != nullptr) *features_out = *features;
+    if (acked_out != nullptr) *acked_out = acked;
     return true;
   }
   bool set_mem_table(const FrontEndRam& ram, std::uint32_t flags = vhost_user::kVersion) {

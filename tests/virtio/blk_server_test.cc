@@ -378,6 +378,89 @@ TEST_F(BlkServerTest, TheDiskIsOpenAndLockedOnlyWhileQueuesRun) {
   expect_still_serving();
 }
 
+// Live migration in QEMU's order: SET_LOG_BASE (answered), LOG_ALL acked and the used ring's
+// logging asked for while the queue runs; every page the queue then writes is in the log, until
+// logging is turned off again.
+TEST_F(BlkServerTest, WhileLoggingEveryPageTheQueueWritesIsInTheFrontEndsLog) {
+  FrontEndRam ram;
+  FrontEnd fe = connect();
+  std::uint64_t offered = 0, acked = 0;
+  ASSERT_TRUE(fe.handshake(&offered, &acked));
+  ASSERT_NE(offered & virtio::feature_bit(kFeatureLogAll), 0u);
+  ASSERT_TRUE(fe.set_mem_table(ram));
+  TestVirtqueue vq(ram.view(), kDesc, kAvail, kUsed, kSize);
+  UniqueFd kick(::eventfd(0, EFD_CLOEXEC)), call(::eventfd(0, EFD_CLOEXEC));
+  ASSERT_TRUE(fe.start_queue(0, vq, ram, kick.get(), call.get()));
+
+  // The log: a sealed memfd covering the 4 MiB of guest RAM (1024 pages, 128 bytes).
+  constexpr std::uint64_t kLogBytes = 4096;
+  UniqueFd log_fd(::memfd_create("log", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  ASSERT_EQ(::ftruncate(log_fd.get(), kLogBytes), 0);
+  ASSERT_EQ(::fcntl(log_fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+  auto bits = MmapRegion::map_fd(log_fd.get(), 0, kLogBytes, PROT_READ | PROT_WRITE);
+  ASSERT_TRUE(bits);
+  const auto dirty = [&](std::uint64_t gpa) {
+    const std::uint64_t page = gpa / 4096;
+    return (static_cast<unsigned>(bits->bytes()[page / 8]) & (1u << (page % 8))) != 0;
+  };
+  const int fds[] = {log_fd.get()};
+  ASSERT_TRUE(fe.send_value(kSetLogBase, LogBase{kLogBytes, 0}, fds));
+  const auto answer = fe.receive_u64();
+  ASSERT_TRUE(answer) << "SET_LOG_BASE is answered (QEMU waits for it)";
+  EXPECT_EQ(*answer, 0u);
+  ASSERT_TRUE(fe.send_value(kSetFeatures, acked | virtio::feature_bit(kFeatureLogAll)));
+  const VringAddr logged{0, kVringFlagLog, ram.user_addr(kDesc), ram.user_addr(kUsed), ram.user_addr(kAvail), kUsed};
+  ASSERT_TRUE(fe.send_value(kSetVringAddr, logged));
+
+  post(vq, 0, virtio::kBlkIn, 8);
+  ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
+  ASSERT_TRUE(wait_used(vq));
+  EXPECT_TRUE(dirty(kData)) << "the read's buffer";
+  EXPECT_TRUE(dirty(kStatus)) << "the status byte";
+  EXPECT_TRUE(dirty(kUsed)) << "the used ring";
+  EXPECT_FALSE(dirty(kHeader)) << "the header is only read";
+
+  // Logging off (migration over or cancelled): nothing more is marked.
+  ASSERT_TRUE(fe.send_value(kSetFeatures, acked));
+  const VringAddr unlogged{0, 0, ram.user_addr(kDesc), ram.user_addr(kUsed), ram.user_addr(kAvail), 0};
+  ASSERT_TRUE(fe.send_value(kSetVringAddr, unlogged));
+  std::this_thread::sleep_for(20ms);
+  std::memset(bits->bytes(), 0, kLogBytes);
+  post(vq, 1, virtio::kBlkIn, 16);
+  ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
+  ASSERT_TRUE(wait_used(vq));
+  EXPECT_FALSE(dirty(kData + 4096));
+  EXPECT_FALSE(dirty(kUsed));
+
+  // While the queue runs, nothing else may change.
+  const VringAddr moved{0, 0, ram.user_addr(kDesc + 0x100), ram.user_addr(kUsed), ram.user_addr(kAvail), 0};
+  ASSERT_TRUE(fe.send_value(kSetVringAddr, moved));
+  expect_refused(fe, "moves queue 0 while it runs");
+}
+
+TEST_F(BlkServerTest, BadLogsAndFeatureChangesAreRefused) {
+  const auto refused = [this](auto send, const std::string& reason) {
+    auto q = start_queue_zero();
+    ASSERT_TRUE(q);
+    send(q->fe);
+    expect_refused(q->fe, reason);
+  };
+  UniqueFd unsealed(::memfd_create("unsealed", MFD_CLOEXEC));
+  ASSERT_EQ(::ftruncate(unsealed.get(), 4096), 0);
+  refused([&](FrontEnd& fe) {
+    const int fds[] = {unsealed.get()};
+    fe.send_value(kSetLogBase, LogBase{4096, 0}, fds);
+  }, "not sealed against shrinking");
+  refused([&](FrontEnd& fe) {
+    const int fds[] = {unsealed.get()};
+    fe.send_value(kSetLogBase, LogBase{4096, 100}, fds);
+  }, "page-aligned");
+  refused([&](FrontEnd& fe) { fe.send_value(kSetLogBase, LogBase{4096, 0}); }, "carries 0 fds");
+  refused([&](FrontEnd& fe) { fe.send_value(kSetFeatures, virtio::feature_bit(virtio::kFeatureVersion1)); },
+          "only LOG_ALL may change");
+  expect_still_serving();
+}
+
 TEST_F(BlkServerTest, ASecondFrontEndIsTurnedAwayWhileOneIsServed) {
   FrontEnd first = connect();
   ASSERT_TRUE(first.handshake());
@@ -517,7 +600,7 @@ TEST_F(BlkServerTest, BadVringMessagesAreRefused) {
   session([](FrontEnd& fe) { fe.send_value(kSetVringKick, std::uint64_t{0x1200}); }, "unknown bits");
   session([](FrontEnd& fe) { fe.send_value(kSetFeatures, std::uint64_t{1} << 33); }, "never offered");
   session([](FrontEnd& fe) { fe.send_value(kSetProtocolFeatures, std::uint64_t{1} << 40); }, "never offered");
-  session([](FrontEnd& fe) { fe.send_value(kSetVringAddr, VringAddr{0, 1, 0, 0, 0, 0}); }, "dirty logging");
+  session([](FrontEnd& fe) { fe.send_value(kSetVringAddr, VringAddr{0, 2, 0, 0, 0, 0}); }, "unknown flags");
   // SET_VRING_KICK with a fresh eventfd (the back-end keeps its own copy).
   const auto send_kick = [](FrontEnd& fe, std::uint64_t index) {
     UniqueFd kick(::eventfd(0, EFD_CLOEXEC));
@@ -719,6 +802,72 @@ TEST_P(AttachTest, AGuestAttachesARingOnItsVirtqueueAndDoesVerifiedIoOnIt) {
   q.reset();
   const std::string closed = wait_log("connection 1 closed");
   EXPECT_NE(closed.find(" 0 I/O errors"), std::string::npos) << closed;
+}
+
+// Live migration with a ring attached: a mediated ring's mediator marks what it writes; a
+// passthrough ring (whose kernel writes guest RAM with nothing to mark it) is let go of, its
+// NOTIFY ends, and the guest's attach again gets a mediated ring while the log is kept.
+TEST_P(AttachTest, WhileLoggingTheRingIsMediatedAndWhatItWritesIsLogged) {
+  FrontEndRam ram;
+  FrontEnd fe = connect();
+  std::uint64_t acked = 0;
+  ASSERT_TRUE(fe.handshake(nullptr, &acked));
+  ASSERT_TRUE(fe.set_mem_table(ram));
+  TestVirtqueue vq(ram.view(), kDesc, kAvail, kUsed, kSize);
+  UniqueFd kick(::eventfd(0, EFD_CLOEXEC)), call(::eventfd(0, EFD_CLOEXEC));
+  ASSERT_TRUE(fe.start_queue(0, vq, ram, kick.get(), call.get()));
+  virtio::AttachReply reply{};
+  ASSERT_EQ(attach(vq, kick.get(), request(), reply), virtio::kBlkStatusOk) << "result " << reply.result;
+  EXPECT_EQ(reply.mode, static_cast<std::uint32_t>(GetParam()));
+  virtio::BlkRequestHeader nh{virtio::kBlkRingfenceNotify, 0, 0};
+  std::memcpy(vq.view().at(kNotifyHeader, 16), &nh, 16);
+  *vq.view().at(kNotifyStatus) = std::byte{0xff};
+  const TestVirtqueue::Part notify_parts[] = {{kNotifyHeader, 16, false}, {kNotifyStatus, 1, true}};
+  vq.publish(vq.chain(kNotifyHead, notify_parts));
+  ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
+
+  constexpr std::uint64_t kLogBytes = 4096;
+  UniqueFd log_fd(::memfd_create("log", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  ASSERT_EQ(::ftruncate(log_fd.get(), kLogBytes), 0);
+  ASSERT_EQ(::fcntl(log_fd.get(), F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  auto bits = MmapRegion::map_fd(log_fd.get(), 0, kLogBytes, PROT_READ | PROT_WRITE);
+  ASSERT_TRUE(bits);
+  const auto dirty = [&](std::uint64_t gpa) {
+    const std::uint64_t page = gpa / 4096;
+    return (static_cast<unsigned>(bits->bytes()[page / 8]) & (1u << (page % 8))) != 0;
+  };
+  const int fds[] = {log_fd.get()};
+  ASSERT_TRUE(fe.send_value(kSetLogBase, LogBase{kLogBytes, 0}, fds));
+  ASSERT_TRUE(fe.receive_u64());
+  ASSERT_TRUE(fe.send_value(kSetFeatures, acked | virtio::feature_bit(kFeatureLogAll)));
+
+  if (GetParam() == virtio::AttachMode::Passthrough) {
+    auto used = wait_used(vq);
+    ASSERT_TRUE(used) << "the passthrough ring was not let go of";
+    EXPECT_EQ(used->id, kNotifyHead);
+    EXPECT_EQ(*vq.view().at(kNotifyStatus), std::byte{virtio::kBlkStatusIoErr});
+    ASSERT_EQ(attach(vq, kick.get(), request(), reply), virtio::kBlkStatusOk) << "result " << reply.result;
+    EXPECT_EQ(reply.mode, static_cast<std::uint32_t>(virtio::AttachMode::Mediated)) << "attached again while logging";
+    *vq.view().at(kNotifyStatus) = std::byte{0xff};
+    vq.publish(vq.chain(kNotifyHead, notify_parts));
+    ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
+  }
+  std::memset(bits->bytes(), 0, kLogBytes);
+  AttachedPlatform platform{&vq, kick.get(), kNotifyHead};
+  guest::Platform p{&platform, &AttachedPlatform::kick_fn, &AttachedPlatform::wait_fn,
+                    reinterpret_cast<std::uintptr_t>(vq.view().at(0)),  // SAFETY: an address for the driver's arithmetic
+                    FrontEndRam::kLow};
+  guest::Driver driver;
+  ASSERT_EQ(driver.attach(p, reply.descriptor_gpa), guest::AttachStatus::Ok);
+  EXPECT_EQ(driver.header().mode, abi::Mode::Mediated);
+  ASSERT_EQ(driver.queue({guest::Op::Read, 0, 0, kBuffers + 4096 * 3, 4096, 1}), guest::RequestStatus::Ok);
+  driver.submit();
+  guest::Completion done[1];
+  ASSERT_EQ(driver.reap_wait(done, 1), 1u);
+  EXPECT_EQ(done[0].result, 4096);
+  EXPECT_TRUE(dirty(kBuffers + 4096 * 3)) << "the read's buffer";
+  EXPECT_FALSE(dirty(kBuffers + 4096 * 4));
+  EXPECT_TRUE(dirty(kWindow)) << "the rings in the device window";
 }
 
 TEST_P(AttachTest, AttachRefusesWhatItCannotPlace) {

@@ -22,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +34,7 @@
 #include "device/eventfd.h"
 #include "device/release_probe.h"
 #include "disk/disk.h"
+#include "memory/dirty_log.h"
 #include "memory/guest_memory_builder.h"
 #include "ring/restriction.h"
 #include "ring/ring.h"
@@ -134,6 +136,10 @@ class GuestDevice {
   virtual std::uint64_t in_flight_bound() const = 0;
   // Whether the device broke (it then takes nothing more from the guest) and why.
   virtual BrokenState broken() const = 0;
+  // Live migration (memory/dirty_log.h): from now on, mark every guest page the device writes in
+  // `log` (null: stop marking). False when the device cannot: a passthrough ring's kernel writes
+  // guest RAM with nobody to see it. Returns once the device marks only the new log.
+  virtual bool set_dirty_log(std::shared_ptr<DirtyLog> log) { return log == nullptr; }
 
  protected:
   GuestDevice(GuestMemoryMap memory, std::vector<Disk> disks) : memory_(std::move(memory)), disks_(std::move(disks)) {}

@@ -46,6 +46,10 @@ class MediatedDevice final : public GuestDevice {
   // The guest CQ's size: the mediator never has more in flight than the CQ has free slots.
   std::uint64_t in_flight_bound() const override { return header_.ring.cq_entries; }
   BrokenState broken() const override;
+  // The mediator marks what it writes: reads' buffers, and the device window with the rings.
+  bool set_dirty_log(std::shared_ptr<DirtyLog> log) override {
+    return mediator_->set_dirty_log(std::move(log), descriptor_address(), device_window_bytes());
+  }
   // The mediator, for a VMM that drives it from its own event loop (Mediator::poll_once) instead
   // of start().
   Mediator& mediator() { return *mediator_; }

@@ -30,6 +30,7 @@ Mediator::Mediator(GuestRing guest, const ValidationContext& context, Ring& kern
       notify_fd_(notify_fd), config_(std::move(config)) {
   // Bounded memory: one slot per guest CQ entry, allocated once.
   guest_user_data_.assign(guest_.cq_entries(), 0);
+  written_.assign(guest_.cq_entries(), Written{});
   slot_in_use_.assign(guest_.cq_entries(), false);
   free_slots_.reserve(guest_.cq_entries());
   for (std::uint32_t i = guest_.cq_entries(); i > 0; --i) free_slots_.push_back(i - 1);
@@ -91,6 +92,7 @@ std::uint32_t Mediator::cancel_outstanding() {
   std::uint32_t cancelled = 0;
   for (std::uint32_t slot = 0; slot < slot_in_use_.size(); ++slot) {
     if (!slot_in_use_[slot]) continue;
+    mark_written(slot);  // the kernel may have written some of a read before the ring closed
     complete_to_guest(guest_user_data_[slot], -ECANCELED);  // cq_room() promised the slot at submission
     release_slot(slot);
     ++cancelled;
@@ -194,7 +196,25 @@ bool Mediator::intake_drained() {
   return sq_head_ == *pause_tail_ || cq_room() == 0;
 }
 
+bool Mediator::set_dirty_log(std::shared_ptr<DirtyLog> log, GuestAddress ring_area, std::uint64_t ring_area_bytes) {
+  LogSetting setting{std::move(log), ring_area, ring_area_bytes};
+  if (!thread_.joinable()) {  // driven by poll_once(), or not started: the caller's own thread
+    log_ = std::move(setting);
+    return true;
+  }
+  return log_handoff_.give(std::move(setting), [this] { wake_thread(); }, std::chrono::seconds(1));
+}
+
+void Mediator::mark_written(std::uint32_t slot) {
+  if (log_.log && written_[slot].bytes != 0) log_.log->mark(written_[slot].gpa, written_[slot].bytes);
+}
+
+void Mediator::mark_ring_area() {
+  if (log_.log) log_.log->mark(log_.ring_area, log_.ring_area_bytes);
+}
+
 bool Mediator::round() {
+  if (auto setting = log_handoff_.take()) log_ = std::move(*setting);  // between requests
   const unsigned reaped = reap_kernel();
   unsigned taken = 0;
   if (!intake_paused_.load(std::memory_order_acquire)) {
@@ -252,6 +272,9 @@ unsigned Mediator::consume_guest(std::uint32_t tail) {
     free_slots_.pop_back();
     slot_in_use_[slot] = true;
     guest_user_data_[slot] = sqe.user_data;
+    // A read writes its buffer: in mediated mode the SQE's address is guest-physical (no bias),
+    // validated to lie in guest RAM.
+    written_[slot] = request->op == SqeOpcode::ReadFixed ? Written{GuestAddress{sqe.addr}, request->len} : Written{};
     const Sqe kernel_request = kernel_sqe(*request).with_user_data(slot);
     if (config_.on_kernel_submit) config_.on_kernel_submit(kernel_request);
     kernel_.try_push(kernel_request);  // space checked above
@@ -260,6 +283,7 @@ unsigned Mediator::consume_guest(std::uint32_t tail) {
   }
   if (taken != 0) {
     guest_.publish_sq_head(sq_head_);  // the slots are the guest's again: we hold copies
+    mark_ring_area();
     consumed_.fetch_add(taken, std::memory_order_relaxed);
   }
   if (pushed != 0) {
@@ -283,6 +307,7 @@ unsigned Mediator::reap_kernel() {
       mark_broken(BrokenReason::KernelRing, fmt::format("the private ring completed unknown user_data {}", slot));
       break;
     }
+    mark_written(static_cast<std::uint32_t>(slot));  // the kernel is done with the buffer: before the CQE says so
     complete_to_guest(guest_user_data_[slot], cqe->res);
     release_slot(static_cast<std::uint32_t>(slot));
     ++reaped;
@@ -313,6 +338,7 @@ void Mediator::complete_to_guest(std::uint64_t user_data, std::int32_t res) {
 void Mediator::publish_and_notify() {
   if (cq_tail_ == published_cq_tail_) return;
   guest_.publish_cq_tail(cq_tail_);  // release: the CQEs above are visible first
+  mark_ring_area();
   published_cq_tail_ = cq_tail_;
   posted_.store(posted_count_, std::memory_order_relaxed);
   // The guest turns notifications off before it polls and back on (then re-checks the CQ)
@@ -325,6 +351,7 @@ void Mediator::publish_and_notify() {
 
 void Mediator::sleep() {
   guest_.store_sq_flags(abi::kSqFlagNeedWakeup);
+  mark_ring_area();
   // The flag must be visible before we look at the tail one last time, or the guest could
   // publish after our look, see no flag, not kick, and wait for us forever.
   std::atomic_thread_fence(std::memory_order_seq_cst);

@@ -28,7 +28,9 @@
 
 #include "device/broken_reason.h"
 #include "device/device_error.h"
+#include "device/handoff.h"
 #include "mediated/guest_ring.h"
+#include "memory/dirty_log.h"
 #include "mediated/sqe_validator.h"
 #include "ring/ring.h"
 #include "util/unique_fd.h"
@@ -103,6 +105,10 @@ class Mediator {
   bool wait_drained(std::chrono::milliseconds timeout);
   // Stops and joins the thread (the destructor does too); idempotent.
   void stop();
+  // Live migration: from now on every guest page the mediator writes is marked in `log` (a read's
+  // buffer when its CQE is written, and the pages of `ring_area`, the device window holding the
+  // rings, whenever it publishes); null stops it. Returns once the thread marks only the new log.
+  bool set_dirty_log(std::shared_ptr<DirtyLog> log, GuestAddress ring_area, std::uint64_t ring_area_bytes);
   // After stop(), once the kernel ring is closed (so no completion can arrive any more): posts a
   // -ECANCELED CQE to the guest for every request still in flight (in the CQ slots promised to
   // them) and, as far as the CQ has room, for every SQE published before the pause that was
@@ -118,6 +124,8 @@ class Mediator {
   bool intake_drained();
   void complete_to_guest(std::uint64_t user_data, std::int32_t res);
   void release_slot(std::uint32_t slot);  // the request in `slot` has its CQE: the slot is free again
+  void mark_written(std::uint32_t slot);   // the dirty log: what the request in `slot` wrote
+  void mark_ring_area();                   // and the rings the mediator writes
   void wake_thread();
   void publish_and_notify();
   void sleep();
@@ -140,6 +148,20 @@ class Mediator {
   std::uint64_t posted_count_ = 0;  // CQEs written; the counter is updated when they are published
   // In-flight table, fixed at cq_entries: kernel user_data is a slot index.
   std::vector<std::uint64_t> guest_user_data_;
+  // What each request writes into guest RAM (a read's buffer; 0 bytes for anything else), from the
+  // validated SQE, for the dirty log.
+  struct Written {
+    GuestAddress gpa;
+    std::uint32_t bytes = 0;
+  };
+  std::vector<Written> written_;
+  struct LogSetting {
+    std::shared_ptr<DirtyLog> log;
+    GuestAddress ring_area;
+    std::uint64_t ring_area_bytes = 0;
+  };
+  LogSetting log_;  // the thread's
+  Handoff<LogSetting> log_handoff_;
   std::vector<bool> slot_in_use_;
   std::vector<std::uint32_t> free_slots_;
   std::uint32_t in_flight_count_ = 0;

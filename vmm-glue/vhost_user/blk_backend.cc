@@ -13,6 +13,7 @@
 #include "mediated/mediated_device.h"
 #include "passthrough/passthrough_device.h"
 #include "util/checked_math.h"
+#include "vhost_user/sealed_file.h"
 #include "virtio/virtio_spec.h"
 
 namespace rf::vhost_user {
@@ -91,7 +92,7 @@ BlkBackend::BlkBackend(DiskLease& disk, BlkBackendConfig config) : disk_(disk), 
                       feature_bit(virtio::kFeatureEventIdx) | feature_bit(virtio::kBlkFeatureSizeMax) |
                       feature_bit(virtio::kBlkFeatureSegMax) | feature_bit(virtio::kBlkFeatureBlkSize) |
                       feature_bit(virtio::kBlkFeatureFlush) | feature_bit(virtio::kBlkFeatureMultiQueue) |
-                      feature_bit(kFeatureProtocolFeatures);
+                      feature_bit(kFeatureProtocolFeatures) | feature_bit(kFeatureLogAll);
   if (disk_.read_only()) offered_features_ |= feature_bit(virtio::kBlkFeatureReadOnly);
   config_space_.capacity = disk_.size_bytes() / virtio::kSectorBytes;
   config_space_.size_max = kDeviceMaxTransfer;
@@ -120,7 +121,7 @@ BlkBackend::~BlkBackend() { reset(); }
 
 std::uint64_t BlkBackend::offered_protocol_features() const {
   return feature_bit(kProtocolMultiQueue) | feature_bit(kProtocolReplyAck) | feature_bit(kProtocolConfig) |
-         feature_bit(kProtocolResetDevice) | feature_bit(kProtocolInflightShmfd);
+         feature_bit(kProtocolResetDevice) | feature_bit(kProtocolInflightShmfd) | feature_bit(kProtocolLogShmfd);
 }
 
 bool BlkBackend::protocol_features_acked() const { return (acked_features_ & feature_bit(kFeatureProtocolFeatures)) != 0; }
@@ -170,7 +171,6 @@ void BlkBackend::service_controls() {
 // create(), which claims the window on the memory map.
 virtio::AttachOutcome BlkBackend::make_attached_device(const virtio::AttachRequest& request) {
   virtio::AttachOutcome out;
-  out.reply.mode = static_cast<std::uint32_t>(*config_.attach_mode);
   out.reply.descriptor_gpa = request.window_gpa;
   if (request.flags != 0 || !is_power_of_two(request.queue_depth) || request.queue_depth > kMaxDeviceQueueDepth) {
     out.reply.result = EINVAL;
@@ -187,7 +187,11 @@ virtio::AttachOutcome BlkBackend::make_attached_device(const virtio::AttachReque
   const GuestMemoryMap& memory = memory_->memory();
   const GuestAddress window{request.window_gpa};
   Result<std::uint64_t, DeviceError> needed = unexpected(DeviceError{DeviceErrc::InvalidConfig, 0, ""});
-  if (*config_.attach_mode == virtio::AttachMode::Mediated) {
+  // While QEMU logs for a migration, the ring is mediated whatever --mode says: in passthrough the
+  // kernel writes guest RAM with nothing to mark it (docs/vhost-user.md, "Live migration").
+  const bool mediated = *config_.attach_mode == virtio::AttachMode::Mediated || logging();
+  out.reply.mode = static_cast<std::uint32_t>(mediated ? virtio::AttachMode::Mediated : *config_.attach_mode);
+  if (mediated) {
     MediatedConfig c;
     c.device_window = window;
     c.queue_depth = request.queue_depth;
@@ -269,6 +273,7 @@ void BlkBackend::reset() {
   disk_.release();
   memory_.reset();
   inflight_.reset();
+  log_.reset();
   acked_features_ = 0;
   acked_protocol_features_ = 0;
 }
@@ -314,10 +319,13 @@ Result<Reply, std::string> BlkBackend::dispatch(Message& m) {
         return unexpected(fmt::format("SET_FEATURES acks {:#x}, which includes bits never offered ({:#x})", *features,
                                       *features & ~offered_features_));
       }
-      for (const Vring& v : vrings_) {
-        if (v.queue) return unexpected("SET_FEATURES while a queue is running");
+      // While queues run only LOG_ALL may change: QEMU turns logging on and off around a migration.
+      if (running_queues() != 0 && ((*features ^ acked_features_) & ~feature_bit(kFeatureLogAll)) != 0) {
+        return unexpected(fmt::format("SET_FEATURES changes {:#x} while a queue is running (only LOG_ALL may change then)",
+                                      *features ^ acked_features_));
       }
       acked_features_ = *features;
+      apply_logging();
       // Without protocol features a ring is enabled from the start (vhost-user.rst, "Ring states").
       if (!protocol_features_acked()) {
         for (Vring& v : vrings_) v.enabled = true;
@@ -375,18 +383,16 @@ Result<Reply, std::string> BlkBackend::dispatch(Message& m) {
       v.base = static_cast<std::uint16_t>(state->payload.num);
       return Reply{};
     }
-    case kSetVringAddr: {
-      auto addr = vring_message<VringAddr>(m);
-      if (!addr) return unexpected(std::move(addr).error());
-      Vring& v = vrings_[addr->index];
-      if (v.queue) return unexpected(while_running(request, addr->index));
-      if ((addr->payload.flags & 1u) != 0) {
-        return unexpected(fmt::format("SET_VRING_ADDR asks queue {} to log its used ring (dirty logging for migration is "
-                                      "not supported yet)", addr->index));
-      }
-      v.addr = addr->payload;
+    case kSetVringAddr:
+      RF_TRY_VOID(set_vring_addr(m));
       return Reply{};
-    }
+    case kSetLogBase:
+      return set_log_base(m);
+    case kSetLogFd:
+      // The eventfd through which a back-end may say it wrote the log; QEMU reads the log when it
+      // syncs, so it is not needed.
+      RF_TRY_VOID(expect_fds(m, 1));
+      return Reply{};
     case kGetVringBase:
       return get_vring_base(m);
     case kSetVringKick:
@@ -495,6 +501,55 @@ Result<Reply, std::string> BlkBackend::get_config(const Message& m) {
   return Reply{std::move(out)};
 }
 
+Result<void, std::string> BlkBackend::set_vring_addr(const Message& m) {
+  auto addr = vring_message<VringAddr>(m);
+  if (!addr) return unexpected(std::move(addr).error());
+  Vring& v = vrings_[addr->index];
+  const VringAddr& a = addr->payload;
+  if ((a.flags & ~kVringFlagLog) != 0) {
+    return unexpected(fmt::format("SET_VRING_ADDR gives queue {} unknown flags {:#x}", addr->index, a.flags));
+  }
+  if (v.queue) {
+    // While the queue runs only the used ring's logging may change (QEMU, around a migration).
+    if (a.desc_user_addr != v.addr->desc_user_addr || a.avail_user_addr != v.addr->avail_user_addr ||
+        a.used_user_addr != v.addr->used_user_addr) {
+      return unexpected(fmt::format("SET_VRING_ADDR moves queue {} while it runs", addr->index));
+    }
+    v.addr = a;
+    v.queue->set_dirty_log(logging() ? log_ : nullptr, used_log(v));
+    return {};
+  }
+  v.addr = a;
+  return {};
+}
+
+std::optional<GuestAddress> BlkBackend::used_log(const Vring& v) const {
+  // GUEST-CONTROLLED (front-end): log_guest_addr; marks past the log's end are only counted.
+  if (!v.addr || (v.addr->flags & kVringFlagLog) == 0) return std::nullopt;
+  return GuestAddress{v.addr->log_guest_addr};
+}
+
+bool BlkBackend::logging() const { return (acked_features_ & feature_bit(kFeatureLogAll)) != 0 && log_ != nullptr; }
+
+void BlkBackend::apply_logging() {
+  for (Vring& v : vrings_) {
+    if (v.queue) v.queue->set_dirty_log(logging() ? log_ : nullptr, used_log(v));
+  }
+}
+
+// GUEST-CONTROLLED (front-end): the log's size, offset and fd, checked by map_sealed_file.
+Result<Reply, std::string> BlkBackend::set_log_base(Message& m) {
+  RF_TRY_VOID(expect_fds(m, 1));
+  auto base = payload_as<LogBase>(m);
+  if (!base) return unexpected(std::move(base).error());
+  auto map = map_sealed_file(m.fds[0], base->mmap_offset, base->mmap_size, "SET_LOG_BASE");
+  if (!map) return unexpected(std::move(map).error());
+  log_ = std::make_shared<DirtyLog>(std::move(*map));
+  // Every queue marks only the new log before the reply: QEMU frees the old one once it has it.
+  apply_logging();
+  return Reply{bytes_of(std::uint64_t{0})};
+}
+
 Result<Reply, std::string> BlkBackend::get_inflight_fd(const Message& m) {
   RF_TRY_VOID(expect_fds(m, 0));
   auto asked = payload_as<InflightMessage>(m);
@@ -554,6 +609,8 @@ Result<void, std::string> BlkBackend::start_if_ready(unsigned index) {
   qc.zeroing.write_zeroes = (acked_features_ & feature_bit(virtio::kBlkFeatureWriteZeroes)) != 0;
   qc.zeroing.may_unmap = zeroing_.may_unmap;
   qc.attach = config_.attach_mode.has_value();
+  qc.dirty_log = logging() ? log_ : nullptr;
+  qc.used_log = used_log(v);
   if (inflight_) {
     auto part = inflight_->part(index, *v.size);
     if (!part) return unexpected(std::move(part).error());

@@ -125,6 +125,13 @@ class BlkBackend {
   Result<void, std::string> set_vring_fd(Message& m);
   Result<Reply, std::string> get_config(const Message& m);
   Result<Reply, std::string> get_inflight_fd(const Message& m);
+  Result<Reply, std::string> set_log_base(Message& m);
+  Result<void, std::string> set_vring_addr(const Message& m);
+  // Live migration: logging is on once LOG_ALL is acked and a log was given (SET_LOG_BASE).
+  bool logging() const;
+  // Hands every running queue the log as it now stands (or none).
+  void apply_logging();
+  std::optional<GuestAddress> used_log(const Vring& v) const;
   Result<void, std::string> set_inflight_fd(Message& m);
   Result<void, std::string> start_if_ready(unsigned index);
   Result<std::uint32_t, std::string> queue_index(std::uint64_t index, std::uint32_t request) const;
@@ -154,6 +161,7 @@ class BlkBackend {
   virtio::BlkConfig config_space_{};
   std::optional<FrontEndMemory> memory_;
   std::optional<InflightRegion> inflight_;  // GET_INFLIGHT_FD's or SET_INFLIGHT_FD's, for the queues it has parts for
+  std::shared_ptr<DirtyLog> log_;           // SET_LOG_BASE's
   std::vector<Vring> vrings_;
   virtio::BlkQueueCounters finished_;  // counters of queues already stopped
   std::vector<std::uint64_t> finished_requests_;  // per queue, of its runs already stopped

@@ -52,9 +52,12 @@ std::string_view request_name(std::uint32_t request);
 
 // VHOST_USER_F_PROTOCOL_FEATURES, in the virtio feature word.
 inline constexpr unsigned kFeatureProtocolFeatures = 30;
+// VHOST_F_LOG_ALL: the back-end logs the guest pages it writes (live migration).
+inline constexpr unsigned kFeatureLogAll = 26;
 
 // Protocol feature bits.
 inline constexpr unsigned kProtocolMultiQueue = 0;
+inline constexpr unsigned kProtocolLogShmfd = 1;
 inline constexpr unsigned kProtocolReplyAck = 3;
 inline constexpr unsigned kProtocolConfig = 9;
 inline constexpr unsigned kProtocolInflightShmfd = 12;
@@ -82,6 +85,16 @@ struct VringAddr {
   std::uint64_t log_guest_addr;
 };
 static_assert(sizeof(VringAddr) == 40);
+
+// SET_VRING_ADDR's flags: log the used ring's writes at log_guest_addr.
+inline constexpr std::uint32_t kVringFlagLog = 1;
+
+// SET_LOG_BASE (with LOG_SHMFD: the log's fd rides along).
+struct LogBase {
+  std::uint64_t mmap_size;
+  std::uint64_t mmap_offset;
+};
+static_assert(sizeof(LogBase) == 16);
 
 // SET_VRING_KICK / CALL / ERR: the queue index in bits 0-7; bit 8 set means no fd rides along.
 inline constexpr std::uint64_t kVringIndexMask = 0xff;

@@ -167,32 +167,26 @@ void BlkQueue::set_enabled(bool enabled) {
 }
 
 bool BlkQueue::set_dirty_log(std::shared_ptr<DirtyLog> log, std::optional<GuestAddress> used_log) {
-  std::unique_lock lock(log_mutex_);
+  // An attached device marks its own writes, or cannot (a passthrough ring: the kernel writes
+  // guest RAM with nobody looking), and then it is let go of: the guest attaches again, and the
+  // owner makes a device that can (blk_backend.h).
+  owner_log_ = log;
+  if (device_ && !device_->set_dirty_log(log)) detach_on_device_side();
   if (!thread_.joinable()) {  // not started, or stopped: nothing marks concurrently
     log_ = std::move(log);
     used_log_ = used_log;
     return true;
   }
-  asked_log_ = std::move(log);
-  asked_used_log_ = used_log;
-  const std::uint64_t asked = ++log_asked_;
-  log_changed_.store(true, std::memory_order_release);
-  signal_eventfd(stop_.get());  // wakes the thread to look
-  return log_taken_.wait_for(lock, std::chrono::seconds(1), [&] { return log_applied_ >= asked; });
+  return log_handoff_.give(LogSetting{std::move(log), used_log}, [this] { signal_eventfd(stop_.get()); },
+                           std::chrono::seconds(1));
 }
 
 // On the queue thread, between requests: no mark is half made with the old log.
 void BlkQueue::check_dirty_log() {
-  if (!log_changed_.load(std::memory_order_acquire)) return;
-  std::shared_ptr<DirtyLog> old;  // dropped outside the lock
-  {
-    std::lock_guard lock(log_mutex_);
-    log_changed_.store(false, std::memory_order_relaxed);
-    old = std::exchange(log_, std::move(asked_log_));
-    used_log_ = asked_used_log_;
-    log_applied_ = log_asked_;
+  if (auto setting = log_handoff_.take()) {
+    log_ = std::move(setting->log);
+    used_log_ = setting->used_log;
   }
-  log_taken_.notify_all();
 }
 
 void BlkQueue::mark_written(std::span<const ChainSegment> chain) {
@@ -538,6 +532,11 @@ void BlkQueue::take_ringfence(std::uint16_t head, std::uint32_t type) {
 }
 
 void BlkQueue::check_control() {
+  // The device went without the guest asking (detach_on_device_side): the NOTIFYs it holds end,
+  // which tells the guest.
+  if (!pending_control_ && !held_notify_.empty() && !attached_.load(std::memory_order_acquire)) {
+    fail_held_notifications();
+  }
   if (!pending_control_) return;
   AttachReply reply;
   {
@@ -591,7 +590,9 @@ void BlkQueue::service_control(const AttachFactory& make_device) {
       outcome.reply.result = EOPNOTSUPP;
     }
     reply = outcome.reply;
-    if (outcome.device && reply.result == 0) {
+    if (outcome.device && reply.result == 0 && owner_log_ && !outcome.device->set_dirty_log(owner_log_)) {
+      reply.result = EAGAIN;  // a device that cannot mark the dirty log while one is kept (the owner makes none)
+    } else if (outcome.device && reply.result == 0) {
       auto started = outcome.device->start();
       // SAFETY: dup3 puts the device's eventfds behind the numbers the queue thread polls and
       // writes; the device keeps its own descriptors open as long as it lives.
@@ -617,6 +618,11 @@ void BlkQueue::service_control(const AttachFactory& make_device) {
     control_state_ = Control::Done;
   }
   signal_eventfd(stop_.get());  // wake the queue thread to answer
+}
+
+void BlkQueue::detach_on_device_side() {
+  detach_device();
+  signal_eventfd(stop_.get());  // the queue thread sees no device and ends the held NOTIFYs
 }
 
 void BlkQueue::detach_device() {

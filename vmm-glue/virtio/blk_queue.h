@@ -22,7 +22,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <functional>
@@ -36,6 +35,7 @@
 
 #include "device/broken_reason.h"
 #include "device/guest_device.h"
+#include "device/handoff.h"
 #include "device/device_error.h"
 #include "device/release_probe.h"
 #include "disk/disk.h"
@@ -211,6 +211,9 @@ class BlkQueue {
   void deliver_notification();
   void fail_held_notifications();
   void detach_device();  // the owner's thread
+  // The owner's thread: the device is let go of without the guest asking (it cannot mark a dirty
+  // log); the queue thread then ends the held NOTIFYs, so that the guest attaches again.
+  void detach_on_device_side();
 
   // Declared in reverse teardown order: the thread (last member) is joined before anything it
   // uses goes away; the ring is closed before the memory map it registered can be released.
@@ -238,6 +241,7 @@ class BlkQueue {
   AttachRequest control_request_{};        // guarded
   AttachReply control_reply_{};            // guarded
   std::unique_ptr<GuestDevice> device_;    // the owner's thread only
+  std::shared_ptr<DirtyLog> owner_log_;    // the owner's thread only: what a new device is given
   std::atomic<bool> attached_{false};
   // The queue thread's side: the request waiting for the owner, and the NOTIFY requests held.
   std::optional<RingfenceRequest> pending_control_;
@@ -246,15 +250,14 @@ class BlkQueue {
   std::vector<std::uint32_t> held_notify_;  // slots
   bool notify_pending_ = false;
 
-  // The dirty log the thread marks, and the one the owner asks it to take (log_mutex_).
+  // The dirty log the thread marks, and where a new one is handed to it.
+  struct LogSetting {
+    std::shared_ptr<DirtyLog> log;
+    std::optional<GuestAddress> used_log;
+  };
   std::shared_ptr<DirtyLog> log_;
   std::optional<GuestAddress> used_log_;
-  std::mutex log_mutex_;
-  std::condition_variable log_taken_;
-  std::shared_ptr<DirtyLog> asked_log_;             // guarded
-  std::optional<GuestAddress> asked_used_log_;      // guarded
-  std::uint64_t log_asked_ = 0, log_applied_ = 0;   // guarded
-  std::atomic<bool> log_changed_{false};
+  Handoff<LogSetting> log_handoff_;
 
   // The record of requests in flight, and the heads a dead back-end left in it, to take first.
   std::optional<InflightSplit> inflight_;
