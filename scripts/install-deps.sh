@@ -15,6 +15,7 @@ packages=(
   libgmock-dev         # GoogleMock
   libbenchmark-dev     # google-benchmark micro-benchmarks
   fio                  # reference benchmark
+  python3              # tests/qemu/qmp.py: drives QEMU (QMP) for the live-migration tests
   python3-six          # for fio_jsonplus_clat2csv, fio's json+ reader, which checks our JSON report
   libtomlplusplus-dev  # policy files
   nlohmann-json3-dev   # JSON reports

@@ -8,7 +8,8 @@
 #   run-guest.sh --ringfence BIN --work DIR --scenario NAME [--args A,B,...] [--queues N] [--smp N]
 #                [--mode passthrough|mediated] [--reboot] [--kill-qemu] [--then SCENARIO:ARGS]
 #                [--rfblk KO|--rfblk-missing WHY] [--driver virtio_blk|rfblk] [--modparams P=V,...]
-#                [--daemon-args "ARGS"] [--kill-daemon N] [--kill-both]
+#                [--daemon-args "ARGS"] [--kill-daemon N] [--kill-both] [--migrate N]
+#                [--kill-daemon-migrating]
 #
 #   --mode       the back-end's --mode (what a ringfence-aware guest could attach; a stock guest
 #                runs the same virtio path in both)
@@ -22,6 +23,15 @@
 #                the same socket each time: QEMU reconnects (reconnect=1), the new back-end resubmits
 #                what the dead one had in flight (INFLIGHT_SHMFD), and the guest must pass with no
 #                I/O error in its log. Prints each restart's time to the first completed request.
+#   --migrate N  live-migrate the guest N times during the scenario (fio verify), each time to a
+#                new QEMU (-incoming) on a new back-end (--incoming) on the same image, over a unix
+#                socket (QMP migrate); the old QEMU quits and its back-end must let go of everything
+#                and exit 0; the guest must pass on the last one with no I/O error. Prints each
+#                migration's total time and downtime as QEMU reports them.
+#   --kill-daemon-migrating  start a live migration during fio and SIGKILL the source's back-end
+#                in the middle of it; whatever QEMU makes of that, once both QEMUs are killed nothing
+#                is left on the host (no loop device on the image, the target back-end let go of
+#                everything), and --then's guest runs on the target's back-end
 #   --kill-both  SIGKILL the back-end during fio, then QEMU while it is reconnecting; check that
 #                nothing of either is left on the host (no loop device on the image), then start a
 #                new back-end and boot --then's scenario against it
@@ -34,7 +44,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 ringfence="" work="" scenario="" args="" queues=1 smp=1 mode=mediated reboot=0 kill_qemu=0 then=""
-rfblk="" rfblk_missing="" driver=virtio_blk modparams="" daemon_args="" kill_daemon=0 kill_both=0
+rfblk="" rfblk_missing="" driver=virtio_blk modparams="" daemon_args="" kill_daemon=0 kill_both=0 migrate=0 kill_migrating=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --ringfence) ringfence=$2; shift 2 ;;
@@ -54,6 +64,8 @@ while [[ $# -gt 0 ]]; do
     --daemon-args) daemon_args=$2; shift 2 ;;
     --kill-daemon) kill_daemon=$2; shift 2 ;;
     --kill-both) kill_both=1; shift ;;
+    --migrate) migrate=$2; shift 2 ;;
+    --kill-daemon-migrating) kill_migrating=1; shift ;;
     *) echo "run-guest.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -162,8 +174,39 @@ expect_released() {  # after connection N closed: nothing of it is left in the b
 
 reboot_flag=(-no-reboot)
 [[ $reboot -eq 1 ]] && reboot_flag=()
+qmp=""
+if [[ $migrate -gt 0 || $kill_migrating -eq 1 ]]; then
+  qmp=$sockdir/qmp-0.sock
+  reboot_flag+=(-qmp "unix:$qmp,server=on,wait=off")
+fi
 boot "$run/console1.log" "$scenario" "$args" "${reboot_flag[@]}"
 connection=1
+start_migration() {  # start_migration N: a target back-end and QEMU, and QMP migrate from the running QEMU
+  local n=$1
+  old_qemu=$qemu_pid old_qmp=$qmp old_daemon=$daemon_pid
+  mv "$run/daemon.log" "$run/daemon-$n.log"  # the old back-end goes on writing to it
+  # The target: a back-end on a socket of its own that opens the disk only when QEMU starts the
+  # queues there (--incoming), and a QEMU waiting for the guest.
+  socket=$sockdir/vub-$n.sock
+  local saved_args=$daemon_args
+  daemon_args="$daemon_args --incoming"
+  start_daemon
+  daemon_args=$saved_args
+  qmp=$sockdir/qmp-$n.sock
+  boot "$run/console$((n + 1)).log" "$scenario" "$args" -no-reboot -incoming "unix:$sockdir/migrate-$n.sock" \
+    -qmp "unix:$qmp,server=on,wait=off"
+  for _ in $(seq 1 100); do [[ -S $qmp && -S $sockdir/migrate-$n.sock ]] && break; sleep 0.1; done
+  "$here/qmp.py" "$old_qmp" migrate "{\"uri\": \"unix:$sockdir/migrate-$n.sock\"}" >/dev/null ||
+    fail "QEMU refused migration $n"
+}
+wait_migration() {  # wait_migration N: until QEMU says migration N ended (up to 2 min); its query-migrate in $status
+  status=""
+  for _ in $(seq 1 600); do
+    status=$("$here/qmp.py" "$old_qmp" query-migrate) || fail "query-migrate failed during migration $1"
+    [[ $status == *'"status": "completed"'* || $status == *'"status": "failed"'* || $status == *'"status": "cancelled"'* ]] && return
+    sleep 0.2
+  done
+}
 wait_console() {  # wait_console TEXT: up to 60 s for the first guest's console to show TEXT
   for _ in $(seq 1 600); do grep -q "$1" "$run/console1.log" 2>/dev/null && break; sleep 0.1; done
   grep -q "$1" "$run/console1.log" || fail "the guest never printed '$1'"
@@ -173,11 +216,12 @@ kill_qemu_now() {
   wait "$qemu_pid" 2>/dev/null || true
   qemu_pid=""
 }
-boot_then() {  # the second guest, with --then's scenario, which must pass
+boot_then() {  # boot_then [CONSOLE]: the next guest, with --then's scenario, which must pass
+  local console=${1:-$run/console2.log}
   [[ -n "$then" ]] || fail "this test needs --then SCENARIO:ARGS"
-  boot "$run/console2.log" "${then%%:*}" "${then#*:}" -no-reboot
+  boot "$console" "${then%%:*}" "${then#*:}" -no-reboot
   wait_qemu 300
-  expect_pass "$run/console2.log"
+  expect_pass "$console"
 }
 if [[ $kill_qemu -eq 1 ]]; then
   wait_console "rf: fio running"
@@ -201,6 +245,55 @@ elif [[ $kill_both -eq 1 ]]; then
   [[ -z "$(losetup -j "$image")" ]] || fail "a loop device still holds the image after both died: $(losetup -j "$image")"
   start_daemon  # over the dead one's stale socket file, which it replaces
   boot_then
+elif [[ $migrate -gt 0 ]]; then
+  wait_console "rf: fio "
+  for n in $(seq 1 "$migrate"); do
+    sleep 2  # some of fio's I/O on this side
+    kill -0 "$qemu_pid" 2>/dev/null || fail "the guest finished before migration $n; give fio more to do"
+    start_migration "$n"
+    wait_migration "$n"
+    [[ $status == *'"status": "completed"'* ]] || fail "migration $n did not complete: $status"
+    total=$(grep -o '"total-time": [0-9]*' <<<"$status" | grep -o '[0-9]*$')
+    downtime=$(grep -o '"downtime": [0-9]*' <<<"$status" | grep -o '[0-9]*$')
+    echo "migration $n: completed in $total ms, downtime $downtime ms (QEMU's query-migrate)"
+    "$here/qmp.py" "$old_qmp" quit >/dev/null 2>&1 || true
+    wait "$old_qemu" 2>/dev/null || true
+    # The source's back-end: its connection ends with the old QEMU, and stopped, it exits 0.
+    for _ in $(seq 1 100); do grep -q "connection 1 closed" "$run/daemon-$n.log" && break; sleep 0.1; done
+    grep -q "connection 1 closed" "$run/daemon-$n.log" || fail "migration $n's source back-end never saw its QEMU go"
+    logged=$(grep -o "[0-9]* pages logged" "$run/daemon-$n.log" | tail -n 1 | cut -d' ' -f1)
+    [[ ${logged:-0} -gt 0 ]] || fail "migration $n's source back-end logged no page for QEMU (LOG_ALL never took effect)"
+    echo "  its source back-end logged $logged page marks for QEMU"
+    kill -TERM "$old_daemon"
+    rc=0
+    wait "$old_daemon" || rc=$?
+    [[ $rc -eq 0 ]] || fail "migration $n's source back-end exited $rc after SIGTERM"
+  done
+  wait_qemu 300
+  expect_pass "$run/console$((migrate + 1)).log"
+  if grep -a -n -E "I/O error|blk_update_request|critical medium error|device failed|WARNING:|BUG:|Oops" "$run"/console*.log; then
+    fail "the guest kernel logged an I/O error (above)"
+  fi
+elif [[ $kill_migrating -eq 1 ]]; then
+  wait_console "rf: fio "
+  sleep 2
+  start_migration 1
+  sleep 0.5
+  kill -9 "$old_daemon"
+  wait "$old_daemon" 2>/dev/null || true
+  wait_migration 1
+  echo "the source's back-end killed with SIGKILL half a second into the migration; QEMU's migration: $(grep -o '"status": "[a-z-]*"' <<<"$status")"
+  kill_qemu_now
+  kill -9 "$old_qemu" 2>/dev/null || true
+  wait "$old_qemu" 2>/dev/null || true
+  # The target back-end let go of everything (if QEMU started the guest there), and the dead
+  # back-end's loop device is gone once the kernel finished its last request.
+  if grep -q "front-end connected" "$run/daemon.log"; then expect_released 1; fi
+  for _ in $(seq 1 50); do [[ -z "$(losetup -j "$image")" ]] && break; sleep 0.1; done
+  [[ -z "$(losetup -j "$image")" ]] || fail "a loop device still holds the image after both QEMUs went: $(losetup -j "$image")"
+  connection=2
+  grep -q "front-end connected" "$run/daemon.log" || connection=1
+  boot_then "$run/console3.log"
 elif [[ $kill_daemon -gt 0 ]]; then
   wait_console "rf: fio "
   for k in $(seq 1 "$kill_daemon"); do

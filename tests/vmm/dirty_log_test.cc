@@ -29,9 +29,9 @@ class DirtyLogTest : public ::testing::Test {
 };
 
 TEST_F(DirtyLogTest, MarksEveryPageARangeTouchesInQemusLayout) {
-  log_->mark(GuestAddress{0}, 1);  // page 0
+  EXPECT_EQ(log_->mark(GuestAddress{0}, 1), 1u);  // page 0
   EXPECT_EQ(byte(0), 0x01);
-  log_->mark(GuestAddress{9 * kPage + 100}, 2 * kPage);  // pages 9, 10 and 11
+  EXPECT_EQ(log_->mark(GuestAddress{9 * kPage + 100}, 2 * kPage), 3u);  // pages 9, 10 and 11
   EXPECT_EQ(byte(1), 0x0e);
   log_->mark(GuestAddress{8 * kPage - 1}, 2);  // the last byte of page 7 and the first of page 8
   EXPECT_EQ(byte(0), 0x81);
@@ -44,10 +44,10 @@ TEST_F(DirtyLogTest, MarksEveryPageARangeTouchesInQemusLayout) {
 TEST_F(DirtyLogTest, ARangePastTheLogIsMarkedAsFarAsItReachesAndCounted) {
   const std::uint64_t pages = log_->pages();
   ASSERT_EQ(pages, 4096u * 8);
-  log_->mark(GuestAddress{(pages - 1) * kPage}, 3 * kPage);  // the last page, then beyond
+  EXPECT_EQ(log_->mark(GuestAddress{(pages - 1) * kPage}, 3 * kPage), 1u);  // the last page, then beyond
   EXPECT_EQ(byte(4095), 0x80);
   EXPECT_EQ(log_->out_of_range(), 1u);
-  log_->mark(GuestAddress{pages * kPage * 1000}, kPage);  // wholly beyond
+  EXPECT_EQ(log_->mark(GuestAddress{pages * kPage * 1000}, kPage), 0u);  // wholly beyond
   EXPECT_EQ(log_->out_of_range(), 2u);
   // A range that would pass 2^64.
   log_->mark(GuestAddress{UINT64_MAX - 10}, UINT64_MAX);

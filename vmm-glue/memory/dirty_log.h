@@ -28,8 +28,8 @@ class DirtyLog {
   DirtyLog(const DirtyLog&) = delete;
   DirtyLog& operator=(const DirtyLog&) = delete;
 
-  // Marks every page [gpa, gpa + bytes) touches; nothing for 0 bytes.
-  void mark(GuestAddress gpa, std::uint64_t bytes);
+  // Marks every page [gpa, gpa + bytes) touches (nothing for 0 bytes); returns how many it marked.
+  std::uint64_t mark(GuestAddress gpa, std::uint64_t bytes);
   // Guest pages the log covers.
   std::uint64_t pages() const { return bits_.size() * 8; }
   // Marks asked for (a range counts once) that reached past the log's end.

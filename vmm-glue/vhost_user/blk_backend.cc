@@ -70,6 +70,7 @@ void add_totals(virtio::BlkQueueCounters& sum, const virtio::BlkQueueCounters& c
   for (std::size_t i = 0; i < c.refused.size(); ++i) sum.refused[i] += c.refused[i];
   sum.notifications += c.notifications;
   sum.resubmitted += c.resubmitted;
+  sum.logged_pages += c.logged_pages;
   if (sum.broken == BrokenReason::None && c.broken != BrokenReason::None) {
     sum.broken = c.broken;
     sum.broken_detail = c.broken_detail;

@@ -190,8 +190,9 @@ void BlkServer::serve(UniqueFd connection) {
   backend.reset();  // stops the queues (drained), unmaps guest memory
   const virtio::BlkQueueCounters c = backend.counters();
   const bool broken = c.broken != BrokenReason::None;
-  log(fmt::format("connection {} closed: {} ({} requests, {} completed, {} I/O errors, {} resubmitted; per queue: {}{}{})",
-                  number, reason, c.requests, c.completed, c.io_errors, c.resubmitted, fmt::join(backend.requests_per_queue(), " "), broken ? "; " : "",
+  log(fmt::format("connection {} closed: {} ({} requests, {} completed, {} I/O errors, {} resubmitted, {} pages logged for "
+                  "migration; per queue: {}{}{})",
+                  number, reason, c.requests, c.completed, c.io_errors, c.resubmitted, c.logged_pages, fmt::join(backend.requests_per_queue(), " "), broken ? "; " : "",
                   broken ? c.broken_detail : ""));
 }
 

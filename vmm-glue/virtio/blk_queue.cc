@@ -191,13 +191,17 @@ void BlkQueue::check_dirty_log() {
 
 void BlkQueue::mark_written(std::span<const ChainSegment> chain) {
   if (!log_) return;
+  std::uint64_t pages = 0;
   for (const ChainSegment& c : chain) {
-    if (c.device_writes) log_->mark(c.gpa, c.len);
+    if (c.device_writes) pages += log_->mark(c.gpa, c.len);
   }
+  logged_pages_.fetch_add(pages, std::memory_order_relaxed);
 }
 
 void BlkQueue::mark_used_ring() {
-  if (log_ && used_log_) log_->mark(*used_log_, used_ring_bytes(queue_.size()));
+  if (log_ && used_log_) {
+    logged_pages_.fetch_add(log_->mark(*used_log_, used_ring_bytes(queue_.size())), std::memory_order_relaxed);
+  }
 }
 
 void BlkQueue::mark_broken(BrokenReason reason, std::string detail) {
@@ -699,6 +703,7 @@ BlkQueueCounters BlkQueue::counters() const {
   c.notifications = notifications_.load(std::memory_order_relaxed);
   c.in_flight = in_flight_.load(std::memory_order_relaxed);
   c.resubmitted = resubmitted_.load(std::memory_order_relaxed);
+  c.logged_pages = logged_pages_.load(std::memory_order_relaxed);
   c.broken = broken_.reason();
   c.broken_detail = broken_.detail();
   return c;

@@ -104,6 +104,7 @@ struct BlkQueueCounters {
   std::uint64_t notifications = 0;  // call eventfd signals
   std::uint64_t in_flight = 0;
   std::uint64_t resubmitted = 0;  // requests a back-end that died had in flight, taken again
+  std::uint64_t logged_pages = 0; // page marks in a live migration's dirty log
   BrokenReason broken = BrokenReason::None;
   std::string broken_detail;
 };
@@ -284,7 +285,7 @@ class BlkQueue {
   // Mirrors of the thread's private positions, for describe() only.
   std::atomic<std::uint16_t> last_avail_mirror_{0}, used_mirror_{0};
   std::atomic<std::uint64_t> requests_{0}, completed_{0}, kernel_ios_{0}, io_errors_{0}, notifications_{0}, in_flight_{0},
-      resubmitted_{0};
+      resubmitted_{0}, logged_pages_{0};
   std::array<std::atomic<std::uint64_t>, kBlkRefusalCount> refused_{};
   BrokenFlag broken_;
   std::thread thread_;
