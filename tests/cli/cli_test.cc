@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "disk/disk.h"
+
 #include "cli/hostile_probe_checks.h"
 #include "support/kernel_caps.h"
 #include "ring/kernel_facts.h"
@@ -339,6 +341,24 @@ TEST(CliTest, VhostUserBlkSaysWhetherItOffersDiscardAndWriteZeroes) {
   EXPECT_TRUE(contains(log, "not offered: the disk is read-only")) << log;
   log = served("--hostile-completions oversized-res --hostile-after 7");
   EXPECT_TRUE(contains(log, "TEST MODE: every attached ring posts 7 honest completions, then one oversized-res")) << log;
+}
+
+// A disk another writer holds is refused at start, with the reason; a live migration's target
+// (--incoming) starts anyway and says it opens the disk when the guest's queues start there.
+TEST(CliTest, VhostUserBlkRefusesAHeldDiskUnlessItIsAMigrationsTarget) {
+  RF_REQUIRE(rf::test::loop_device_feature());
+  rf::TempDir dir("rf-cli-vub-incoming");
+  const std::string image = dir.path() + "/disk.img";
+  ASSERT_EQ(rf::test::run_command("truncate -s 1M " + image).status, 0);
+  auto holder = rf::Disk::open(image, {});
+  ASSERT_TRUE(holder) << holder.error().message;
+  const std::string start = std::string(RF_CLI_PATH) + " vhost-user-blk --socket " + dir.path() + "/vub.sock --disk " + image;
+  const auto refused = rf::test::run_command(start + " 2>&1");
+  EXPECT_EQ(refused.status, 1) << refused.output;
+  EXPECT_TRUE(contains(refused.output, "another open holds it")) << refused.output;
+  const auto target = rf::test::run_command("timeout -s TERM 1 " + start + " --incoming 2>&1");
+  EXPECT_TRUE(contains(target.output, "the target of a migration")) << target.output;
+  EXPECT_TRUE(contains(target.output, "stopped after 0 connections")) << target.output;
 }
 
 TEST(CliTest, DemoRefusesBadOptions) {
