@@ -456,6 +456,10 @@ TEST_F(BlkServerTest, BadLogsAndFeatureChangesAreRefused) {
     fe.send_value(kSetLogBase, LogBase{4096, 100}, fds);
   }, "page-aligned");
   refused([&](FrontEnd& fe) { fe.send_value(kSetLogBase, LogBase{4096, 0}); }, "carries 0 fds");
+  refused([&](FrontEnd& fe) {
+    const int fds[] = {unsealed.get()};
+    fe.send_value(kSetLogBase, LogBase{std::uint64_t{1} << 40, 0}, fds);
+  }, "32 TiB of guest RAM");
   refused([&](FrontEnd& fe) { fe.send_value(kSetFeatures, virtio::feature_bit(virtio::kFeatureVersion1)); },
           "only LOG_ALL may change");
   expect_still_serving();

@@ -26,6 +26,8 @@ namespace {
 // then becomes at most 126 kernel I/Os plus one per buffer window it crosses, well within
 // kMaxPiecesPerRequest.
 constexpr std::uint32_t kSegMax = 126;
+// The largest dirty log taken: one bit per 4 KiB page of 32 TiB of guest-physical addresses.
+constexpr std::uint64_t kMaxLogBytes = std::uint64_t{1} << 30;
 static_assert(kSegMax * 2 <= virtio::kMaxPiecesPerRequest);
 
 template <typename T>
@@ -543,6 +545,10 @@ Result<Reply, std::string> BlkBackend::set_log_base(Message& m) {
   RF_TRY_VOID(expect_fds(m, 1));
   auto base = payload_as<LogBase>(m);
   if (!base) return unexpected(std::move(base).error());
+  if (base->mmap_size > kMaxLogBytes) {
+    return unexpected(fmt::format("SET_LOG_BASE gives a {}-byte log; at most {} (32 TiB of guest RAM) is accepted",
+                                  base->mmap_size, kMaxLogBytes));
+  }
   auto map = map_sealed_file(m.fds[0], base->mmap_offset, base->mmap_size, "SET_LOG_BASE");
   if (!map) return unexpected(std::move(map).error());
   log_ = std::make_shared<DirtyLog>(std::move(*map));
