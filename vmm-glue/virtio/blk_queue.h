@@ -18,6 +18,12 @@
 // Bounds, whatever the guest does: at most `size` requests in flight, at most the private CQ's
 // entries of kernel I/Os, a fixed-size slot table and scratch space made at create(), and a
 // budget of requests per round.
+//
+// Two records for what outlives the queue: with an inflight part (vhost-user's INFLIGHT_SHMFD,
+// inflight_split.h) it marks each head before it can reach the kernel and clears it once its used
+// entry is published, and starts by resubmitting what a dead back-end left marked; with a dirty
+// log (a live migration, memory/dirty_log.h) it marks every guest page it writes before the guest
+// can see the request answered.
 #pragma once
 
 #include <atomic>
