@@ -99,7 +99,12 @@ static void rfblk_reattach_work(struct work_struct *work)
 void rfblk_ring_detached(struct rfblk_ring *ring, u8 status)
 {
 	struct rfblk_dev *dev = ring->dev;
-	unsigned int tries = ++ring->reattaches;
+	unsigned long flags;
+	unsigned int tries;
+
+	spin_lock_irqsave(&ring->lock, flags); /* reaps reset the count under it */
+	tries = ++ring->reattaches;
+	spin_unlock_irqrestore(&ring->lock, flags);
 
 	if (!dev->disk || tries > RFBLK_MAX_REATTACHES) {
 		snprintf(ring->violation, sizeof(ring->violation),
