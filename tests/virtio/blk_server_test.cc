@@ -408,9 +408,12 @@ TEST_F(BlkServerTest, WhileLoggingEveryPageTheQueueWritesIsInTheFrontEndsLog) {
   const auto answer = fe.receive_u64();
   ASSERT_TRUE(answer) << "SET_LOG_BASE is answered (QEMU waits for it)";
   EXPECT_EQ(*answer, 0u);
-  ASSERT_TRUE(fe.send_value(kSetFeatures, acked | virtio::feature_bit(kFeatureLogAll)));
+  // QEMU waits for these two to be done (REPLY_ACK) before it relies on the log.
+  ASSERT_TRUE(fe.send_value(kSetFeatures, acked | virtio::feature_bit(kFeatureLogAll), {}, kVersion | kFlagNeedReply));
+  ASSERT_EQ(fe.receive_u64(), std::optional<std::uint64_t>{0});
   const VringAddr logged{0, kVringFlagLog, ram.user_addr(kDesc), ram.user_addr(kUsed), ram.user_addr(kAvail), kUsed};
-  ASSERT_TRUE(fe.send_value(kSetVringAddr, logged));
+  ASSERT_TRUE(fe.send_value(kSetVringAddr, logged, {}, kVersion | kFlagNeedReply));
+  ASSERT_EQ(fe.receive_u64(), std::optional<std::uint64_t>{0});
 
   post(vq, 0, virtio::kBlkIn, 8);
   ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
@@ -421,10 +424,11 @@ TEST_F(BlkServerTest, WhileLoggingEveryPageTheQueueWritesIsInTheFrontEndsLog) {
   EXPECT_FALSE(dirty(kHeader)) << "the header is only read";
 
   // Logging off (migration over or cancelled): nothing more is marked.
-  ASSERT_TRUE(fe.send_value(kSetFeatures, acked));
+  ASSERT_TRUE(fe.send_value(kSetFeatures, acked, {}, kVersion | kFlagNeedReply));
+  ASSERT_EQ(fe.receive_u64(), std::optional<std::uint64_t>{0});
   const VringAddr unlogged{0, 0, ram.user_addr(kDesc), ram.user_addr(kUsed), ram.user_addr(kAvail), 0};
-  ASSERT_TRUE(fe.send_value(kSetVringAddr, unlogged));
-  std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(fe.send_value(kSetVringAddr, unlogged, {}, kVersion | kFlagNeedReply));
+  ASSERT_EQ(fe.receive_u64(), std::optional<std::uint64_t>{0});
   std::memset(bits->bytes(), 0, kLogBytes);
   post(vq, 1, virtio::kBlkIn, 16);
   ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
@@ -843,7 +847,8 @@ TEST_P(AttachTest, WhileLoggingTheRingIsMediatedAndWhatItWritesIsLogged) {
   const int fds[] = {log_fd.get()};
   ASSERT_TRUE(fe.send_value(kSetLogBase, LogBase{kLogBytes, 0}, fds));
   ASSERT_TRUE(fe.receive_u64());
-  ASSERT_TRUE(fe.send_value(kSetFeatures, acked | virtio::feature_bit(kFeatureLogAll)));
+  ASSERT_TRUE(fe.send_value(kSetFeatures, acked | virtio::feature_bit(kFeatureLogAll), {}, kVersion | kFlagNeedReply));
+  ASSERT_EQ(fe.receive_u64(), std::optional<std::uint64_t>{0}) << "LOG_ALL is acknowledged once it is in effect";
 
   if (GetParam() == virtio::AttachMode::Passthrough) {
     auto used = wait_used(vq);
