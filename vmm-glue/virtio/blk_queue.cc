@@ -373,11 +373,15 @@ std::uint32_t BlkQueue::take_slot(std::uint16_t head, std::uint32_t pieces, cons
   s.pieces_left = pieces;
   s.ok = true;
   s.request = request;
-  s.written.clear();
-  for (const ChainSegment& c : chain_) {
-    if (c.device_writes) s.written.push_back(c);
-  }
+  copy_written(s.written);
   return slot;
+}
+
+void BlkQueue::copy_written(std::vector<ChainSegment>& out) const {
+  out.clear();
+  for (const ChainSegment& c : chain_) {
+    if (c.device_writes) out.push_back(c);
+  }
 }
 
 void BlkQueue::finish(std::uint32_t slot_index, bool io_error) {
@@ -528,10 +532,7 @@ void BlkQueue::take_ringfence(std::uint16_t head, std::uint32_t type) {
   }
   pending_control_ = parsed;
   pending_head_ = head;
-  pending_written_.clear();
-  for (const ChainSegment& c : chain_) {
-    if (c.device_writes) pending_written_.push_back(c);
-  }
+  copy_written(pending_written_);
   signal_eventfd(control_.get());
 }
 

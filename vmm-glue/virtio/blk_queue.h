@@ -179,6 +179,9 @@ class BlkQueue {
     // is kept from one request to the next).
     std::vector<ChainSegment> written;
   };
+  // The device-writable buffers of the chain in chain_ (what the dirty log marks when it ends),
+  // into `out`, whose capacity is kept.
+  void copy_written(std::vector<ChainSegment>& out) const;
   // Takes a free slot for the request at `head` whose chain is in chain_.
   std::uint32_t take_slot(std::uint16_t head, std::uint32_t pieces, const ParsedBlkRequest& request);
 
