@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "support/dirty_bits.h"
 #include "support/virtio_driver.h"
 #include "util/unique_fd.h"
 #include "vhost_user/vhost_user_protocol.h"
@@ -57,6 +58,33 @@ class FrontEndRam {
  private:
   UniqueFd fd_;
   std::byte* host_ = nullptr;
+};
+
+// A dirty log as QEMU makes one for a live migration: a sealed memfd both sides map, one bit per
+// 4 KiB guest page (4096 bytes: FrontEndRam's 4 MiB and far more), handed over with SET_LOG_BASE.
+class FrontEndLog {
+ public:
+  static constexpr std::uint64_t kBytes = 4096;
+
+  FrontEndLog() {
+    fd_.reset(::memfd_create("front-end-log", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (!fd_ || ::ftruncate(fd_.get(), kBytes) != 0) throw std::runtime_error("memfd");
+    if (::fcntl(fd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) throw std::runtime_error("seals");
+    void* p = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
+    if (p == MAP_FAILED) throw std::runtime_error("mmap");
+    bits_ = static_cast<std::byte*>(p);
+  }
+  ~FrontEndLog() { ::munmap(bits_, kBytes); }
+  FrontEndLog(const FrontEndLog&) = delete;
+  FrontEndLog& operator=(const FrontEndLog&) = delete;
+
+  int fd() const { return fd_.get(); }
+  bool dirty(std::uint64_t gpa) const { return page_marked({bits_, kBytes}, gpa); }
+  void clear() const { std::memset(bits_, 0, kBytes); }
+
+ private:
+  UniqueFd fd_;
+  std::byte* bits_ = nullptr;
 };
 
 struct Reply {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "device/guest_device.h"
+#include "support/dirty_bits.h"
 #include "support/kernel_caps.h"
 #include "support/test_disk.h"
 #include "virtio_fixture.h"
@@ -553,16 +554,8 @@ class BlkQueueDirtyLogTest : public BlkQueueTest {
   struct Log {
     std::shared_ptr<DirtyLog> log;
     std::byte* bits = nullptr;
-    bool has(std::uint64_t gpa) const {
-      const std::uint64_t page = gpa / DirtyLog::kPageBytes;
-      return (static_cast<unsigned>(bits[page / 8]) & (1u << (page % 8))) != 0;
-    }
-    bool empty() const {
-      for (std::size_t i = 0; i < 4096; ++i) {
-        if (bits[i] != std::byte{0}) return false;
-      }
-      return true;
-    }
+    bool has(std::uint64_t gpa) const { return test::page_marked({bits, 4096}, gpa); }
+    bool empty() const { return test::no_page_marked({bits, 4096}); }
     void clear() const { std::memset(bits, 0, 4096); }
   };
   static Log make_log() {

@@ -29,6 +29,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using test::FrontEnd;
+using test::FrontEndLog;
 using test::FrontEndRam;
 using test::TestVirtqueue;
 
@@ -392,19 +393,9 @@ TEST_F(BlkServerTest, WhileLoggingEveryPageTheQueueWritesIsInTheFrontEndsLog) {
   UniqueFd kick(::eventfd(0, EFD_CLOEXEC)), call(::eventfd(0, EFD_CLOEXEC));
   ASSERT_TRUE(fe.start_queue(0, vq, ram, kick.get(), call.get()));
 
-  // The log: a sealed memfd covering the 4 MiB of guest RAM (1024 pages, 128 bytes).
-  constexpr std::uint64_t kLogBytes = 4096;
-  UniqueFd log_fd(::memfd_create("log", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  ASSERT_EQ(::ftruncate(log_fd.get(), kLogBytes), 0);
-  ASSERT_EQ(::fcntl(log_fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
-  auto bits = MmapRegion::map_fd(log_fd.get(), 0, kLogBytes, PROT_READ | PROT_WRITE);
-  ASSERT_TRUE(bits);
-  const auto dirty = [&](std::uint64_t gpa) {
-    const std::uint64_t page = gpa / 4096;
-    return (static_cast<unsigned>(bits->bytes()[page / 8]) & (1u << (page % 8))) != 0;
-  };
-  const int fds[] = {log_fd.get()};
-  ASSERT_TRUE(fe.send_value(kSetLogBase, LogBase{kLogBytes, 0}, fds));
+  FrontEndLog log;
+  const int fds[] = {log.fd()};
+  ASSERT_TRUE(fe.send_value(kSetLogBase, LogBase{FrontEndLog::kBytes, 0}, fds));
   const auto answer = fe.receive_u64();
   ASSERT_TRUE(answer) << "SET_LOG_BASE is answered (QEMU waits for it)";
   EXPECT_EQ(*answer, 0u);
@@ -418,10 +409,10 @@ TEST_F(BlkServerTest, WhileLoggingEveryPageTheQueueWritesIsInTheFrontEndsLog) {
   post(vq, 0, virtio::kBlkIn, 8);
   ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
   ASSERT_TRUE(wait_used(vq));
-  EXPECT_TRUE(dirty(kData)) << "the read's buffer";
-  EXPECT_TRUE(dirty(kStatus)) << "the status byte";
-  EXPECT_TRUE(dirty(kUsed)) << "the used ring";
-  EXPECT_FALSE(dirty(kHeader)) << "the header is only read";
+  EXPECT_TRUE(log.dirty(kData)) << "the read's buffer";
+  EXPECT_TRUE(log.dirty(kStatus)) << "the status byte";
+  EXPECT_TRUE(log.dirty(kUsed)) << "the used ring";
+  EXPECT_FALSE(log.dirty(kHeader)) << "the header is only read";
 
   // Logging off (migration over or cancelled): nothing more is marked.
   ASSERT_TRUE(fe.send_value(kSetFeatures, acked, {}, kVersion | kFlagNeedReply));
@@ -429,12 +420,12 @@ TEST_F(BlkServerTest, WhileLoggingEveryPageTheQueueWritesIsInTheFrontEndsLog) {
   const VringAddr unlogged{0, 0, ram.user_addr(kDesc), ram.user_addr(kUsed), ram.user_addr(kAvail), 0};
   ASSERT_TRUE(fe.send_value(kSetVringAddr, unlogged, {}, kVersion | kFlagNeedReply));
   ASSERT_EQ(fe.receive_u64(), std::optional<std::uint64_t>{0});
-  std::memset(bits->bytes(), 0, kLogBytes);
+  log.clear();
   post(vq, 1, virtio::kBlkIn, 16);
   ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
   ASSERT_TRUE(wait_used(vq));
-  EXPECT_FALSE(dirty(kData + 4096));
-  EXPECT_FALSE(dirty(kUsed));
+  EXPECT_FALSE(log.dirty(kData + 4096));
+  EXPECT_FALSE(log.dirty(kUsed));
 
   // While the queue runs, nothing else may change.
   const VringAddr moved{0, 0, ram.user_addr(kDesc + 0x100), ram.user_addr(kUsed), ram.user_addr(kAvail), 0};
@@ -834,18 +825,9 @@ TEST_P(AttachTest, WhileLoggingTheRingIsMediatedAndWhatItWritesIsLogged) {
   vq.publish(vq.chain(kNotifyHead, notify_parts));
   ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
 
-  constexpr std::uint64_t kLogBytes = 4096;
-  UniqueFd log_fd(::memfd_create("log", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  ASSERT_EQ(::ftruncate(log_fd.get(), kLogBytes), 0);
-  ASSERT_EQ(::fcntl(log_fd.get(), F_ADD_SEALS, F_SEAL_SHRINK), 0);
-  auto bits = MmapRegion::map_fd(log_fd.get(), 0, kLogBytes, PROT_READ | PROT_WRITE);
-  ASSERT_TRUE(bits);
-  const auto dirty = [&](std::uint64_t gpa) {
-    const std::uint64_t page = gpa / 4096;
-    return (static_cast<unsigned>(bits->bytes()[page / 8]) & (1u << (page % 8))) != 0;
-  };
-  const int fds[] = {log_fd.get()};
-  ASSERT_TRUE(fe.send_value(kSetLogBase, LogBase{kLogBytes, 0}, fds));
+  FrontEndLog log;
+  const int fds[] = {log.fd()};
+  ASSERT_TRUE(fe.send_value(kSetLogBase, LogBase{FrontEndLog::kBytes, 0}, fds));
   ASSERT_TRUE(fe.receive_u64());
   ASSERT_TRUE(fe.send_value(kSetFeatures, acked | virtio::feature_bit(kFeatureLogAll), {}, kVersion | kFlagNeedReply));
   ASSERT_EQ(fe.receive_u64(), std::optional<std::uint64_t>{0}) << "LOG_ALL is acknowledged once it is in effect";
@@ -861,7 +843,7 @@ TEST_P(AttachTest, WhileLoggingTheRingIsMediatedAndWhatItWritesIsLogged) {
     vq.publish(vq.chain(kNotifyHead, notify_parts));
     ASSERT_EQ(::eventfd_write(kick.get(), 1), 0);
   }
-  std::memset(bits->bytes(), 0, kLogBytes);
+  log.clear();
   AttachedPlatform platform{&vq, kick.get(), kNotifyHead};
   guest::Platform p{&platform, &AttachedPlatform::kick_fn, &AttachedPlatform::wait_fn,
                     reinterpret_cast<std::uintptr_t>(vq.view().at(0)),  // SAFETY: an address for the driver's arithmetic
@@ -874,9 +856,9 @@ TEST_P(AttachTest, WhileLoggingTheRingIsMediatedAndWhatItWritesIsLogged) {
   guest::Completion done[1];
   ASSERT_EQ(driver.reap_wait(done, 1), 1u);
   EXPECT_EQ(done[0].result, 4096);
-  EXPECT_TRUE(dirty(kBuffers + 4096 * 3)) << "the read's buffer";
-  EXPECT_FALSE(dirty(kBuffers + 4096 * 4));
-  EXPECT_TRUE(dirty(kWindow)) << "the rings in the device window";
+  EXPECT_TRUE(log.dirty(kBuffers + 4096 * 3)) << "the read's buffer";
+  EXPECT_FALSE(log.dirty(kBuffers + 4096 * 4));
+  EXPECT_TRUE(log.dirty(kWindow)) << "the rings in the device window";
 }
 
 TEST_P(AttachTest, AttachRefusesWhatItCannotPlace) {
