@@ -113,8 +113,8 @@ fail() {
 image=$run/disk.img
 truncate -s 32M "$image"
 socket=$sockdir/vub.sock
-start_daemon() {  # the back-end, logging to $run/daemon.log (the ones before it: daemon-N.log)
-  "$ringfence" vhost-user-blk --socket "$socket" --disk "$image" --queues "$queues" --mode "$mode" $daemon_args >"$run/daemon.log" 2>&1 &
+start_daemon() {  # start_daemon [MORE ARGS]: the back-end, logging to $run/daemon.log (the ones before it: daemon-N.log)
+  "$ringfence" vhost-user-blk --socket "$socket" --disk "$image" --queues "$queues" --mode "$mode" $daemon_args "$@" >"$run/daemon.log" 2>&1 &
   daemon_pid=$!
   for _ in $(seq 1 100); do [[ -S "$socket" ]] && break; sleep 0.1; done
   [[ -S "$socket" ]] || fail "the back-end did not create its socket"
@@ -161,6 +161,11 @@ expect_pass() {  # the console shows the scenario passed, and the guest kernel n
     fail "the guest kernel logged a warning or a bug (above)"
   fi
 }
+expect_no_io_error() {  # expect_no_io_error CONSOLE...: no I/O error, device failure, warning or bug in any
+  if grep -a -n -E "I/O error|blk_update_request|critical medium error|device failed|WARNING:|BUG:|Oops" "$@"; then
+    fail "the guest kernel logged an I/O error, a warning or a bug (above)"
+  fi
+}
 expect_released() {  # after connection N closed: nothing of it is left in the back-end
   local n=$1
   for _ in $(seq 1 100); do grep -q "connection $n closed" "$run/daemon.log" && break; sleep 0.1; done
@@ -188,10 +193,7 @@ start_migration() {  # start_migration N: a target back-end and QEMU, and QMP mi
   # The target: a back-end on a socket of its own that opens the disk only when QEMU starts the
   # queues there (--incoming), and a QEMU waiting for the guest.
   socket=$sockdir/vub-$n.sock
-  local saved_args=$daemon_args
-  daemon_args="$daemon_args --incoming"
-  start_daemon
-  daemon_args=$saved_args
+  start_daemon --incoming
   qmp=$sockdir/qmp-$n.sock
   boot "$run/console$((n + 1)).log" "$scenario" "$args" -no-reboot -incoming "unix:$sockdir/migrate-$n.sock" \
     -qmp "unix:$qmp,server=on,wait=off"
@@ -271,9 +273,7 @@ elif [[ $migrate -gt 0 ]]; then
   done
   wait_qemu 300
   expect_pass "$run/console$((migrate + 1)).log"
-  if grep -a -n -E "I/O error|blk_update_request|critical medium error|device failed|WARNING:|BUG:|Oops" "$run"/console*.log; then
-    fail "the guest kernel logged an I/O error (above)"
-  fi
+  expect_no_io_error "$run"/console*.log
 elif [[ $kill_migrating -eq 1 ]]; then
   wait_console "rf: fio "
   sleep 2
@@ -311,9 +311,7 @@ elif [[ $kill_daemon -gt 0 ]]; then
   done
   wait_qemu 300
   expect_pass "$run/console1.log"
-  if grep -a -n -E "I/O error|blk_update_request|critical medium error|device failed" "$run/console1.log"; then
-    fail "the guest kernel logged an I/O error (above)"
-  fi
+  expect_no_io_error "$run/console1.log"
   if [[ $driver == rfblk ]]; then
     # Each restart ends every ring's NOTIFY, and rfblk attaches each ring again, once.
     again=$(grep -a -c "attached again (" "$run/console1.log" || true)
