@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "cli/bench_scale.h"
+#include "cli/bench_target.h"
 #include "cli/markdown_table.h"
 #include "engine/bench_table.h"
 #include "engine/block_job.h"
@@ -35,62 +36,6 @@ namespace rf::cli {
 
 namespace {
 
-// Lays out a new file the way fio does: written in full, so reads hit real data.
-bool lay_out(const std::string& path, std::uint64_t size) {
-  UniqueFd fd(::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
-  if (!fd) return false;
-  constexpr std::size_t kChunk = 1 << 20;
-  auto chunk = MmapRegion::map_anonymous(kChunk);
-  if (!chunk) return false;
-  std::memset(chunk->data(), 0xa5, kChunk);
-  for (std::uint64_t done = 0; done < size;) {
-    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - done));
-    const ssize_t w = ::pwrite(fd.get(), chunk->data(), n, static_cast<off_t>(done));
-    if (w <= 0) return false;
-    done += static_cast<std::uint64_t>(w);
-  }
-  return ::fsync(fd.get()) == 0;
-}
-
-struct Target {
-  UniqueFd fd;
-  std::uint64_t size = 0;
-  std::string description;
-};
-
-std::optional<Target> open_target(const std::string& path, bool writes) {
-  struct stat st{};
-  if (::stat(path.c_str(), &st) != 0) {
-    std::cerr << fmt::format("ringfence bench: target {}: {} (give an existing file or block device, or omit --target "
-                             "for a temporary file)\n", path, std::strerror(errno));
-    return std::nullopt;
-  }
-  Target t;
-  t.fd.reset(::open(path.c_str(), (writes ? O_RDWR : O_RDONLY) | O_DIRECT | O_CLOEXEC));
-  if (!t.fd) {
-    std::cerr << fmt::format("ringfence bench: target {}: cannot be opened with O_DIRECT: {}{}\n", path,
-                             std::strerror(errno), errno == EINVAL ? " (tmpfs cannot do O_DIRECT: use a loop device or "
-                                                                     "zram on it, see docs/benchmarks.md)" : "");
-    return std::nullopt;
-  }
-  if (S_ISBLK(st.st_mode)) {
-    const auto geometry = block_device_geometry(t.fd.get());
-    if (!geometry) {
-      std::cerr << fmt::format("ringfence bench: target {}: cannot read its size: {}\n", path, geometry.error().message);
-      return std::nullopt;
-    }
-    t.size = geometry->size_bytes;
-    t.description = fmt::format("{} (block device, {} MiB)", path, t.size >> 20);
-  } else if (S_ISREG(st.st_mode)) {
-    t.size = static_cast<std::uint64_t>(st.st_size);
-    t.description = fmt::format("{} (file, {} MiB)", path, t.size >> 20);
-  } else {
-    std::cerr << fmt::format("ringfence bench: target {}: not a regular file or a block device\n", path);
-    return std::nullopt;
-  }
-  return t;
-}
-
 std::string kiops(const bench::Cell& cell) {
   if (!cell.unsupported.empty()) return "unsupported";
   const bench::RowSummary* m = cell.median();
@@ -104,6 +49,15 @@ std::string kiops(const bench::Cell& cell) {
 }
 
 std::string micros(std::uint64_t ns) { return fmt::format("{:.1f}", static_cast<double>(ns) / 1000.0); }
+
+// A paired ratio, with its 95% interval when there are two rounds or more.
+std::string ratio_text(const bench::RatioEstimate& r) {
+  if (r.pairs < 2) return fmt::format("{:.2f}", r.ratio);
+  return fmt::format("{:.2f} ({:.2f}–{:.2f})", r.ratio, r.low, r.high);
+}
+
+// IOPS per host CPU-second of a run: the I/Os one second of the CPUs it used buys.
+double iops_per_cpu_second(const bench::RowSummary& run) { return run.cpu_us_per_io > 0 ? 1e6 / run.cpu_us_per_io : 0; }
 
 // The table's jobs: where they go, and the target they open.
 struct BenchSetup {
@@ -161,17 +115,18 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
   }
 
   std::cout << fmt::format("ringfence bench: rw={} bs={} ioengine=io_uring direct=1, runtime {:.1f} s after {:.1f} s "
-                           "ramp, {} repeat(s) (median{})\n",
+                           "ramp, {} round(s), the rows alternating (median{})\n",
                            args.rw, args.bs, args.runtime_s, args.ramp_s, args.repeat,
                            args.repeat > 1 ? ", with min–max" : "");
   std::cout << fmt::format("target: {}; kernel {}; {} CPUs{}\n", target.description, kernel_release(), setup.where.cpus,
                            app_cpu ? "; application or guest (vCPU) on CPU 0, SQPOLL thread or mediator on CPU 1" : "");
+  std::cout << fmt::format("target kind: {}\n", target.kind);
   if (std::any_of(rows.begin(), rows.end(), [](const bench::RowSpec& r) { return r.kvm.has_value(); })) {
     std::cout << fmt::format("KVM rows: KVM module {}\n", kvm::kvm_module_description());
   }
   if (std::any_of(rows.begin(), rows.end(), [](const bench::RowSpec& r) { return r.linux_guest.has_value(); })) {
     std::cout << fmt::format("Linux-guest rows: {}; fio in the guest (io_uring; --hipri on rfblk's poll queue), a boot per "
-                             "run; CPU per I/O is the back-end's{}\n",
+                             "run; CPU is the back-end's and QEMU's{}\n",
                              bench::linux_guest_description(jobs.linux_guest),
                              args.accel == "tcg" ? ". Under TCG the guest's emulation bounds the IOPS: the ratios mostly count "
                                                    "guest instructions and notifications per I/O (docs/linux-guest.md)"
@@ -192,36 +147,70 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
   std::vector<std::string> ratio_header{"row / baseline"};
   for (std::uint32_t d : args.iodepths) ratio_header.push_back(fmt::format("iodepth={}", d));
   MarkdownTable ratios(ratio_header);
+  std::vector<bench::ReportRatio> report_ratios;  // for --json
   for (const bench::RowSpec& row : rows) {
     if (row.baseline.empty()) continue;
     std::vector<std::string> line{fmt::format("{} / {}", row.name, row.baseline)};
     for (std::uint32_t d : args.iodepths) {
       const auto r = cells.ratio(row.name, row.baseline, d);
-      line.push_back(r ? fmt::format("{:.2f}", *r) : "–");
+      line.push_back(r ? ratio_text(*r) : "–");
+      if (r) report_ratios.push_back({row.name, row.baseline, d, *r, "", ""});
     }
     ratios.add_row(std::move(line));
   }
-  if (ratios.rows() != 0) std::cout << "Each row relative to its baseline at the same iodepth:\n\n" << ratios.render() << "\n";
+  if (ratios.rows() != 0) {
+    std::cout << fmt::format("Each row relative to its baseline at the same iodepth (the geometric mean of the rounds' "
+                             "ratios{}):\n\n",
+                             args.repeat > 1 ? ", with its 95% interval" : "; one round has no interval: --repeat 5")
+              << ratios.render() << "\n";
+  }
 
   // The targets whose two rows both ran: the ratio at each depth, met or missed.
   std::vector<std::string> target_header{"target"};
   for (std::uint32_t d : args.iodepths) target_header.push_back(fmt::format("iodepth={}", d));
   MarkdownTable targets(target_header);
+  const std::vector<std::string> host_rows = bench::best_host_candidates();
   for (const bench::PerformanceTarget& t : bench::performance_targets()) {
     std::vector<std::string> line{std::string(t.text)};
     bool any = false;
     for (std::uint32_t d : args.iodepths) {
-      const auto r = cells.ratio(std::string(t.numerator), std::string(t.denominator), d);
+      const bool against_best = t.denominator == bench::kBestHostRow;
+      const auto denominator = against_best ? cells.fastest(host_rows, d) : std::optional(std::string(t.denominator));
+      const auto r = denominator ? cells.ratio(std::string(t.numerator), *denominator, d) : std::nullopt;
       if (!r || !t.applies_at(d)) {
         line.push_back("–");
         continue;
       }
       any = true;
-      line.push_back(fmt::format("{:.2f} {}", *r, t.met_by(*r) ? "met" : "MISSED"));
+      const std::string_view verdict = bench::verdict_name(t.verdict(*r));
+      line.push_back(fmt::format("{} {}{}", ratio_text(*r), verdict, against_best ? fmt::format(" ({})", *denominator) : ""));
+      report_ratios.push_back({std::string(t.numerator), *denominator, d, *r, std::string(t.text), std::string(verdict)});
     }
     if (any) targets.add_row(std::move(line));
   }
-  if (targets.rows() != 0) std::cout << "Targets (ratio of medians):\n\n" << targets.render() << "\n";
+  if (targets.rows() != 0) {
+    std::cout << "Targets (the paired ratio and its 95% interval; met or MISSED when the whole interval is on one side "
+                 "of the bound, undecided when it straddles it or one round gave no interval; the best host row is "
+                 "named):\n\n"
+              << targets.render() << "\n";
+  }
+
+  std::vector<std::string> efficiency_header{"kIOPS per CPU-second"};
+  for (std::uint32_t d : args.iodepths) efficiency_header.push_back(fmt::format("iodepth={}", d));
+  MarkdownTable efficiency(efficiency_header);
+  for (const bench::RowSpec& row : rows) {
+    std::vector<std::string> line{row.name};
+    for (std::uint32_t d : args.iodepths) {
+      const bench::RowSummary* m = cells.cell(row.name, d).median();
+      const double e = m != nullptr ? iops_per_cpu_second(*m) : 0;
+      line.push_back(e > 0 ? fmt::format("{:.1f}", e / 1000) : "–");
+    }
+    efficiency.add_row(std::move(line));
+  }
+  std::cout << "Efficiency: thousands of I/Os per second of host CPU (the median run; every thread of the row's "
+               "processes: SQPOLL threads, io-wq workers, device threads, mediators and the guest; fio's is fio's own "
+               "usr + sys):\n\n"
+            << efficiency.render() << "\n";
 
   MarkdownTable latency({"row", "iodepth", "clat p50 µs", "p99 µs", "p99.9 µs", "CPU µs per I/O", "I/Os"});
   for (const bench::RowSpec& row : rows) {
@@ -243,12 +232,15 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
     for (const bench::RowSpec& row : rows) {
       for (std::uint32_t d : args.iodepths) {
         const bench::Cell& cell = cells.cell(row.name, d);
-        report_cells.push_back({row.name, d, cell.median(), cell.unsupported});
+        std::vector<double> round_iops;
+        for (const bench::RowSummary& run : cell.runs) round_iops.push_back(run.iops);
+        report_cells.push_back({row.name, d, cell.median(), cell.unsupported, std::move(round_iops)});
       }
     }
-    const bench::ReportHeader report_header{args.version, pattern, args.bs, args.ramp_s, args.runtime_s, target_path};
+    const bench::ReportHeader report_header{args.version, pattern,      args.bs,    args.ramp_s,
+                                            args.runtime_s, target_path, target.kind};
     std::ofstream out(args.json_path);
-    out << bench::fio_shaped_report(report_header, report_cells).dump(2) << "\n";
+    out << bench::fio_shaped_report(report_header, report_cells, report_ratios).dump(2) << "\n";
     if (!out) {
       std::cerr << fmt::format("ringfence bench: cannot write {}: {}\n", args.json_path, std::strerror(errno));
       return 1;
@@ -262,7 +254,7 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
       const bool ran = std::any_of(args.iodepths.begin(), args.iodepths.end(),
                                    [&](std::uint32_t d) { return cells.cell(row.name, d).median() != nullptr; });
       if (!ran) continue;  // an unsupported row has no line to draw
-      bench::PlotSeries series{row.name, {}, {}, {}};
+      bench::PlotSeries series{row.name, {}, {}, {}, {}};
       for (std::uint32_t d : args.iodepths) {
         const bench::Cell& cell = cells.cell(row.name, d);
         const bench::RowSummary* m = cell.median();
@@ -270,6 +262,7 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
         series.median_kiops.push_back(m != nullptr ? m->iops / 1000 : 0);
         series.min_kiops.push_back(lo / 1000);
         series.max_kiops.push_back(hi / 1000);
+        series.kiops_per_cpu_second.push_back(m != nullptr ? iops_per_cpu_second(*m) / 1000 : 0);
       }
       plot.series.push_back(std::move(series));
     }
@@ -319,20 +312,34 @@ int run_bench(const BenchArgs& args) {
 
   TempDir dir("ringfence-bench");
   std::string target_path = args.target;
-  if (target_path.empty()) {
+  std::unique_ptr<ZramTarget> zram;  // declared before the target: its descriptor closes first
+  if (target_path == "zram") {
+    std::cerr << fmt::format("ringfence bench: making a {} MiB zram device and filling it with random data\n",
+                             args.size >> 20);
+    auto made = ZramTarget::create(args.size);
+    if (!made) {
+      std::cerr << "ringfence bench: " << made.error() << "\n";
+      return 1;
+    }
+    zram = std::move(*made);
+    target_path = zram->path();
+  } else if (target_path.empty()) {
     if (dir.path().empty()) {
       std::cerr << "ringfence bench: cannot create a temporary directory: " << std::strerror(errno) << "\n";
       return 1;
     }
     target_path = dir.path() + "/target";
     std::cerr << fmt::format("ringfence bench: laying out a {} MiB file in {}\n", args.size >> 20, dir.path());
-    if (!lay_out(target_path, args.size)) {
-      std::cerr << fmt::format("ringfence bench: cannot write {}: {}\n", target_path, std::strerror(errno));
+    if (auto laid = lay_out(target_path, args.size); !laid) {
+      std::cerr << "ringfence bench: " << laid.error() << "\n";
       return 1;
     }
   }
   auto target = open_target(target_path, writes);
-  if (!target) return 1;
+  if (!target) {
+    std::cerr << "ringfence bench: " << target.error() << "\n";
+    return 1;
+  }
   if (target->size < args.bs) {
     std::cerr << fmt::format("ringfence bench: target {} is smaller than one block ({} bytes)\n", target_path, args.bs);
     return 1;

@@ -10,9 +10,10 @@ struct BenchArgs {
   std::string rw = "randread";
   std::uint32_t bs = 4096;
   std::vector<std::uint32_t> iodepths{1, 8, 16, 32};
-  double runtime_s = 5.0;
-  double ramp_s = 1.0;
-  std::string target;            // empty: a file of `size` bytes in a temporary directory
+  // Many short runs rather than a few long ones: each round gives every ratio one more pair.
+  double runtime_s = 2.0;
+  double ramp_s = 0.5;
+  std::string target;            // empty: a file of `size` bytes in a temporary directory; "zram": a zram device
   std::uint64_t size = 1ull << 30;
   // "none": no table. The KVM rows show "unsupported" with the reason where /dev/kvm is not usable.
   std::vector<std::string> rows{"bare",     "bare-sqpoll",     "bare-sqpoll-iopoll", "restricted",  "passthrough",
@@ -21,7 +22,7 @@ struct BenchArgs {
   bool scale = false;  // --scale: the scale section after the table
   std::vector<unsigned> scale_guests{1, 2, 4, 8};
   std::uint32_t scale_iodepth = 8;  // per guest
-  unsigned repeat = 1;
+  unsigned repeat = 5;  // rounds
   std::string json_path;  // --json FILE: the results in fio's JSON shape
   std::string plot_path;  // --plot FILE.png: kIOPS against iodepth, drawn by gnuplot
   std::string version;    // ringfence's, for the JSON report

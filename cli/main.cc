@@ -73,8 +73,11 @@ int main(int argc, char** argv) {
   bench->add_option("--ramp", bench_args.ramp_s, "Seconds per job before measuring")->check(CLI::Range(0.0, 600.0))
       ->capture_default_str();
   bench->add_option("--target", bench_args.target,
-                    "A file or block device (default: a new file of --size in a temporary directory)");
-  bench->add_option("--size", bench_args.size, "Size of the default target file, e.g. 1G (the default) or 256M")
+                    "A file or block device; zram: a new zram device of --size filled with random data, removed "
+                    "afterwards (root; a CPU-bound target: what each row costs per I/O); default: a new file of "
+                    "--size in a temporary directory");
+  bench->add_option("--size", bench_args.size, "Size of the default target file or of --target zram, e.g. 1G (the "
+                                               "default) or 256M")
       ->transform(CLI::AsSizeValue(false));
   bench->add_option("--rows", bench_args.rows, "Rows to run: bare, bare-sqpoll, bare-sqpoll-iopoll, restricted, "
                                                "passthrough (the guest process; bounded: its device thread submits), "
@@ -96,8 +99,10 @@ int main(int argc, char** argv) {
   bench->add_option("--scale-iodepth", bench_args.scale_iodepth, "--scale: I/Os in flight per guest")
       ->check(CLI::Range(1u, 256u))
       ->capture_default_str();
-  bench->add_option("--repeat", bench_args.repeat, "Run the whole table this many times, interleaved, and report the "
-                                                   "median and the spread")
+  bench->add_option("--repeat", bench_args.repeat, "Rounds: run the whole table this many times, the rows alternating "
+                                                   "(reversed every other round), and report the median, the spread and "
+                                                   "each ratio's 95% interval, paired by round (a target is decided only "
+                                                   "from 2 rounds; 5 or more to decide a few per cent)")
       ->check(CLI::Range(1u, 100u))
       ->capture_default_str();
   bench->add_option("--json", bench_args.json_path, "Also write the results to FILE in fio's JSON shape");

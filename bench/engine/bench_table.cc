@@ -22,17 +22,48 @@ std::pair<double, double> Cell::iops_range() const {
   return {lo->iops, hi->iops};
 }
 
+std::optional<double> Cell::iops_in_round(unsigned round) const {
+  for (std::size_t i = 0; i < runs.size() && i < rounds.size(); ++i) {
+    if (rounds[i] == round) return runs[i].iops;
+  }
+  return std::nullopt;
+}
+
+void Cell::add_run(unsigned round, RowSummary run) {
+  runs.push_back(std::move(run));
+  rounds.push_back(round);
+}
+
 const Cell& BenchTable::cell(const std::string& row, std::uint32_t depth) const {
   static const Cell kEmpty;
   const auto it = cells_.find({row, depth});
   return it == cells_.end() ? kEmpty : it->second;
 }
 
-std::optional<double> BenchTable::ratio(const std::string& row, const std::string& baseline, std::uint32_t depth) const {
-  const RowSummary* x = cell(row, depth).median();
-  const RowSummary* y = cell(baseline, depth).median();
-  if (x == nullptr || y == nullptr || y->iops <= 0) return std::nullopt;
-  return x->iops / y->iops;
+std::optional<RatioEstimate> BenchTable::ratio(const std::string& row, const std::string& baseline,
+                                               std::uint32_t depth) const {
+  const Cell& x = cell(row, depth);
+  const Cell& y = cell(baseline, depth);
+  std::vector<RoundPair> pairs;
+  for (unsigned round : x.rounds) {
+    const auto a = x.iops_in_round(round);
+    const auto b = y.iops_in_round(round);
+    if (a && b) pairs.push_back({*a, *b});
+  }
+  return paired_ratio(pairs);
+}
+
+std::optional<std::string> BenchTable::fastest(const std::vector<std::string>& candidates, std::uint32_t depth) const {
+  std::optional<std::string> best;
+  double best_iops = 0;
+  for (const std::string& name : candidates) {
+    const RowSummary* m = cell(name, depth).median();
+    if (m != nullptr && m->iops > best_iops) {
+      best = name;
+      best_iops = m->iops;
+    }
+  }
+  return best;
 }
 
 BenchTable run_bench_table(const TableSpec& spec, const RunJob& run_job, const Progress& progress) {
@@ -41,7 +72,8 @@ BenchTable run_bench_table(const TableSpec& spec, const RunJob& run_job, const P
   std::size_t done = 0;
   for (unsigned rep = 0; rep < spec.repeat; ++rep) {
     for (std::uint32_t depth : spec.depths) {
-      for (const RowSpec& row : spec.rows) {
+      for (std::size_t i = 0; i < spec.rows.size(); ++i) {
+        const RowSpec& row = rep % 2 == 0 ? spec.rows[i] : spec.rows[spec.rows.size() - 1 - i];
         Cell& cell = table.at(row.name, depth);
         ++done;
         if (row.host == HostRow::BareSqpollIopoll && spec.iopoll_unsupported) {
@@ -58,7 +90,7 @@ BenchTable run_bench_table(const TableSpec& spec, const RunJob& run_job, const P
         }
         if (outcome->errors != 0 && cell.errors == 0) cell.first_error = outcome->first_error;
         cell.errors += outcome->errors;
-        cell.runs.push_back(std::move(outcome->summary));
+        cell.add_run(rep, std::move(outcome->summary));
       }
     }
   }

@@ -1,7 +1,9 @@
-// The table `ringfence bench` measures: every row at every iodepth, the whole table repeated,
-// interleaved (every row at a depth, then the next depth, then the table again) so that a
-// machine's drift spreads over all rows alike; each (row, depth) cell keeps every run and
-// answers with the median. The job loop is here; the command parses its arguments and renders.
+// The table `ringfence bench` measures: every row at every iodepth, the whole table repeated in
+// rounds, interleaved (every row at a depth, then the next depth, then the next round), and the
+// rows' order reversed every other round (A B C, C B A, ...) so that a machine's drift spreads
+// over all rows alike and two rows' runs of one round are neighbours in time. Each (row, depth)
+// cell keeps every run with its round; ratios pair the runs of a round (ratio_interval.h). The
+// job loop is here; the command parses its arguments and renders.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +16,7 @@
 
 #include "engine/block_job.h"
 #include "engine/fio_job.h"
+#include "engine/ratio_interval.h"
 #include "engine/row_catalogue.h"
 #include "util/result.h"
 
@@ -22,6 +25,7 @@ namespace rf::bench {
 // One (row, depth) cell: its runs, or why the row could not run.
 struct Cell {
   std::vector<RowSummary> runs;
+  std::vector<unsigned> rounds;  // rounds[i]: the round runs[i] ran in
   std::string unsupported;  // set when no run succeeded: the first failure's reason
   unsigned failed_runs = 0;  // runs that failed (a cell with runs too: some repeats failed)
   std::string failure;       // the first failure's reason
@@ -31,6 +35,9 @@ struct Cell {
   const RowSummary* median() const;
   // The lowest and highest IOPS of the runs; (0, 0) without runs.
   std::pair<double, double> iops_range() const;
+  // The IOPS of the run of `round`, if it ran.
+  std::optional<double> iops_in_round(unsigned round) const;
+  void add_run(unsigned round, RowSummary run);
 };
 
 class BenchTable {
@@ -38,8 +45,11 @@ class BenchTable {
   Cell& at(const std::string& row, std::uint32_t depth) { return cells_[{row, depth}]; }
   // The cell; an empty one (no runs, no reason) when it was never filled.
   const Cell& cell(const std::string& row, std::uint32_t depth) const;
-  // The median IOPS of `row` over that of `baseline` at `depth`, when both ran.
-  std::optional<double> ratio(const std::string& row, const std::string& baseline, std::uint32_t depth) const;
+  // `row`'s IOPS over `baseline`'s at `depth`, paired by round, with its interval; nullopt when
+  // no round ran both.
+  std::optional<RatioEstimate> ratio(const std::string& row, const std::string& baseline, std::uint32_t depth) const;
+  // Of `candidates`, the row with the highest median IOPS at `depth`; nullopt when none ran.
+  std::optional<std::string> fastest(const std::vector<std::string>& candidates, std::uint32_t depth) const;
 
  private:
   std::map<std::pair<std::string, std::uint32_t>, Cell> cells_;

@@ -42,7 +42,8 @@ nlohmann::json direction(const RowSummary& s, std::uint64_t ios, std::uint32_t b
 
 }  // namespace
 
-nlohmann::json fio_shaped_report(const ReportHeader& h, const std::vector<ReportCell>& cells) {
+nlohmann::json fio_shaped_report(const ReportHeader& h, const std::vector<ReportCell>& cells,
+                                 const std::vector<ReportRatio>& ratios) {
   nlohmann::json jobs = nlohmann::json::array();
   for (const ReportCell& c : cells) {
     nlohmann::json job = {
@@ -64,8 +65,21 @@ nlohmann::json fio_shaped_report(const ReportHeader& h, const std::vector<Report
       job["trim"] = direction(RowSummary{}, 0, h.block_bytes);  // fio always has one
       job["usr_cpu"] = c.median->usr_cpu_pct;
       job["sys_cpu"] = c.median->sys_cpu_pct;
+      job["ringfence_iops_per_cpu_second"] = c.median->cpu_us_per_io > 0 ? 1e6 / c.median->cpu_us_per_io : 0.0;
+      job["ringfence_round_iops"] = c.round_iops;
     }
     jobs.push_back(std::move(job));
+  }
+  nlohmann::json ratio_list = nlohmann::json::array();
+  for (const ReportRatio& r : ratios) {
+    nlohmann::json entry = {{"numerator", r.numerator},   {"denominator", r.denominator}, {"iodepth", r.iodepth},
+                            {"ratio", r.estimate.ratio}, {"low", r.estimate.low},       {"high", r.estimate.high},
+                            {"rounds", r.estimate.pairs}};
+    if (!r.target.empty()) {
+      entry["target"] = r.target;
+      entry["verdict"] = r.verdict;
+    }
+    ratio_list.push_back(std::move(entry));
   }
   return {
       {"fio version", "ringfence-" + h.version},
@@ -79,6 +93,8 @@ nlohmann::json fio_shaped_report(const ReportHeader& h, const std::vector<Report
         {"runtime", fmt::format("{}", h.runtime_s)},
         {"filename", h.target}}},
       {"jobs", jobs},
+      {"ringfence_target_kind", h.target_kind},
+      {"ringfence_ratios", std::move(ratio_list)},
   };
 }
 

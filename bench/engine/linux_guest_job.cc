@@ -193,19 +193,25 @@ Result<RowSummary, std::string> run_linux_guest_job(LinuxGuestRow row, const Fio
                   rfblk ? "rfblk" : "virtio_blk", rfblk ? "poll_queues=1" : "")};
   auto guest = Background::start(qemu, dir.path() + "/qemu.log");
   if (!guest) return unexpected(std::move(guest).error());
-  // The back-end's CPU over the measured fio run only (not the boot or the ramp): sampled when
-  // the guest's console says the measured run starts and when its report begins.
+  // The host's CPU over the measured fio run only (not the boot or the ramp): the back-end's and
+  // QEMU's (the guest's vCPU and QEMU's own threads), sampled when the guest's console says the
+  // measured run starts and when its report begins.
   const auto limit = std::chrono::seconds(180 + static_cast<long>(fio.ramp_s + fio.runtime_s));
   const auto deadline = std::chrono::steady_clock::now() + limit;
+  const auto host_cpu = [&]() -> std::optional<CpuTimes> {
+    const auto b = process_cpu_times(backend->pid());
+    const auto q = process_cpu_times(guest->pid());
+    if (!b || !q) return std::nullopt;  // one has ended: no reading (the row then has no CPU figure)
+    return *b + *q;
+  };
   std::optional<CpuTimes> cpu_before, cpu_after;
   bool finished = false;
   while (!(finished = guest->wait(20ms)) && std::chrono::steady_clock::now() < deadline) {
     if (cpu_after) continue;
     const std::string so_far = read_file(console);
-    if (!cpu_before && so_far.find("RF-FIO-MEASURE") != std::string::npos) cpu_before = process_cpu_times(backend->pid());
-    if (cpu_before && so_far.find("RF-FIO-JSON-BEGIN") != std::string::npos) cpu_after = process_cpu_times(backend->pid());
+    if (!cpu_before && so_far.find("RF-FIO-MEASURE") != std::string::npos) cpu_before = host_cpu();
+    if (cpu_before && so_far.find("RF-FIO-JSON-BEGIN") != std::string::npos) cpu_after = host_cpu();
   }
-  if (cpu_before && !cpu_after) cpu_after = process_cpu_times(backend->pid());  // it ended between two looks
   guest->stop(SIGKILL, 0ms);
   backend->stop(SIGTERM, 10s);
 

@@ -21,16 +21,17 @@ std::string quoted(const std::string& text) {
 
 std::string gnuplot_script(const PlotInput& input, const std::string& png_path) {
   std::string s;
-  s += "set terminal png size 1000,600\n";
+  s += "set terminal png size 1600,600\n";
   s += "set output " + quoted(png_path) + "\n";
-  s += "set title " + quoted(input.title) + " noenhanced\n";
-  s += "set xlabel 'iodepth'\nset ylabel 'kIOPS'\nset key top left noenhanced\nset grid\nset yrange [0:*]\n";
+  s += "set multiplot layout 1,2 title " + quoted(input.title) + " noenhanced\n";
+  s += "set xlabel 'iodepth'\nset key top left noenhanced\nset grid\nset yrange [0:*]\n";
   s += "set xtics (";
   for (std::size_t i = 0; i < input.iodepths.size(); ++i) {
     s += fmt::format("{}'{}' {}", i == 0 ? "" : ", ", input.iodepths[i], i);
   }
   s += ")\nset xrange [-0.5:" + fmt::format("{}", static_cast<double>(input.iodepths.size()) - 0.5) + "]\n";
-  s += "plot ";
+  // Left: throughput with its spread; right: what one second of host CPU buys.
+  s += "set title 'kIOPS (median, min-max)'\nset ylabel 'kIOPS'\nplot ";
   for (std::size_t r = 0; r < input.series.size(); ++r) {
     s += fmt::format("{}'-' using 1:2:3:4 with yerrorlines title {}", r == 0 ? "" : ", ", quoted(input.series[r].row));
   }
@@ -42,6 +43,19 @@ std::string gnuplot_script(const PlotInput& input, const std::string& png_path) 
     }
     s += "e\n";
   }
+  s += "set title 'kIOPS per host CPU-second (median run)'\nset ylabel 'kIOPS per CPU-second'\nplot ";
+  for (std::size_t r = 0; r < input.series.size(); ++r) {
+    s += fmt::format("{}'-' using 1:2 with linespoints title {}", r == 0 ? "" : ", ", quoted(input.series[r].row));
+  }
+  s += "\n";
+  for (const PlotSeries& series : input.series) {
+    for (std::size_t i = 0; i < input.iodepths.size() && i < series.kiops_per_cpu_second.size(); ++i) {
+      if (series.kiops_per_cpu_second[i] <= 0) continue;
+      s += fmt::format("{} {:.3f}\n", i, series.kiops_per_cpu_second[i]);
+    }
+    s += "e\n";
+  }
+  s += "unset multiplot\n";
   return s;
 }
 

@@ -1,5 +1,6 @@
-// `ringfence bench --plot FILE.png`: kIOPS against iodepth, one line per row (the median, with
-// min–max error bars when the table was repeated), drawn by gnuplot (Debian's gnuplot-nox).
+// `ringfence bench --plot FILE.png`: two panels against iodepth, one line per row: kIOPS (the
+// median, with min–max error bars when the table was repeated) and kIOPS per host CPU-second
+// (the median run's), drawn by gnuplot (Debian's gnuplot-nox).
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,7 @@ struct PlotSeries {
   // Per iodepth, in the order of PlotInput::iodepths; a row that did not run at a depth has
   // no point there (median <= 0).
   std::vector<double> median_kiops, min_kiops, max_kiops;
+  std::vector<double> kiops_per_cpu_second;  // the median run's; <= 0: no point
 };
 
 struct PlotInput {

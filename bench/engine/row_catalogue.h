@@ -7,10 +7,12 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/block_job.h"
 #include "engine/guest_job.h"
 #include "engine/linux_guest_job.h"
+#include "engine/ratio_interval.h"
 
 namespace rf::bench {
 
@@ -30,8 +32,14 @@ struct RowSpec {
 std::string row_names();
 std::optional<RowSpec> row_from_name(std::string_view name);
 
-// A target: numerator / denominator (medians, at the same depth) must lie in [low, high] at
-// every depth from `min_depth` to `max_depth`.
+// The denominator of a target against whichever host row ran fastest at that depth.
+inline constexpr std::string_view kBestHostRow = "best-host";
+// The rows `kBestHostRow` chooses from: the host's own rings and fio.
+std::vector<std::string> best_host_candidates();
+
+// A target: numerator / denominator (IOPS at the same depth, paired by round) must lie in
+// [low, high] at every depth from `min_depth` to `max_depth`; the denominator is a row's name or
+// kBestHostRow.
 struct PerformanceTarget {
   std::string_view numerator, denominator;
   double low = 0, high = 0;
@@ -40,6 +48,8 @@ struct PerformanceTarget {
   std::uint32_t max_depth = UINT32_MAX;
   // Whether `ratio` meets it (at a depth it applies to).
   bool met_by(double ratio) const { return ratio >= low && ratio <= high; }
+  // Met or missed when the whole interval of `estimate` says so; undecided otherwise.
+  Verdict verdict(const RatioEstimate& estimate) const { return decide(estimate, low, high); }
   bool applies_at(std::uint32_t depth) const { return depth >= min_depth && depth <= max_depth; }
 };
 std::span<const PerformanceTarget> performance_targets();

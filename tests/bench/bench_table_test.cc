@@ -16,23 +16,29 @@ TEST(BenchTableCell, TheMedianIsTheMiddleRunAndTheRangeItsEnds) {
   Cell cell;
   EXPECT_EQ(cell.median(), nullptr);
   EXPECT_EQ(cell.iops_range(), std::make_pair(0.0, 0.0));
-  for (double iops : {30.0, 10.0, 20.0}) cell.runs.push_back(with_iops(iops));
+  unsigned round = 0;
+  for (double iops : {30.0, 10.0, 20.0}) cell.add_run(round++, with_iops(iops));
   ASSERT_NE(cell.median(), nullptr);
   EXPECT_EQ(cell.median()->iops, 20.0);
   EXPECT_EQ(cell.iops_range(), std::make_pair(10.0, 30.0));
-  cell.runs.push_back(with_iops(40.0));
+  cell.add_run(round++, with_iops(40.0));
+  EXPECT_EQ(cell.iops_in_round(1), 10.0);
+  EXPECT_FALSE(cell.iops_in_round(7));
   EXPECT_EQ(cell.median()->iops, 30.0) << "an even count takes the upper middle run";
 }
 
 TEST(BenchTable, ARatioNeedsBothRowsToHaveRun) {
   BenchTable table;
-  table.at("mediated", 8).runs.push_back(with_iops(90));
+  table.at("mediated", 8).add_run(0, with_iops(90));
   EXPECT_FALSE(table.ratio("mediated", "bare", 8));
-  table.at("bare", 8).runs.push_back(with_iops(100));
+  table.at("bare", 8).add_run(1, with_iops(100));
+  EXPECT_FALSE(table.ratio("mediated", "bare", 8)) << "runs of different rounds are not paired";
+  table.at("bare", 8).add_run(0, with_iops(100));
   ASSERT_TRUE(table.ratio("mediated", "bare", 8));
-  EXPECT_DOUBLE_EQ(*table.ratio("mediated", "bare", 8), 0.9);
+  EXPECT_DOUBLE_EQ(table.ratio("mediated", "bare", 8)->ratio, 0.9);
+  EXPECT_EQ(table.ratio("mediated", "bare", 8)->pairs, 1u);
   EXPECT_FALSE(table.ratio("mediated", "bare", 1)) << "another depth";
-  table.at("zero", 8).runs.push_back(with_iops(0));
+  table.at("zero", 8).add_run(0, with_iops(0));
   EXPECT_FALSE(table.ratio("mediated", "zero", 8)) << "no ratio over a baseline that did nothing";
   EXPECT_TRUE(table.cell("nothing", 8).runs.empty()) << "a cell never filled is empty";
   EXPECT_TRUE(table.cell("nothing", 8).unsupported.empty());
@@ -56,13 +62,28 @@ TEST(BenchTable, TheLoopInterleavesRowsDepthsAndRepeats) {
         last_done = done;
         totals = total;
       });
-  EXPECT_EQ(order, (std::vector<std::string>{"bare@1#0", "mediated@1#0", "bare@8#0", "mediated@8#0", "bare@1#1",
-                                             "mediated@1#1", "bare@8#1", "mediated@8#1"}));
+  // Every other round runs the rows in reverse, so the two rows' runs of a round are neighbours.
+  EXPECT_EQ(order, (std::vector<std::string>{"bare@1#0", "mediated@1#0", "bare@8#0", "mediated@8#0", "mediated@1#1",
+                                             "bare@1#1", "mediated@8#1", "bare@8#1"}));
   EXPECT_EQ(totals, 8u);
   const Cell& cell = table.cell("mediated", 8);
   EXPECT_EQ(cell.runs.size(), 2u);
   EXPECT_EQ(cell.errors, 2u);
   EXPECT_EQ(cell.first_error, -EIO);
+  EXPECT_EQ(cell.rounds, (std::vector<unsigned>{0, 1}));
+  const auto ratio = table.ratio("mediated", "bare", 8);
+  ASSERT_TRUE(ratio);
+  EXPECT_EQ(ratio->pairs, 2u) << "both rounds pair";
+}
+
+TEST(BenchTable, TheFastestRowIsTheOneWithTheHighestMedian) {
+  BenchTable table;
+  table.at("bare", 8).add_run(0, with_iops(300));
+  table.at("bare-sqpoll", 8).add_run(0, with_iops(100));
+  table.at("fio", 1).add_run(0, with_iops(900));
+  EXPECT_EQ(table.fastest({"bare", "bare-sqpoll", "fio"}, 8), "bare");
+  EXPECT_EQ(table.fastest({"bare", "bare-sqpoll", "fio"}, 1), "fio");
+  EXPECT_FALSE(table.fastest({"bare", "bare-sqpoll"}, 1)) << "neither ran at iodepth 1";
 }
 
 TEST(BenchTable, ARowThatCannotRunSaysWhyAndIopollWithoutPollingIsNotTried) {

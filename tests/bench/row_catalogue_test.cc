@@ -1,5 +1,6 @@
 #include "engine/row_catalogue.h"
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 
@@ -87,19 +88,35 @@ TEST(PerformanceTargets, NameRowsOfTheCatalogueAndDecideAtTheirBounds) {
   ASSERT_FALSE(performance_targets().empty());
   for (const PerformanceTarget& t : performance_targets()) {
     EXPECT_TRUE(row_from_name(t.numerator)) << t.text;
-    EXPECT_TRUE(row_from_name(t.denominator)) << t.text;
+    EXPECT_TRUE(t.denominator == kBestHostRow || row_from_name(t.denominator)) << t.text;
     EXPECT_TRUE(t.met_by(t.low)) << t.text << ": the bound itself is met";
     EXPECT_FALSE(t.met_by(t.low - 0.001)) << t.text;
     EXPECT_LE(t.low, t.high);
   }
   const PerformanceTarget& mediated = performance_targets()[3];
   ASSERT_EQ(mediated.numerator, "mediated");
-  EXPECT_FALSE(mediated.applies_at(1)) << "below iodepth 8 the target is not decided";
-  EXPECT_TRUE(mediated.applies_at(8));
+  EXPECT_EQ(mediated.denominator, kBestHostRow);
+  EXPECT_TRUE(mediated.applies_at(1)) << "against the best host row at every depth";
+  EXPECT_TRUE(mediated.applies_at(32));
   const PerformanceTarget& fio = performance_targets().back();
   ASSERT_EQ(fio.denominator, "fio");
   EXPECT_FALSE(fio.met_by(1.06)) << "within ±5% has an upper bound too";
   EXPECT_TRUE(fio.met_by(1.05));
+  // Decided on the interval: inside the band met, outside missed, across a bound undecided.
+  EXPECT_EQ(fio.verdict({1.0, 0.97, 1.03, 5}), Verdict::Met);
+  EXPECT_EQ(fio.verdict({1.1, 1.07, 1.13, 5}), Verdict::Missed);
+  EXPECT_EQ(fio.verdict({1.04, 1.01, 1.07, 5}), Verdict::Undecided);
+  EXPECT_EQ(fio.verdict({1.0, 1.0, 1.0, 1}), Verdict::Undecided) << "one run has no interval";
+}
+
+TEST(PerformanceTargets, TheBestHostRowIsChosenAmongTheHostRingsAndFio) {
+  const auto names = best_host_candidates();
+  for (const char* row : {"bare", "bare-sqpoll", "bare-sqpoll-iopoll", "restricted", "fio"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), row), names.end()) << row;
+  }
+  for (const char* guest : {"passthrough", "mediated", "passthrough-sqpoll", "linux-virtio"}) {
+    EXPECT_EQ(std::find(names.begin(), names.end(), guest), names.end()) << guest << " is not a host row";
+  }
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 // Runs the `ringfence` binary as a user would and checks its output and exit status.
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -152,10 +154,10 @@ TEST(CliTest, BenchPrintsTheTableForEachRowAndDepth) {
   RF_REQUIRE(rf::test::sqpoll_feature());
   RF_REQUIRE(rf::test::no_mmap_feature());
   RF_REQUIRE(rf::test::restrictions_feature());
-  const CliRun run = ringfence("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 1,8 "
+  const CliRun run = ringfence("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 1,8 --repeat 2 "
                                "--rows bare,bare-sqpoll,restricted,passthrough,passthrough-sqpoll,mediated");
   EXPECT_EQ(run.status, 0) << run.output;
-  EXPECT_TRUE(contains(run.output, "| kIOPS              | iodepth=1 | iodepth=8 |")) << run.output;
+  EXPECT_TRUE(std::regex_search(run.output, std::regex(R"(\| kIOPS +\| iodepth=1 +\| iodepth=8 +\|)"))) << run.output;
   for (const char* row : {"| bare               | ", "| passthrough        | ", "| passthrough-sqpoll | ",
                           "| mediated           | "}) {
     EXPECT_TRUE(contains(run.output, row)) << row << "\n" << run.output;
@@ -165,20 +167,56 @@ TEST(CliTest, BenchPrintsTheTableForEachRowAndDepth) {
   EXPECT_TRUE(contains(run.output, "| passthrough / bare               |")) << run.output;
   EXPECT_TRUE(contains(run.output, "| passthrough-sqpoll / bare-sqpoll |")) << run.output;
   EXPECT_TRUE(contains(run.output, "| mediated / bare                  |")) << run.output;
-  EXPECT_TRUE(contains(run.output, "| restricted ≥ 0.99 × bare-sqpoll         |")) << run.output;
-  EXPECT_TRUE(contains(run.output, "| mediated ≥ 0.90 × bare (iodepth ≥ 8)    | – ")) << run.output;  // not below 8
-  EXPECT_TRUE(contains(run.output, "| passthrough ≥ 0.90 × bare (iodepth ≥ 8) | – ")) << run.output;
+  EXPECT_TRUE(contains(run.output, "2 round(s), the rows alternating")) << run.output;
+  EXPECT_TRUE(contains(run.output, "target kind: ")) << run.output;
+  EXPECT_TRUE(std::regex_search(run.output, std::regex(R"(\| restricted / bare-sqpoll +\| \d+\.\d\d \(\d+\.\d\d–\d+\.\d\d\) )")))
+      << "two rounds give each ratio an interval\n" << run.output;
+  // Every target line ends each cell with a verdict; a target against the best host row names it.
+  const std::regex target_cell(R"(\| mediated ≥ 0\.90 × best host row +\| \d+\.\d\d \(\d+\.\d\d–\d+\.\d\d\) )"
+                               R"((met|MISSED|undecided) \((bare|bare-sqpoll|restricted)\) +\|)");
+  EXPECT_TRUE(std::regex_search(run.output, target_cell)) << run.output;
+  EXPECT_TRUE(contains(run.output, "| restricted ≥ 0.99 × bare-sqpoll ")) << run.output;
+  EXPECT_TRUE(contains(run.output, "| passthrough ≥ 0.90 × best host row ")) << run.output;
+  EXPECT_TRUE(std::regex_search(run.output, std::regex(R"(\| passthrough +\| \d+\.\d +\| \d+\.\d +\|)")))
+      << "the efficiency table has a figure per depth\n" << run.output;
+  EXPECT_TRUE(contains(run.output, "| kIOPS per CPU-second |")) << run.output;
   EXPECT_FALSE(contains(run.output, "within ±5% of fio")) << "fio did not run\n" << run.output;
   EXPECT_TRUE(contains(run.output, "| mediated           | 8       |")) << run.output;
   EXPECT_FALSE(contains(run.output, "unsupported")) << run.output;
   EXPECT_FALSE(contains(run.output, "I/O errors")) << run.output;
 }
 
+// The zram devices there are now, by name.
+std::set<std::string> zram_devices() {
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator("/sys/block")) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("zram", 0) == 0) names.insert(name);
+  }
+  return names;
+}
+
+TEST(CliTest, BenchOnZramMakesACpuBoundTargetSaysSoAndRemovesIt) {
+  RF_REQUIRE(rf::test::zram_feature());
+  RF_REQUIRE(rf::test::sqpoll_feature());
+  RF_REQUIRE(rf::test::restrictions_feature());
+  const std::set<std::string> before = zram_devices();
+  const CliRun run =
+      ringfence("bench --target zram --size 32M --runtime 0.2 --ramp 0 --iodepth 4 --repeat 1 --rows bare,mediated");
+  EXPECT_EQ(run.status, 0) << run.output;
+  EXPECT_TRUE(std::regex_search(run.output, std::regex(R"(target: /dev/zram\d+ \(block device, 32 MiB\))"))) << run.output;
+  EXPECT_TRUE(std::regex_search(run.output, std::regex(R"(target kind: CPU-bound \(zram\d+: RAM behind it)"))) << run.output;
+  EXPECT_TRUE(contains(run.output, "io-wq worker")) << "it says what zram makes io_uring do\n" << run.output;
+  EXPECT_TRUE(contains(run.output, "| mediated ≥ 0.90 × best host row ")) << run.output;
+  EXPECT_FALSE(contains(run.output, "I/O errors")) << run.output;
+  EXPECT_EQ(zram_devices(), before) << "the zram device made for the run is gone";
+}
+
 TEST(CliTest, BenchKvmRowsSitBesideTheProcessGuestRows) {
   RF_REQUIRE(rf::test::kvm_feature());
   RF_REQUIRE(rf::test::sqpoll_feature());
   RF_REQUIRE(rf::test::restrictions_feature());
-  const CliRun run = ringfence("bench --size 16M --runtime 0.3 --ramp 0 --iodepth 2 "
+  const CliRun run = ringfence("bench --size 16M --runtime 0.3 --ramp 0 --iodepth 2 --repeat 1 "
                                "--rows passthrough,mediated,kvm-passthrough,kvm-mediated");
   EXPECT_EQ(run.status, 0) << run.output;
   EXPECT_TRUE(contains(run.output, "KVM rows: KVM module ")) << run.output;
@@ -197,7 +235,7 @@ TEST(CliTest, BenchWritesAFioShapedJsonReportThatFiosOwnReaderAccepts) {
   const rf::TempDir dir("ringfence-test");
   const std::string path = dir.path() + "/report.json";
   const CliRun run =
-      ringfence("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 2 --rows bare,passthrough --json " + path);
+      ringfence("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 2 --repeat 1 --rows bare,passthrough --json " + path);
   EXPECT_EQ(run.status, 0) << run.output;
   std::ifstream in(path);
   const nlohmann::json report = nlohmann::json::parse(in, nullptr, false);
@@ -211,7 +249,14 @@ TEST(CliTest, BenchWritesAFioShapedJsonReportThatFiosOwnReaderAccepts) {
     std::uint64_t binned = 0;
     for (const auto& [ns, count] : job["read"]["clat_ns"]["bins"].items()) binned += count.get<std::uint64_t>();
     EXPECT_EQ(binned, job["read"]["total_ios"].get<std::uint64_t>()) << job["jobname"];
+    EXPECT_GT(job["ringfence_iops_per_cpu_second"].get<double>(), 0.0) << job["jobname"];
+    EXPECT_EQ(job["ringfence_round_iops"].size(), 1u) << job["jobname"];
   }
+  ASSERT_FALSE(report["ringfence_ratios"].empty());
+  EXPECT_EQ(report["ringfence_ratios"][0]["numerator"], "passthrough");
+  EXPECT_EQ(report["ringfence_ratios"][0]["denominator"], "bare");
+  EXPECT_EQ(report["ringfence_ratios"][0]["rounds"], 1u);
+  EXPECT_FALSE(report["ringfence_target_kind"].get<std::string>().empty());
   // fio's own json+ reader (shipped with Debian's fio) turns it into one CSV per job, and its
   // --validate mode checks every CSV count against the JSON's bins.
   const std::string csv = dir.path() + "/latency.csv";
@@ -231,7 +276,7 @@ TEST(CliTest, BenchDrawsAPlotWithGnuplot) {
   const int fd = ::mkstemp(path);
   ASSERT_GE(fd, 0);
   ::close(fd);
-  const CliRun run = ringfence(std::string("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 1,2 --rows bare --plot ") + path);
+  const CliRun run = ringfence(std::string("bench --size 16M --runtime 0.2 --ramp 0 --iodepth 1,2 --repeat 1 --rows bare --plot ") + path);
   EXPECT_EQ(run.status, 0) << run.output;
   std::ifstream in(path, std::ios::binary);
   char magic[8] = {};
@@ -242,7 +287,7 @@ TEST(CliTest, BenchDrawsAPlotWithGnuplot) {
 
 TEST(CliTest, BenchRunsFioAsTheReferenceRow) {
   RF_REQUIRE(rf::test::sqpoll_feature());
-  const CliRun run = ringfence("bench --size 16M --runtime 0.3 --ramp 0 --iodepth 1 --rows bare,fio");
+  const CliRun run = ringfence("bench --size 16M --runtime 0.3 --ramp 0 --iodepth 1 --repeat 1 --rows bare,fio");
   EXPECT_EQ(run.status, 0) << run.output;
   EXPECT_TRUE(contains(run.output, "| fio   |")) << run.output;
   EXPECT_FALSE(contains(run.output, "unsupported")) << run.output;  // install-deps.sh installs fio

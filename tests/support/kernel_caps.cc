@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "ring/setup.h"
@@ -90,6 +91,18 @@ const Feature& loop_device_feature() {
     // Absent or not permitted here: the machine lacks the feature.
     const bool missing = err == ENOENT || err == ENXIO || err == ENODEV || err == EACCES || err == EPERM;
     return Feature{false, missing, std::string("/dev/loop-control: ") + std::strerror(err)};
+  }();
+  return f;
+}
+
+const Feature& zram_feature() {
+  static const Feature f = [] {
+    if (::geteuid() != 0) return Feature{false, true, "zram devices need root"};
+    if (::access("/sys/class/zram-control", F_OK) != 0) (void)std::system("modprobe zram >/dev/null 2>&1");
+    if (::access("/sys/class/zram-control", F_OK) != 0) {
+      return Feature{false, true, "this kernel has no zram module (/sys/class/zram-control is missing after modprobe zram)"};
+    }
+    return Feature{true, false, ""};
   }();
   return f;
 }

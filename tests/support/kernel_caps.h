@@ -22,6 +22,8 @@ const Feature& no_mmap_feature();
 const Feature& no_sqarray_feature();
 // Loop devices (/dev/loop-control), which bound a regular image file's offsets.
 const Feature& loop_device_feature();
+// zram devices made through /sys/class/zram-control (loading the module if needed), as root.
+const Feature& zram_feature();
 // A usable /dev/kvm (it opens read-write and speaks API version 12), for the KVM example VMM.
 const Feature& kvm_feature();
 
