@@ -14,7 +14,7 @@
 #include "device/device_thread.h"
 #include "device/eventfd.h"
 #include "device/late_look.h"
-#include "util/cpu_relax.h"
+#include "util/yield_between_looks.h"
 
 namespace rf {
 
@@ -176,7 +176,7 @@ void Mediator::run() {
       continue;
     }
     if (std::chrono::steady_clock::now() - last_work < config_.poll_idle) {
-      cpu_relax();
+      yield_between_looks();
       continue;
     }
     sleep();

@@ -11,7 +11,8 @@
 //      notifications off.
 // It never has more requests in flight than the guest CQ has free slots, so every completion
 // has a place to go and its tables have a fixed size: a guest that floods or stops reaping
-// cannot grow the VMM. When there is nothing to do it polls for `poll_idle`, then sets
+// cannot grow the VMM. When there is nothing to do it polls for `poll_idle` (yielding the CPU
+// between looks, see util/yield_between_looks.h), then sets
 // NEED_WAKEUP in the guest SQ flags and sleeps on the kick eventfd and the private ring's
 // completion eventfd (with a 1 ms timeout while it waits for the guest to free CQ space).
 #pragma once

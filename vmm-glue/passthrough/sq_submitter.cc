@@ -16,7 +16,7 @@
 #include "device/device_thread.h"
 #include "device/eventfd.h"
 #include "ring/ring_enter.h"
-#include "util/cpu_relax.h"
+#include "util/yield_between_looks.h"
 
 namespace rf {
 
@@ -129,7 +129,7 @@ void SqSubmitter::run() {
       continue;
     }
     if (!holding_back_ && std::chrono::steady_clock::now() - last_work < config_.poll_idle) {
-      cpu_relax();
+      yield_between_looks();
       continue;
     }
     sleep();

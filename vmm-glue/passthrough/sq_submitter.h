@@ -14,7 +14,8 @@
 //      once per (bound - the guest's depth) SQEs for a guest that keeps within its SQ;
 //   3. submits min(published, room, budget) with IORING_ENTER_GETEVENTS (which also moves
 //      overflowed CQEs into the CQ once the guest has reaped).
-// When there is nothing to do it polls for `poll_idle`, then sets NEED_WAKEUP in the SQ flags
+// When there is nothing to do it polls for `poll_idle` (yielding the CPU between looks: the io-wq
+// worker doing its I/O may be waiting for it), then sets NEED_WAKEUP in the SQ flags
 // (an atomic OR: the kernel sets other bits of that word) and sleeps on the kick eventfd. While
 // the bound holds SQEs back it looks again after a millisecond, backing off to 64 ms while
 // nothing completes (a guest that hides its completions, see docs/threat-model.md, costs the
