@@ -27,7 +27,8 @@ Result<std::pair<UniqueFd, UniqueFd>, std::string> make_pipe() {
 
 }  // namespace
 
-Result<ProgramRun, std::string> run_program(const std::vector<std::string>& args, const std::string& input) {
+Result<ProgramRun, std::string> run_program(const std::vector<std::string>& args, const std::string& input,
+                                            const std::function<void(pid_t)>& started) {
   auto in = make_pipe();
   if (!in) return unexpected(std::move(in).error());
   auto out = make_pipe();
@@ -47,6 +48,7 @@ Result<ProgramRun, std::string> run_program(const std::vector<std::string>& args
   if (rc != 0) return unexpected(fmt::format("cannot run {}: {}", args.front(), std::strerror(rc)));
   in->first.reset();
   out->second.reset();
+  if (started) started(pid);
 
   // Small inputs only (a gnuplot script): written whole before the output is read.
   for (std::size_t done = 0; done < input.size();) {

@@ -2,6 +2,9 @@
 // stdin, its stdout collected, its exit status checked.
 #pragma once
 
+#include <sys/types.h>
+
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,7 +17,9 @@ struct ProgramRun {
   std::string output;    // stdout
 };
 
-// `argv[0]` is looked up on PATH. An error means it could not be started at all.
-Result<ProgramRun, std::string> run_program(const std::vector<std::string>& argv, const std::string& input = "");
+// `argv[0]` is looked up on PATH. An error means it could not be started at all. `started`, if
+// set, is told the child's pid once it runs (before its output is read).
+Result<ProgramRun, std::string> run_program(const std::vector<std::string>& argv, const std::string& input = "",
+                                            const std::function<void(pid_t)>& started = {});
 
 }  // namespace rf::bench

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -182,7 +183,7 @@ Result<RowSummary, std::string> run_linux_guest_job(LinuxGuestRow row, const Fio
   const bool rfblk = rfblk_row(row);
   const std::string scenario_args =
       fmt::format("{},{},{},{},{},{}", rfblk ? "hipri" : "irq", pattern_name(fio.pattern), fio.block_bytes, fio.depth,
-                  static_cast<long>(fio.ramp_s), static_cast<long>(fio.runtime_s + 0.5));
+                  std::lround(fio.ramp_s * 1000), std::lround(fio.runtime_s * 1000));
   std::vector<std::string> qemu{
       "qemu-system-x86_64", "-accel", setup.accel, "-m", "512", "-smp", "1", "-nographic", "-nodefaults", "-no-reboot",
       "-serial", "file:" + console, "-object", "memory-backend-memfd,id=mem,size=512M,share=on", "-numa", "node,memdev=mem",

@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include "support/kernel_caps.h"
+#include "support/test_disk.h"
+#include "util/temp_dir.h"
+
 namespace rf::bench {
 namespace {
 
@@ -12,13 +16,14 @@ bool has(const std::vector<std::string>& argv, const std::string& arg) {
 }
 
 TEST(FioJob, TheCommandMatchesTheSqpollRowsOptions) {
-  FioJob job{"/dev/nvme0n1", 1ull << 30, 4096, 16, Pattern::RandRead, 1, 5, 0u, 1u, true};
+  FioJob job{"/dev/nvme0n1", 1ull << 30, 4096, 16, Pattern::RandRead, 0.5, 2.25, 0u, 1u, true};
   const std::vector<std::string> argv = fio_command(job);
   EXPECT_EQ(argv.front(), "fio");
   for (const char* arg : {"--filename=/dev/nvme0n1", "--rw=randread", "--bs=4096", "--direct=1", "--ioengine=io_uring",
                           "--iodepth=16", "--registerfiles=1", "--fixedbufs=1", "--sqthread_poll=1",
                           "--sqthread_poll_cpu=1", "--cpus_allowed=0", "--hipri=1", "--time_based",
-                          "--lat_percentiles=1", "--output-format=json"}) {
+                          "--lat_percentiles=1", "--output-format=json", "--thread",
+                          "--ramp_time=500ms", "--runtime=2250ms"}) {  // fio reads "0.5" as 0 s
     EXPECT_TRUE(has(argv, arg)) << arg;
   }
   job.hipri = false;
@@ -48,6 +53,24 @@ TEST(FioJob, ParsesIopsLatencyAndCpuFromTheJsonReport) {
   EXPECT_EQ(s->p999_ns, 350000u);
   // 50% of one CPU for 1000 ms over 24400 I/Os.
   EXPECT_NEAR(s->cpu_us_per_io, 0.5 * 1000.0 * 1000.0 / 24400.0, 1e-9);
+}
+
+TEST(FioJob, ItsCpuIsTheWholeProcessesSqpollThreadIncluded) {
+  RF_REQUIRE(test::sqpoll_feature());
+  const TempDir dir("ringfence-test");
+  const std::string path = test::write_bench_target(dir);
+  ASSERT_FALSE(path.empty());
+  if (!test::takes_direct_io(path)) GTEST_SKIP() << "the temporary directory's file system cannot do O_DIRECT";
+  // Long enough for the CPU to be sampled (kShortestSampledRuntime); install-deps.sh installs fio.
+  const FioJob job{path, 8 << 20, 4096, 4, Pattern::RandRead, 0.2, 0.8, 0u, 1u, false};
+  auto s = run_fio_job(job);
+  ASSERT_TRUE(s) << s.error();
+  ASSERT_GT(s->iops, 0.0);
+  // fio's own usr + sys are its job thread's; the sampled figure adds the SQPOLL thread, which
+  // polls the SQ all through the run.
+  const double own_cpus = (s->usr_cpu_pct + s->sys_cpu_pct) / 100.0;
+  const double sampled_cpus = s->cpu_us_per_io * s->iops / 1e6;
+  EXPECT_GT(sampled_cpus, own_cpus + 0.2) << "fio's own " << own_cpus << " CPUs, sampled " << sampled_cpus;
 }
 
 TEST(FioJob, RefusesSomethingThatIsNotAReport) {
