@@ -208,8 +208,8 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
     efficiency.add_row(std::move(line));
   }
   std::cout << "Efficiency: thousands of I/Os per second of host CPU (the median run; every thread of the row's "
-               "processes: SQPOLL threads, io-wq workers, device threads, mediators and the guest; fio's is fio's own "
-               "usr + sys):\n\n"
+               "processes: SQPOLL threads, io-wq workers, device threads, mediators, the guest, and QEMU for the "
+               "Linux-guest rows):\n\n"
             << efficiency.render() << "\n";
 
   MarkdownTable latency({"row", "iodepth", "clat p50 µs", "p99 µs", "p99.9 µs", "CPU µs per I/O", "I/Os"});

@@ -24,6 +24,7 @@ enum class RingErrc {
   Enter,                 // io_uring_enter
   Timeout,               // no completion within the caller's deadline
   RegisterDenied,        // a register call after enable returned EACCES (the policy denies it)
+  RegisterIowqAffinity,  // IORING_REGISTER_IOWQ_AFF
 };
 
 using RingError = Error<RingErrc>;

@@ -18,6 +18,11 @@ inline constexpr unsigned kMaxCqEntries = 2 * kMaxSqEntries;
 struct SqPollOptions {
   std::optional<unsigned> cpu;  // IORING_SETUP_SQ_AFF: pin the SQPOLL thread
   std::chrono::milliseconds idle{1000};  // sq_thread_idle: how long it spins before sleeping
+  // IORING_REGISTER_IOWQ_AFF: the SQPOLL thread's io-wq workers (which do every request a target
+  // cannot take without blocking: all of zram's) run on its CPU, where the SQPOLL thread gives
+  // way to them at its next cond_resched, and not beside a thread that spins in user space, which
+  // keeps them waiting until the scheduler preempts it (docs/benchmarks.md). Needs `cpu`.
+  bool workers_on_sqpoll_cpu = false;
 };
 
 // Caller-provided memory for IORING_SETUP_NO_MMAP (Linux 6.5+): `rings` receives the SQ/CQ

@@ -1,5 +1,7 @@
 #include "ring/setup.h"
 
+#include <sched.h>
+
 #include <cerrno>
 
 #include <fmt/format.h>
@@ -17,8 +19,23 @@ RegisterRestrictionModel running_register_restriction_model() {
 }
 
 Result<DisabledRing, RingError> DisabledRing::create(const RingOptions& options) {
+  if (options.sqpoll && options.sqpoll->workers_on_sqpoll_cpu && !options.sqpoll->cpu) {
+    return unexpected(RingError{RingErrc::InvalidOptions, EINVAL,
+                                "SqPollOptions::workers_on_sqpoll_cpu needs the SQPOLL thread's cpu"});
+  }
   auto core = RingCore::create(options);
   if (!core) return unexpected(std::move(core).error());
+  if (options.sqpoll && options.sqpoll->workers_on_sqpoll_cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(*options.sqpoll->cpu, &set);
+    const int rc = sys::io_uring_register(core->fd(), IORING_REGISTER_IOWQ_AFF, &set, sizeof(set));
+    if (rc < 0) {
+      return unexpected(RingError{rc == -EINVAL ? RingErrc::Unsupported : RingErrc::RegisterIowqAffinity, -rc,
+                                  fmt::format("IORING_REGISTER_IOWQ_AFF (io-wq workers on the SQPOLL thread's CPU {}) "
+                                              "failed: {}", *options.sqpoll->cpu, errno_label(-rc))});
+    }
+  }
   return DisabledRing(std::move(*core));
 }
 

@@ -5,6 +5,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -224,6 +229,43 @@ TEST_F(RingSetupTest, SqpollRingConsumesWithoutEnterAndAttachWqSharesItsThread) 
   ::usleep(60'000);
   EXPECT_EQ(test::run_one(*second, Sqe::nop().with_user_data(2)), 0);
   EXPECT_EQ(test::run_one(*first, Sqe::nop().with_user_data(1)), 0);
+}
+
+// The io-wq worker threads of this process, by thread id (their names start "iou-wrk-").
+std::vector<std::string> io_wq_workers() {
+  std::vector<std::string> tids;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name) && name.rfind("iou-wrk-", 0) == 0) tids.push_back(task.path().filename().string());
+  }
+  return tids;
+}
+
+std::string cpus_allowed(const std::string& tid) {
+  std::ifstream status("/proc/self/task/" + tid + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("Cpus_allowed_list:", 0) == 0) return line.substr(line.find_first_not_of(" \t", 18));
+  }
+  return "";
+}
+
+TEST_F(RingSetupTest, AnSqpollRingCanKeepItsIoWorkersOnItsThreadsCpu) {
+  RF_REQUIRE(test::sqpoll_feature());
+  RingOptions o;
+  o.sqpoll = SqPollOptions{std::nullopt, std::chrono::milliseconds(20)};
+  o.sqpoll->workers_on_sqpoll_cpu = true;
+  expect_invalid(o, "needs the SQPOLL thread's cpu");
+
+  const unsigned cpu = std::thread::hardware_concurrency() - 1;
+  o.sqpoll->cpu = cpu;
+  auto ring = test::make_ring(RestrictionSet{}.allow(SqeOpcode::Nop).allow_flags(IOSQE_ASYNC), o);
+  ASSERT_TRUE(ring) << ring.error().message;
+  // IOSQE_ASYNC sends the NOP to the SQPOLL thread's io-wq, which starts a worker for it.
+  EXPECT_EQ(test::run_one(*ring, Sqe::nop().with_flags(IOSQE_ASYNC)), 0);
+  const auto workers = io_wq_workers();
+  ASSERT_FALSE(workers.empty()) << "no io-wq worker ran the NOP";
+  for (const std::string& tid : workers) EXPECT_EQ(cpus_allowed(tid), std::to_string(cpu)) << "worker " << tid;
 }
 
 TEST_F(RingSetupTest, NoSqArrayRingWorks) {

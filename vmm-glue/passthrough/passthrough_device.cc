@@ -29,6 +29,9 @@ RingOptions PassthroughDevice::ring_options(const PassthroughConfig& config) {
   options.no_sqarray = true;
   if (config.submitter == PassthroughSubmitter::KernelSqpoll) {
     options.sqpoll = SqPollOptions{config.cpu, config.sqpoll_idle};
+    // A pinned SQPOLL thread keeps its io-wq workers beside it (not beside the guest's polling
+    // vCPU); a ring that joins another's thread leaves that thread's workers as they are.
+    options.sqpoll->workers_on_sqpoll_cpu = config.cpu.has_value() && config.share_sqpoll_with == nullptr;
   } else {
     // Every SQE the device thread asks the kernel to take is taken, failing ones included.
     options.submit_all = true;
