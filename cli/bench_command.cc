@@ -1,10 +1,9 @@
 #include "cli/bench_command.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -35,6 +34,30 @@
 namespace rf::cli {
 
 namespace {
+
+// SIGINT and SIGTERM stop the table before its next run, so that what the bench made (a zram
+// device, a laid-out file) is removed on the way out instead of left behind.
+std::atomic<int> g_interrupted_by{0};  // the signal's number
+
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    struct sigaction action{};
+    action.sa_handler = [](int signal) { g_interrupted_by.store(signal); };
+    ::sigemptyset(&action.sa_mask);
+    ::sigaction(SIGINT, &action, &old_int_);
+    ::sigaction(SIGTERM, &action, &old_term_);
+  }
+  ~InterruptGuard() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+ private:
+  struct sigaction old_int_{}, old_term_{};
+};
 
 std::string kiops(const bench::Cell& cell) {
   if (!cell.unsupported.empty()) return "unsupported";
@@ -73,8 +96,9 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
   const std::optional<unsigned> app_cpu = setup.where.app_cpu;
   const IopollStatus iopoll = probe_iopoll(target_path);
 
-  bench::TableSpec spec{rows, args.iodepths, args.repeat, std::nullopt};
+  bench::TableSpec spec{rows, args.iodepths, args.repeat, std::nullopt, {}};
   if (!iopoll.supported) spec.iopoll_unsupported = iopoll.detail;
+  spec.stop_requested = [] { return g_interrupted_by.load() != 0; };
   bench::JobSetup jobs;
   jobs.job.fd = target.fd.get();
   jobs.job.size_bytes = target.size;
@@ -99,6 +123,11 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
                   << std::flush;
       });
   std::cerr << "\r" << std::string(78, ' ') << "\r";
+  if (cells.interrupted) {
+    std::cerr << fmt::format("ringfence bench: interrupted by {}; nothing is printed, and what it made is removed\n",
+                             ::strsignal(g_interrupted_by.load()));
+    return 128 + g_interrupted_by.load();  // as a shell reports a death by that signal
+  }
   std::vector<std::string> failed_runs;  // in cells whose other runs succeeded: said after the table
   for (const bench::RowSpec& row : rows) {
     for (std::uint32_t d : args.iodepths) {
@@ -151,12 +180,14 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
   for (const bench::RowSpec& row : rows) {
     if (row.baseline.empty()) continue;
     std::vector<std::string> line{fmt::format("{} / {}", row.name, row.baseline)};
+    bool any = false;
     for (std::uint32_t d : args.iodepths) {
       const auto r = cells.ratio(row.name, row.baseline, d);
       line.push_back(r ? ratio_text(*r) : "–");
       if (r) report_ratios.push_back({row.name, row.baseline, d, *r, "", ""});
+      any = any || r.has_value();
     }
-    ratios.add_row(std::move(line));
+    if (any) ratios.add_row(std::move(line));  // not for a row whose baseline is not in the table
   }
   if (ratios.rows() != 0) {
     std::cout << fmt::format("Each row relative to its baseline at the same iodepth (the geometric mean of the rounds' "
@@ -310,6 +341,7 @@ int run_bench(const BenchArgs& args) {
   }
   const bool writes = *pattern != bench::Pattern::RandRead;
 
+  const InterruptGuard interrupts;  // until the bench returns, whatever it made removed on the way
   TempDir dir("ringfence-bench");
   std::string target_path = args.target;
   std::unique_ptr<ZramTarget> zram;  // declared before the target: its descriptor closes first

@@ -130,8 +130,11 @@ std::string target_kind(const std::string& name, bool file_on_it) {
 ZramTarget::ZramTarget(int id) : id_(id), path_(fmt::format("/dev/zram{}", id)) {}
 
 ZramTarget::~ZramTarget() {
-  // Reset first: a zram device in use (it is not: our descriptors are closed) refuses removal.
-  write_text(fmt::format("/sys/block/zram{}/reset", id_), "1");
+  // Reset first: a zram device still open refuses it (EBUSY). Our descriptors are closed by now,
+  // but a closed io_uring instance drops its registered files from a kernel work item a moment
+  // later, so the device stays busy for a few milliseconds after the last ring of the run.
+  const std::string reset = fmt::format("/sys/block/zram{}/reset", id_);
+  for (int attempt = 0; attempt < 500 && !write_text(reset, "1"); ++attempt) ::usleep(10'000);
   write_text(fmt::format("{}/hot_remove", kZramControl), std::to_string(id_));
 }
 

@@ -37,7 +37,8 @@ std::string block_device_name(dev_t device);
 
 // A zram device made for the bench (`--target zram`): added through /sys/class/zram-control
 // (loading the module when needed), sized, filled with random data (incompressible, so every
-// read copies a whole page), and removed when this goes.
+// read copies a whole page), and removed when this goes (waiting up to 5 s for the kernel to let
+// go of it).
 class ZramTarget {
  public:
   static Result<std::unique_ptr<ZramTarget>, std::string> create(std::uint64_t size);

@@ -80,6 +80,10 @@ BenchTable run_bench_table(const TableSpec& spec, const RunJob& run_job, const P
           cell.unsupported = *spec.iopoll_unsupported;
           continue;
         }
+        if (spec.stop_requested && spec.stop_requested()) {
+          table.interrupted = true;
+          return table;
+        }
         if (progress) progress(row, depth, rep, done, total);
         auto outcome = run_job(row, depth, rep);
         if (!outcome) {

@@ -50,6 +50,8 @@ class BenchTable {
   std::optional<RatioEstimate> ratio(const std::string& row, const std::string& baseline, std::uint32_t depth) const;
   // Of `candidates`, the row with the highest median IOPS at `depth`; nullopt when none ran.
   std::optional<std::string> fastest(const std::vector<std::string>& candidates, std::uint32_t depth) const;
+  // Whether the table stopped early because TableSpec::stop_requested said so.
+  bool interrupted = false;
 
  private:
   std::map<std::pair<std::string, std::uint32_t>, Cell> cells_;
@@ -73,6 +75,8 @@ struct TableSpec {
   unsigned repeat = 1;
   // Set when the target does not poll: the IOPOLL row is unsupported, with this reason, and not run.
   std::optional<std::string> iopoll_unsupported;
+  // Asked before every run; true stops the table there (the runs so far are kept).
+  std::function<bool()> stop_requested;
 };
 
 BenchTable run_bench_table(const TableSpec& spec, const RunJob& run_job, const Progress& progress = {});

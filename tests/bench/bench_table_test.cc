@@ -76,6 +76,24 @@ TEST(BenchTable, TheLoopInterleavesRowsDepthsAndRepeats) {
   EXPECT_EQ(ratio->pairs, 2u) << "both rounds pair";
 }
 
+TEST(BenchTable, AStopRequestEndsTheTableBeforeTheNextRun) {
+  TableSpec spec;
+  spec.rows = {*row_from_name("bare"), *row_from_name("mediated")};
+  spec.depths = {1};
+  spec.repeat = 3;
+  unsigned runs = 0;
+  spec.stop_requested = [&runs] { return runs == 3; };
+  const BenchTable table = run_bench_table(spec, [&](const RowSpec&, std::uint32_t, unsigned) -> Result<JobOutcome, std::string> {
+    ++runs;
+    return JobOutcome{with_iops(100), 0, 0};
+  });
+  EXPECT_EQ(runs, 3u);
+  EXPECT_TRUE(table.interrupted);
+  // Round 0 ran bare then mediated, round 1 mediated first (reversed), then the stop.
+  EXPECT_EQ(table.cell("bare", 1).runs.size(), 1u) << "the runs before the stop are kept";
+  EXPECT_EQ(table.cell("mediated", 1).runs.size(), 2u);
+}
+
 TEST(BenchTable, TheFastestRowIsTheOneWithTheHighestMedian) {
   BenchTable table;
   table.at("bare", 8).add_run(0, with_iops(300));

@@ -1,6 +1,7 @@
 // Runs the `ringfence` binary as a user would and checks its output and exit status.
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -196,7 +197,7 @@ std::set<std::string> zram_devices() {
   return names;
 }
 
-TEST(CliTest, BenchOnZramMakesACpuBoundTargetSaysSoAndRemovesIt) {
+TEST(CliTest, BenchOnZramMakesACpuBoundTargetSaysSoAndRemovesItEvenWhenStopped) {
   RF_REQUIRE(rf::test::zram_feature());
   RF_REQUIRE(rf::test::sqpoll_feature());
   RF_REQUIRE(rf::test::restrictions_feature());
@@ -210,6 +211,17 @@ TEST(CliTest, BenchOnZramMakesACpuBoundTargetSaysSoAndRemovesIt) {
   EXPECT_TRUE(contains(run.output, "| mediated ≥ 0.90 × best host row ")) << run.output;
   EXPECT_FALSE(contains(run.output, "I/O errors")) << run.output;
   EXPECT_EQ(zram_devices(), before) << "the zram device made for the run is gone";
+
+  // Stopped by SIGTERM in the middle of a run (40 rounds would take about 20 s), it still
+  // removes the device. In this test, not another: tests may run side by side, and a second
+  // test's zram device would upset the before-and-after comparison.
+  const rf::test::CommandRun stopped = rf::test::run_command(
+      std::string("timeout --preserve-status -s TERM 3 ") + RF_CLI_PATH +
+      " bench --target zram --size 32M --runtime 0.3 --ramp 0.2 --iodepth 4 --repeat 40 --rows bare 2>&1");
+  EXPECT_EQ(stopped.status, 128 + SIGTERM) << stopped.output;
+  EXPECT_TRUE(contains(stopped.output, "interrupted by Terminated")) << stopped.output;
+  EXPECT_FALSE(contains(stopped.output, "| kIOPS")) << stopped.output;
+  EXPECT_EQ(zram_devices(), before) << "the zram device of the stopped run is gone\n" << stopped.output;
 }
 
 TEST(CliTest, BenchKvmRowsSitBesideTheProcessGuestRows) {
