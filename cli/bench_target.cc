@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -39,7 +40,8 @@ bool write_text(const std::string& path, const std::string& text) {
 
 bool starts_with(const std::string& s, std::string_view prefix) { return s.rfind(prefix, 0) == 0; }
 
-// Writes `size` bytes of `fill(chunk)` over `fd` in 1 MiB O_DIRECT chunks.
+// Writes `size` bytes of `fill(chunk)` over `fd` in 1 MiB chunks, page-aligned (an O_DIRECT
+// descriptor takes them), then fsyncs.
 template <typename Fill>
 Result<void, std::string> write_all(int fd, std::uint64_t size, Fill&& fill) {
   constexpr std::size_t kChunk = 1 << 20;
@@ -106,7 +108,12 @@ std::string block_device_name(dev_t device) {
 }
 
 std::string target_kind(const std::string& name, bool file_on_it) {
-  const std::string what = file_on_it ? fmt::format("a file on {}", name.empty() ? "a device not known" : name) : name;
+  if (name.empty()) {
+    return fmt::format("{} whose block device is not known: probably latency-bound (a disk), where a device's latency "
+                       "hides most of the CPU a row adds (--target zram shows that)",
+                       file_on_it ? "a file" : "a device");
+  }
+  const std::string what = file_on_it ? fmt::format("a file on {}", name) : name;
   if (starts_with(name, "zram") || starts_with(name, "ram") || starts_with(name, "nullb")) {
     return fmt::format(
         "CPU-bound ({}: RAM behind it, no device latency). Every I/O's cost is CPU time, so the table shows what each "
@@ -154,7 +161,11 @@ Result<std::unique_ptr<ZramTarget>, std::string> ZramTarget::create(std::uint64_
   if (!id_text || id_text->empty()) {
     return unexpected(fmt::format("--target zram: {}/hot_add gave no new device", kZramControl));
   }
-  const int id = std::stoi(*id_text);
+  int id = -1;
+  const auto [end, ec] = std::from_chars(id_text->data(), id_text->data() + id_text->size(), id);
+  if (ec != std::errc() || id < 0) {
+    return unexpected(fmt::format("--target zram: {}/hot_add gave '{}', not a device number", kZramControl, *id_text));
+  }
   auto zram = std::unique_ptr<ZramTarget>(new ZramTarget(id));  // removed again on any error below
   if (!write_text(fmt::format("/sys/block/zram{}/disksize", id), std::to_string(size))) {
     return unexpected(fmt::format("--target zram: cannot size /dev/zram{} to {} bytes ({})", id, size,
