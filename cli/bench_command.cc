@@ -79,8 +79,12 @@ std::string ratio_text(const bench::RatioEstimate& r) {
   return fmt::format("{:.2f} ({:.2f}–{:.2f})", r.ratio, r.low, r.high);
 }
 
-// IOPS per host CPU-second of a run: the I/Os one second of the CPUs it used buys.
-double iops_per_cpu_second(const bench::RowSummary& run) { return run.cpu_us_per_io > 0 ? 1e6 / run.cpu_us_per_io : 0; }
+// A table's header: `first`, then a column per iodepth.
+std::vector<std::string> per_depth_header(std::string first, const std::vector<std::uint32_t>& depths) {
+  std::vector<std::string> header{std::move(first)};
+  for (std::uint32_t d : depths) header.push_back(fmt::format("iodepth={}", d));
+  return header;
+}
 
 // The table's jobs: where they go, and the target they open.
 struct BenchSetup {
@@ -163,9 +167,7 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
   }
   std::cout << "\n";
 
-  std::vector<std::string> header{"kIOPS"};
-  for (std::uint32_t d : args.iodepths) header.push_back(fmt::format("iodepth={}", d));
-  MarkdownTable table(header);
+  MarkdownTable table(per_depth_header("kIOPS", args.iodepths));
   for (const bench::RowSpec& row : rows) {
     std::vector<std::string> line{row.name};
     for (std::uint32_t d : args.iodepths) line.push_back(kiops(cells.cell(row.name, d)));
@@ -173,9 +175,7 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
   }
   std::cout << table.render() << "\n";
 
-  std::vector<std::string> ratio_header{"row / baseline"};
-  for (std::uint32_t d : args.iodepths) ratio_header.push_back(fmt::format("iodepth={}", d));
-  MarkdownTable ratios(ratio_header);
+  MarkdownTable ratios(per_depth_header("row / baseline", args.iodepths));
   std::vector<bench::ReportRatio> report_ratios;  // for --json
   for (const bench::RowSpec& row : rows) {
     if (row.baseline.empty()) continue;
@@ -197,9 +197,7 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
   }
 
   // The targets whose two rows both ran: the ratio at each depth, met or missed.
-  std::vector<std::string> target_header{"target"};
-  for (std::uint32_t d : args.iodepths) target_header.push_back(fmt::format("iodepth={}", d));
-  MarkdownTable targets(target_header);
+  MarkdownTable targets(per_depth_header("target", args.iodepths));
   const std::vector<std::string> host_rows = bench::best_host_candidates();
   for (const bench::PerformanceTarget& t : bench::performance_targets()) {
     std::vector<std::string> line{std::string(t.text)};
@@ -226,14 +224,12 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
               << targets.render() << "\n";
   }
 
-  std::vector<std::string> efficiency_header{"kIOPS per CPU-second"};
-  for (std::uint32_t d : args.iodepths) efficiency_header.push_back(fmt::format("iodepth={}", d));
-  MarkdownTable efficiency(efficiency_header);
+  MarkdownTable efficiency(per_depth_header("kIOPS per CPU-second", args.iodepths));
   for (const bench::RowSpec& row : rows) {
     std::vector<std::string> line{row.name};
     for (std::uint32_t d : args.iodepths) {
       const bench::RowSummary* m = cells.cell(row.name, d).median();
-      const double e = m != nullptr ? iops_per_cpu_second(*m) : 0;
+      const double e = m != nullptr ? m->iops_per_cpu_second() : 0;
       line.push_back(e > 0 ? fmt::format("{:.1f}", e / 1000) : "–");
     }
     efficiency.add_row(std::move(line));
@@ -293,7 +289,7 @@ int run_table(const BenchArgs& args, const std::vector<bench::RowSpec>& rows, co
         series.median_kiops.push_back(m != nullptr ? m->iops / 1000 : 0);
         series.min_kiops.push_back(lo / 1000);
         series.max_kiops.push_back(hi / 1000);
-        series.kiops_per_cpu_second.push_back(m != nullptr ? iops_per_cpu_second(*m) / 1000 : 0);
+        series.kiops_per_cpu_second.push_back(m != nullptr ? m->iops_per_cpu_second() / 1000 : 0);
       }
       plot.series.push_back(std::move(series));
     }

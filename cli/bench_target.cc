@@ -38,8 +38,6 @@ bool write_text(const std::string& path, const std::string& text) {
   return static_cast<bool>(out);
 }
 
-bool starts_with(const std::string& s, std::string_view prefix) { return s.rfind(prefix, 0) == 0; }
-
 // Writes `size` bytes of `fill(chunk)` over `fd` in 1 MiB chunks, page-aligned (an O_DIRECT
 // descriptor takes them), then fsyncs.
 template <typename Fill>
@@ -114,16 +112,16 @@ std::string target_kind(const std::string& name, bool file_on_it) {
                        file_on_it ? "a file" : "a device");
   }
   const std::string what = file_on_it ? fmt::format("a file on {}", name) : name;
-  if (starts_with(name, "zram") || starts_with(name, "ram") || starts_with(name, "nullb")) {
+  if (name.starts_with("zram") || name.starts_with("ram") || name.starts_with("nullb")) {
     return fmt::format(
         "CPU-bound ({}: RAM behind it, no device latency). Every I/O's cost is CPU time, so the table shows what each "
         "row adds per I/O and how the rows share the CPUs{}. It cannot show a device's latency, IOPOLL, or how a row "
         "waits for a slow disk",
         what,
-        starts_with(name, "zram") ? "; zram takes no non-blocking I/O, so io_uring hands every I/O to an io-wq worker "
+        name.starts_with("zram") ? "; zram takes no non-blocking I/O, so io_uring hands every I/O to an io-wq worker "
                                     "thread, which needs a CPU of its own (docs/benchmarks.md)" : "");
   }
-  if (starts_with(name, "loop")) {
+  if (name.starts_with("loop")) {
     const auto backing = read_line(fmt::format("/sys/block/{}/loop/backing_file", name));
     return fmt::format("{} over {}: CPU-bound if that file is in RAM (tmpfs), latency-bound if it is on a disk", what,
                        backing.value_or("a file not known"));

@@ -45,10 +45,8 @@ std::optional<RatioEstimate> BenchTable::ratio(const std::string& row, const std
   const Cell& x = cell(row, depth);
   const Cell& y = cell(baseline, depth);
   std::vector<RoundPair> pairs;
-  for (unsigned round : x.rounds) {
-    const auto a = x.iops_in_round(round);
-    const auto b = y.iops_in_round(round);
-    if (a && b) pairs.push_back({*a, *b});
+  for (std::size_t i = 0; i < x.runs.size() && i < x.rounds.size(); ++i) {
+    if (const auto b = y.iops_in_round(x.rounds[i])) pairs.push_back({x.runs[i].iops, *b});
   }
   return paired_ratio(pairs);
 }

@@ -25,6 +25,8 @@ struct RowSummary {
   double cpu_us_per_io = 0;
   double usr_cpu_pct = 0, sys_cpu_pct = 0;  // of one CPU over the runtime, as fio reports them
   std::vector<std::pair<std::uint64_t, std::uint64_t>> latency_bins;  // (ns, count); empty for fio's row
+  // The I/Os one second of the host CPU it used bought; 0 without a CPU figure.
+  double iops_per_cpu_second() const { return cpu_us_per_io > 0 ? 1e6 / cpu_us_per_io : 0; }
 };
 RowSummary summarize(const JobResult& result);
 

@@ -65,7 +65,7 @@ nlohmann::json fio_shaped_report(const ReportHeader& h, const std::vector<Report
       job["trim"] = direction(RowSummary{}, 0, h.block_bytes);  // fio always has one
       job["usr_cpu"] = c.median->usr_cpu_pct;
       job["sys_cpu"] = c.median->sys_cpu_pct;
-      job["ringfence_iops_per_cpu_second"] = c.median->cpu_us_per_io > 0 ? 1e6 / c.median->cpu_us_per_io : 0.0;
+      job["ringfence_iops_per_cpu_second"] = c.median->iops_per_cpu_second();
       job["ringfence_round_iops"] = c.round_iops;
     }
     jobs.push_back(std::move(job));

@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <optional>
+#include <string_view>
+
 #include <fmt/format.h>
 
 #include "engine/child_program.h"
@@ -15,6 +18,24 @@ std::string quoted(const std::string& text) {
   std::string out = "'";
   for (char c : text) out += c == '\'' ? std::string("''") : std::string(1, c);
   return out + "'";
+}
+
+// One panel: a line per series, its points inline; `point(series, i)` gives the values at the
+// i-th iodepth after the x coordinate, or nothing where the row has no point.
+template <typename Point>
+void add_panel(std::string& s, const PlotInput& input, std::string_view title, std::string_view ylabel,
+               std::string_view style, Point&& point) {
+  s += fmt::format("set title '{}'\nset ylabel '{}'\nplot ", title, ylabel);
+  for (std::size_t r = 0; r < input.series.size(); ++r) {
+    s += fmt::format("{}'-' {} title {}", r == 0 ? "" : ", ", style, quoted(input.series[r].row));
+  }
+  s += "\n";
+  for (const PlotSeries& series : input.series) {
+    for (std::size_t i = 0; i < input.iodepths.size(); ++i) {
+      if (auto values = point(series, i)) s += fmt::format("{} {}\n", i, *values);
+    }
+    s += "e\n";
+  }
 }
 
 }  // namespace
@@ -31,30 +52,17 @@ std::string gnuplot_script(const PlotInput& input, const std::string& png_path) 
   }
   s += ")\nset xrange [-0.5:" + fmt::format("{}", static_cast<double>(input.iodepths.size()) - 0.5) + "]\n";
   // Left: throughput with its spread; right: what one second of host CPU buys.
-  s += "set title 'kIOPS (median, min-max)'\nset ylabel 'kIOPS'\nplot ";
-  for (std::size_t r = 0; r < input.series.size(); ++r) {
-    s += fmt::format("{}'-' using 1:2:3:4 with yerrorlines title {}", r == 0 ? "" : ", ", quoted(input.series[r].row));
-  }
-  s += "\n";
-  for (const PlotSeries& series : input.series) {
-    for (std::size_t i = 0; i < input.iodepths.size() && i < series.median_kiops.size(); ++i) {
-      if (series.median_kiops[i] <= 0) continue;
-      s += fmt::format("{} {:.3f} {:.3f} {:.3f}\n", i, series.median_kiops[i], series.min_kiops[i], series.max_kiops[i]);
-    }
-    s += "e\n";
-  }
-  s += "set title 'kIOPS per host CPU-second (median run)'\nset ylabel 'kIOPS per CPU-second'\nplot ";
-  for (std::size_t r = 0; r < input.series.size(); ++r) {
-    s += fmt::format("{}'-' using 1:2 with linespoints title {}", r == 0 ? "" : ", ", quoted(input.series[r].row));
-  }
-  s += "\n";
-  for (const PlotSeries& series : input.series) {
-    for (std::size_t i = 0; i < input.iodepths.size() && i < series.kiops_per_cpu_second.size(); ++i) {
-      if (series.kiops_per_cpu_second[i] <= 0) continue;
-      s += fmt::format("{} {:.3f}\n", i, series.kiops_per_cpu_second[i]);
-    }
-    s += "e\n";
-  }
+  add_panel(s, input, "kIOPS (median, min-max)", "kIOPS", "using 1:2:3:4 with yerrorlines",
+            [](const PlotSeries& series, std::size_t i) -> std::optional<std::string> {
+              if (i >= series.median_kiops.size() || series.median_kiops[i] <= 0) return std::nullopt;
+              return fmt::format("{:.3f} {:.3f} {:.3f}", series.median_kiops[i], series.min_kiops[i],
+                                 series.max_kiops[i]);
+            });
+  add_panel(s, input, "kIOPS per host CPU-second (median run)", "kIOPS per CPU-second", "using 1:2 with linespoints",
+            [](const PlotSeries& series, std::size_t i) -> std::optional<std::string> {
+              if (i >= series.kiops_per_cpu_second.size() || series.kiops_per_cpu_second[i] <= 0) return std::nullopt;
+              return fmt::format("{:.3f}", series.kiops_per_cpu_second[i]);
+            });
   s += "unset multiplot\n";
   return s;
 }

@@ -5,7 +5,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -13,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "support/io_uring_threads.h"
 #include "support/kernel_caps.h"
 #include "support/test_ring.h"
 #include "sys/syscalls.h"
@@ -231,17 +231,6 @@ TEST_F(RingSetupTest, SqpollRingConsumesWithoutEnterAndAttachWqSharesItsThread) 
   EXPECT_EQ(test::run_one(*first, Sqe::nop().with_user_data(1)), 0);
 }
 
-// The io-wq worker threads of this process, by thread id (their names start "iou-wrk-").
-std::vector<std::string> io_wq_workers() {
-  std::vector<std::string> tids;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string name;
-    if (std::getline(comm, name) && name.rfind("iou-wrk-", 0) == 0) tids.push_back(task.path().filename().string());
-  }
-  return tids;
-}
-
 std::string cpus_allowed(const std::string& tid) {
   std::ifstream status("/proc/self/task/" + tid + "/status");
   for (std::string line; std::getline(status, line);) {
@@ -263,7 +252,7 @@ TEST_F(RingSetupTest, AnSqpollRingCanKeepItsIoWorkersOnItsThreadsCpu) {
   ASSERT_TRUE(ring) << ring.error().message;
   // IOSQE_ASYNC sends the NOP to the SQPOLL thread's io-wq, which starts a worker for it.
   EXPECT_EQ(test::run_one(*ring, Sqe::nop().with_flags(IOSQE_ASYNC)), 0);
-  const auto workers = io_wq_workers();
+  const auto workers = test::io_uring_thread_ids("iou-wrk-");
   ASSERT_FALSE(workers.empty()) << "no io-wq worker ran the NOP";
   for (const std::string& tid : workers) EXPECT_EQ(cpus_allowed(tid), std::to_string(cpu)) << "worker " << tid;
 }

@@ -10,13 +10,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <mutex>
 #include <thread>
 
 #include "device/guest_device.h"
+#include "support/io_uring_threads.h"
 #include "support/kernel_caps.h"
 #include "support/test_disk.h"
 #include "support/vhost_user_front_end.h"
@@ -901,16 +901,7 @@ class SqpollAttachTest : public AttachTest {
     options.backend.attach_mode = virtio::AttachMode::Passthrough;
     options.backend.sqpoll_cpu = 0;
   }
-  static unsigned sqpoll_threads() {
-    unsigned n = 0;
-    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-      std::ifstream comm(task.path() / "comm");
-      std::string name;
-      std::getline(comm, name);
-      if (name.rfind("iou-sqp-", 0) == 0) ++n;
-    }
-    return n;
-  }
+  static unsigned sqpoll_threads() { return test::io_uring_threads("iou-sqp-"); }
 };
 
 TEST_P(SqpollAttachTest, RingsAttachedOnTwoQueuesShareOneSqpollThread) {

@@ -16,8 +16,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -25,6 +23,7 @@
 #include "device_fixture.h"
 #include "ring/ring_fdinfo.h"
 #include "ring/setup.h"
+#include "support/io_uring_threads.h"
 #include "support/memory_cgroup.h"
 #include "host/thread_capabilities.h"
 #include "util/address.h"
@@ -182,18 +181,6 @@ std::chrono::nanoseconds thread_cpu_time() {
   timespec ts{};
   ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-}
-
-// io_uring's kernel threads of this process whose names start with `prefix` (iou-sqp-*, iou-wrk-*).
-unsigned io_uring_threads(const std::string& prefix = "iou-") {
-  unsigned n = 0;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string name;
-    std::getline(comm, name);
-    if (name.rfind(prefix, 0) == 0) ++n;
-  }
-  return n;
 }
 
 class HostileResourcesTest : public DeviceFixture, public ::testing::WithParamInterface<Kind> {
